@@ -1,0 +1,225 @@
+//! Domains (guide §7).
+
+use keel_core::address::is_valid_domain;
+
+use crate::Directory;
+use crate::docs::{self, DOMAIN, Docs, PRIMARY_DOMAIN, PrimarySetting, SETTING, Tx};
+use crate::error::{DirResult, DirectoryError};
+use crate::model::{Domain, DomainPatch, NewDomain};
+
+fn norm_domain(name: &str) -> DirResult<String> {
+    let n = name.trim().trim_end_matches('.').to_lowercase();
+    if !is_valid_domain(&n) {
+        return Err(DirectoryError::InvalidDomainName(name.trim().to_string()));
+    }
+    Ok(n)
+}
+
+/// Checks that `name` is neither a domain nor a domain alias, except of domain `own`.
+fn name_free(tx: &mut dyn Docs, name: &str, own: Option<&str>) -> DirResult<()> {
+    for d in docs::list::<Domain>(tx, DOMAIN, None)? {
+        if Some(d.name.as_str()) == own {
+            continue;
+        }
+        if d.name == name {
+            return Err(DirectoryError::DomainNameTaken {
+                name: name.to_string(),
+                by: format!("domain {}", d.name),
+            });
+        }
+        if d.aliases.iter().any(|a| a == name) {
+            return Err(DirectoryError::DomainNameTaken {
+                name: name.to_string(),
+                by: format!("an alias of domain {}", d.name),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_domain_fields(tx: &mut Tx<'_>, dom: &mut Domain) -> DirResult<()> {
+    let mut aliases = Vec::new();
+    for a in &dom.aliases {
+        let a = norm_domain(a)?;
+        if a == dom.name {
+            return Err(DirectoryError::Invalid(format!(
+                "domain {} cannot be an alias of itself",
+                dom.name
+            )));
+        }
+        name_free(tx, &a, Some(&dom.name))?;
+        if !aliases.contains(&a) {
+            aliases.push(a);
+        }
+    }
+    dom.aliases = aliases;
+    if let Some(f) = &dom.forwarding
+        && (f.host.trim().is_empty() || f.port == 0)
+    {
+        return Err(DirectoryError::Invalid(
+            "domain forwarding needs a host name and a port".to_string(),
+        ));
+    }
+    // guide §7.7: at most one domain per listening IP.
+    if let Some(ip) = dom.bound_ip {
+        for d in docs::list::<Domain>(tx, DOMAIN, None)? {
+            if d.name != dom.name && d.bound_ip == Some(ip) {
+                return Err(DirectoryError::IpAlreadyBound {
+                    ip: ip.to_string(),
+                    domain: d.name,
+                });
+            }
+        }
+    }
+    dom.settings.retain(|_, v| !v.is_null());
+    Ok(())
+}
+
+impl Directory {
+    /// Adds a domain (guide §7.2). The first domain becomes the primary domain (§7.2.1).
+    pub fn add_domain(&self, new: NewDomain) -> DirResult<Domain> {
+        let name = norm_domain(&new.name)?;
+        self.txn(|tx| {
+            name_free(tx, &name, None)?;
+            let mut dom = Domain {
+                name: name.clone(),
+                description: new.description.clone(),
+                primary: false,
+                user_limit: new.user_limit,
+                aliases: new.aliases.clone(),
+                outgoing_size_limit: new.outgoing_size_limit,
+                forwarding: new.forwarding.clone(),
+                bound_ip: new.bound_ip,
+                settings: Default::default(),
+            };
+            check_domain_fields(tx, &mut dom)?;
+            tx.put(DOMAIN, &name, "", &dom)?;
+            let primary = docs::primary_domain(tx)?;
+            let primary_exists = match &primary {
+                Some(p) => tx.get_raw(DOMAIN, p)?.is_some(),
+                None => false,
+            };
+            if !primary_exists {
+                tx.put(
+                    SETTING,
+                    PRIMARY_DOMAIN,
+                    "",
+                    &PrimarySetting {
+                        domain: name.clone(),
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+        self.get_domain(&name)
+    }
+
+    /// Lists every domain, ordered by name.
+    pub fn list_domains(&self) -> DirResult<Vec<Domain>> {
+        let mut r = self.reader();
+        let primary = docs::primary_domain(&mut r)?;
+        let mut v = docs::list::<Domain>(&mut r, DOMAIN, None)?;
+        for d in &mut v {
+            d.primary = primary.as_deref() == Some(d.name.as_str());
+        }
+        Ok(v)
+    }
+
+    /// One domain by name (not by domain alias).
+    pub fn get_domain(&self, name: &str) -> DirResult<Domain> {
+        let n = name.trim().trim_end_matches('.').to_lowercase();
+        docs::get_domain(&mut self.reader(), &n)?.ok_or(DirectoryError::NoSuchDomain(n))
+    }
+
+    /// Changes a domain's settings.
+    pub fn set_domain(&self, name: &str, patch: DomainPatch) -> DirResult<Domain> {
+        let n = name.trim().trim_end_matches('.').to_lowercase();
+        self.txn(|tx| {
+            let mut dom = docs::get::<Domain>(tx, DOMAIN, &n)?
+                .ok_or_else(|| DirectoryError::NoSuchDomain(n.clone()))?;
+            if let Some(v) = &patch.description {
+                dom.description = v.clone();
+            }
+            if let Some(v) = patch.user_limit {
+                dom.user_limit = v;
+            }
+            if let Some(v) = &patch.aliases {
+                dom.aliases = v.clone();
+            }
+            if let Some(v) = patch.outgoing_size_limit {
+                dom.outgoing_size_limit = v;
+            }
+            if let Some(v) = &patch.forwarding {
+                dom.forwarding = v.clone();
+            }
+            if let Some(v) = patch.bound_ip {
+                dom.bound_ip = v;
+            }
+            if let Some(s) = &patch.settings {
+                for (k, v) in s {
+                    dom.settings.insert(k.clone(), v.clone());
+                }
+            }
+            check_domain_fields(tx, &mut dom)?;
+            dom.primary = false;
+            tx.put(DOMAIN, &n, "", &dom)
+        })?;
+        self.get_domain(&n)
+    }
+
+    /// Removes a domain. Refused while it has users, groups or aliases, or while it is the
+    /// primary domain (guide §7.8).
+    pub fn remove_domain(&self, name: &str) -> DirResult<()> {
+        let n = name.trim().trim_end_matches('.').to_lowercase();
+        self.txn(|tx| {
+            if tx.get_raw(DOMAIN, &n)?.is_none() {
+                return Err(DirectoryError::NoSuchDomain(n.clone()));
+            }
+            for (kind, what) in [
+                (docs::USER, "users"),
+                (docs::GROUP, "groups"),
+                (docs::ALIAS, "aliases"),
+            ] {
+                let count = docs::count(tx, kind, Some(&n))?;
+                if count > 0 {
+                    return Err(DirectoryError::DomainNotEmpty {
+                        domain: n.clone(),
+                        count,
+                        what,
+                    });
+                }
+            }
+            if docs::primary_domain(tx)?.as_deref() == Some(n.as_str()) {
+                return Err(DirectoryError::PrimaryDomain(n.clone()));
+            }
+            tx.delete(DOMAIN, &n)?;
+            Ok(())
+        })
+    }
+
+    /// Makes a domain the primary domain (guide §7.2.1 "Set as primary").
+    pub fn set_primary_domain(&self, name: &str) -> DirResult<()> {
+        let n = name.trim().trim_end_matches('.').to_lowercase();
+        self.txn(|tx| {
+            if tx.get_raw(DOMAIN, &n)?.is_none() {
+                return Err(DirectoryError::NoSuchDomain(n.clone()));
+            }
+            tx.put(
+                SETTING,
+                PRIMARY_DOMAIN,
+                "",
+                &PrimarySetting { domain: n.clone() },
+            )
+        })
+    }
+
+    /// The primary domain, if any domain exists.
+    pub fn primary_domain(&self) -> DirResult<Option<String>> {
+        docs::primary_domain(&mut self.reader())
+    }
+
+    /// Whether a name is a local domain or domain alias; returns the real domain.
+    pub fn local_domain(&self, name: &str) -> DirResult<Option<String>> {
+        Ok(docs::real_domain(&mut self.reader(), name)?.map(|(d, _)| d))
+    }
+}

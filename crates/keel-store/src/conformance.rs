@@ -1,0 +1,1183 @@
+//! Backend conformance suite (DESIGN §4: "both backends pass one shared conformance test
+//! suite").
+//!
+//! Every check is a `pub fn(&dyn MetaStore, &dyn BlobStore)` that expects empty stores and
+//! panics with a message naming the broken rule. A backend runs them either all at once
+//! with [`run_all`], or one `#[test]` per check with [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```ignore
+//! fn fresh() -> (Arc<dyn MetaStore>, Arc<dyn BlobStore>, TempDir) { todo!() }
+//! keel_store::conformance_tests!(fresh);
+//! ```
+//!
+//! Checks needing two handles on one database ([`generation_seen_by_second_handle`]) are
+//! not in [`CHECKS`]; the backend calls them itself.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::{
+    BlobId, BlobStore, ChangeKind, FolderKind, MetaStore, NewMessage, StoreError, Usage,
+    collect_orphan_blobs,
+};
+
+/// The signature of a check.
+pub type Check = fn(&dyn MetaStore, &dyn BlobStore);
+
+/// Every single-handle check, by name, in the order [`run_all`] runs them.
+pub const CHECKS: &[(&str, Check)] = &[
+    ("docs_put_get_list_delete", docs_put_get_list_delete),
+    ("docs_versions_increment", docs_versions_increment),
+    (
+        "docs_transaction_rolls_back_on_error",
+        docs_transaction_rolls_back_on_error,
+    ),
+    (
+        "docs_generation_changes_on_write",
+        docs_generation_changes_on_write,
+    ),
+    (
+        "docs_concurrent_transactions_lose_no_update",
+        docs_concurrent_transactions_lose_no_update,
+    ),
+    (
+        "folders_create_conflict_rename_delete",
+        folders_create_conflict_rename_delete,
+    ),
+    (
+        "folder_uid_validity_changes_on_recreate",
+        folder_uid_validity_changes_on_recreate,
+    ),
+    (
+        "append_assigns_uids_and_modseqs",
+        append_assigns_uids_and_modseqs,
+    ),
+    (
+        "changes_since_returns_later_changes_in_order",
+        changes_since_returns_later_changes_in_order,
+    ),
+    (
+        "folder_counters_and_usage_follow_changes",
+        folder_counters_and_usage_follow_changes,
+    ),
+    (
+        "blob_references_and_lost_blobs",
+        blob_references_and_lost_blobs,
+    ),
+    (
+        "move_account_folders_moves_everything",
+        move_account_folders_moves_everything,
+    ),
+    (
+        "delete_account_data_removes_everything",
+        delete_account_data_removes_everything,
+    ),
+    (
+        "missing_objects_are_not_found",
+        missing_objects_are_not_found,
+    ),
+    ("blob_put_is_idempotent", blob_put_is_idempotent),
+    ("blob_bytes_round_trip", blob_bytes_round_trip),
+    ("blob_list_and_delete", blob_list_and_delete),
+    (
+        "blob_id_parse_rejects_bad_ids",
+        blob_id_parse_rejects_bad_ids,
+    ),
+    (
+        "collect_orphan_blobs_removes_only_unreferenced",
+        collect_orphan_blobs_removes_only_unreferenced,
+    ),
+];
+
+/// Runs every check of [`CHECKS`], each on fresh stores from `factory`.
+pub fn run_all(factory: &dyn Fn() -> (Arc<dyn MetaStore>, Arc<dyn BlobStore>)) {
+    for (name, check) in CHECKS {
+        let (meta, blobs) = factory();
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&*meta, &*blobs)));
+        if outcome.is_err() {
+            panic!("conformance check `{name}` failed (see the panic message above)");
+        }
+    }
+}
+
+/// Generates one `#[test]` per conformance check, plus a test that the list is complete.
+///
+/// `$fresh` is a function returning `(Arc<dyn MetaStore>, Arc<dyn BlobStore>, G)` for
+/// fresh, empty stores; `G` is kept alive for the test's duration (e.g. a temp dir).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@tests $fresh;
+            docs_put_get_list_delete,
+            docs_versions_increment,
+            docs_transaction_rolls_back_on_error,
+            docs_generation_changes_on_write,
+            docs_concurrent_transactions_lose_no_update,
+            folders_create_conflict_rename_delete,
+            folder_uid_validity_changes_on_recreate,
+            append_assigns_uids_and_modseqs,
+            changes_since_returns_later_changes_in_order,
+            folder_counters_and_usage_follow_changes,
+            blob_references_and_lost_blobs,
+            move_account_folders_moves_everything,
+            delete_account_data_removes_everything,
+            missing_objects_are_not_found,
+            blob_put_is_idempotent,
+            blob_bytes_round_trip,
+            blob_list_and_delete,
+            blob_id_parse_rejects_bad_ids,
+            collect_orphan_blobs_removes_only_unreferenced,
+        );
+    };
+    (@tests $fresh:path; $($check:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                let (meta, blobs, _guard) = $fresh();
+                $crate::conformance::$check(&*meta, &*blobs);
+            }
+        )+
+        #[test]
+        fn conformance_macro_lists_every_check() {
+            let generated: &[&str] = &[$(stringify!($check)),+];
+            let all: ::std::vec::Vec<&str> =
+                $crate::conformance::CHECKS.iter().map(|(name, _)| *name).collect();
+            assert_eq!(generated, all.as_slice(), "conformance_tests! and CHECKS disagree");
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::Value::String(s.to_owned())
+}
+
+/// Stores `bytes` and describes a message holding them.
+fn message(blobs: &dyn BlobStore, bytes: &[u8], flags: &[&str]) -> NewMessage {
+    let blob = blobs.put(bytes).expect("blob put");
+    NewMessage {
+        blob,
+        size: bytes.len() as u64,
+        flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+        internal_date: 1_700_000_000,
+    }
+}
+
+fn assert_counters(meta: &dyn MetaStore, account: &str, name: &str, messages: u32, unseen: u32) {
+    let f = meta
+        .get_folder(account, name)
+        .expect("get_folder")
+        .expect("folder exists");
+    assert_eq!(f.messages, messages, "message counter of {name}");
+    assert_eq!(f.unseen, unseen, "unseen counter of {name}");
+    let listed = meta.list_messages(f.id).expect("list_messages");
+    assert_eq!(
+        listed.len() as u32,
+        messages,
+        "message counter of {name} vs its messages"
+    );
+    let unseen_listed = listed
+        .iter()
+        .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+        .count();
+    assert_eq!(
+        unseen_listed as u32, unseen,
+        "unseen counter of {name} vs its messages"
+    );
+}
+
+fn sorted(mut v: Vec<BlobId>) -> Vec<BlobId> {
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------------------
+// Documents
+
+/// Documents can be written, read, listed (by kind and by parent) and deleted.
+pub fn docs_put_get_list_delete(meta: &dyn MetaStore, _blobs: &dyn BlobStore) {
+    assert_eq!(
+        meta.get_doc("user", "alice").expect("get"),
+        None,
+        "empty store has a doc"
+    );
+    meta.transact(&mut |t| {
+        t.put("user", "bob", "example.org", &json("b"))?;
+        t.put("user", "alice", "example.com", &json("a"))?;
+        t.put("user", "carol", "example.com", &json("c"))?;
+        t.put("domain", "example.com", "", &json("d"))?;
+        // A transaction reads its own writes.
+        let own = t
+            .get("user", "alice")?
+            .expect("own write visible in the transaction");
+        assert_eq!(own.body, json("a"));
+        Ok(())
+    })
+    .expect("transact");
+
+    let alice = meta
+        .get_doc("user", "alice")
+        .expect("get")
+        .expect("alice stored");
+    assert_eq!(
+        (
+            alice.kind.as_str(),
+            alice.key.as_str(),
+            alice.parent.as_str(),
+            alice.version
+        ),
+        ("user", "alice", "example.com", 1)
+    );
+    assert_eq!(alice.body, json("a"));
+
+    let keys = |docs: Vec<crate::Doc>| docs.into_iter().map(|d| d.key).collect::<Vec<_>>();
+    assert_eq!(
+        keys(meta.list_docs("user", None).expect("list")),
+        ["alice", "bob", "carol"],
+        "list by kind, ordered by key"
+    );
+    assert_eq!(
+        keys(meta.list_docs("user", Some("example.com")).expect("list")),
+        ["alice", "carol"],
+        "list by parent"
+    );
+    assert_eq!(
+        keys(meta.list_docs("domain", None).expect("list")),
+        ["example.com"]
+    );
+    assert!(meta.list_docs("group", None).expect("list").is_empty());
+
+    let mut existed = (false, true);
+    meta.transact(&mut |t| {
+        existed = (t.delete("user", "alice")?, t.delete("user", "nobody")?);
+        let inside = t.list("user", Some("example.com"))?;
+        assert_eq!(inside.len(), 1, "a transaction lists its own deletes");
+        Ok(())
+    })
+    .expect("transact");
+    assert_eq!(
+        existed,
+        (true, false),
+        "delete reports whether the doc existed"
+    );
+    assert_eq!(
+        meta.get_doc("user", "alice").expect("get"),
+        None,
+        "deleted doc still readable"
+    );
+    assert_eq!(
+        keys(meta.list_docs("user", Some("example.com")).expect("list")),
+        ["carol"]
+    );
+}
+
+/// Every write of a document increments its version; a re-created one starts at 1 again.
+pub fn docs_versions_increment(meta: &dyn MetaStore, _blobs: &dyn BlobStore) {
+    let mut versions = Vec::new();
+    for i in 0..3 {
+        meta.transact(&mut |t| {
+            versions.push(t.put("setting", "smtp", "", &serde_json::json!({ "n": i }))?);
+            Ok(())
+        })
+        .expect("transact");
+    }
+    assert_eq!(versions, [1, 2, 3], "versions returned by put");
+    let doc = meta.get_doc("setting", "smtp").expect("get").expect("doc");
+    assert_eq!(doc.version, 3, "stored version");
+    assert_eq!(doc.body, serde_json::json!({ "n": 2 }), "last body wins");
+
+    // A parent change is a write like any other.
+    let mut v = 0;
+    meta.transact(&mut |t| {
+        v = t.put("setting", "smtp", "moved", &serde_json::json!({ "n": 3 }))?;
+        Ok(())
+    })
+    .expect("transact");
+    assert_eq!(v, 4);
+    assert_eq!(
+        meta.list_docs("setting", Some("moved"))
+            .expect("list")
+            .len(),
+        1
+    );
+    assert!(
+        meta.list_docs("setting", Some(""))
+            .expect("list")
+            .is_empty(),
+        "old parent kept"
+    );
+}
+
+/// A transaction whose closure fails leaves no trace and returns the closure's error.
+pub fn docs_transaction_rolls_back_on_error(meta: &dyn MetaStore, _blobs: &dyn BlobStore) {
+    meta.transact(&mut |t| t.put("user", "kept", "", &json("v1")).map(drop))
+        .expect("seed");
+
+    let err = meta
+        .transact(&mut |t| {
+            t.put("user", "new", "", &json("x"))?;
+            t.put("user", "kept", "", &json("v2"))?;
+            t.delete("user", "kept")?;
+            Err(StoreError::Aborted("changed my mind".into()))
+        })
+        .expect_err("a failing closure must fail the transaction");
+    assert!(
+        matches!(&err, StoreError::Aborted(m) if m == "changed my mind"),
+        "the closure's error is returned unchanged, got {err:?}"
+    );
+    assert_eq!(
+        meta.get_doc("user", "new").expect("get"),
+        None,
+        "rolled-back insert visible"
+    );
+    let kept = meta
+        .get_doc("user", "kept")
+        .expect("get")
+        .expect("rolled-back delete visible");
+    assert_eq!(
+        (kept.version, kept.body),
+        (1, json("v1")),
+        "rolled-back update visible"
+    );
+
+    // The store stays usable after a rollback.
+    meta.transact(&mut |t| t.put("user", "after", "", &json("y")).map(drop))
+        .expect("transact");
+    assert!(meta.get_doc("user", "after").expect("get").is_some());
+}
+
+/// `docs_generation` changes after every committed document write.
+pub fn docs_generation_changes_on_write(meta: &dyn MetaStore, _blobs: &dyn BlobStore) {
+    let g0 = meta.docs_generation().expect("generation");
+    meta.transact(&mut |t| t.put("domain", "example.com", "", &json("d")).map(drop))
+        .expect("transact");
+    let g1 = meta.docs_generation().expect("generation");
+    assert_ne!(g0, g1, "generation unchanged after a put");
+    meta.transact(&mut |t| t.delete("domain", "example.com").map(drop))
+        .expect("transact");
+    let g2 = meta.docs_generation().expect("generation");
+    assert_ne!(g1, g2, "generation unchanged after a delete");
+    assert_eq!(
+        meta.docs_generation().expect("generation"),
+        g2,
+        "generation moved by a read"
+    );
+}
+
+/// Concurrent read-modify-write transactions on one document lose no update.
+pub fn docs_concurrent_transactions_lose_no_update(meta: &dyn MetaStore, _blobs: &dyn BlobStore) {
+    const THREADS: u64 = 8;
+    const ROUNDS: u64 = 25;
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                for _ in 0..ROUNDS {
+                    meta.transact(&mut |t| {
+                        let n = t
+                            .get("counter", "c")?
+                            .and_then(|d| d.body.as_u64())
+                            .unwrap_or(0);
+                        t.put("counter", "c", "", &serde_json::json!(n + 1))?;
+                        Ok(())
+                    })
+                    .expect("concurrent transact");
+                }
+            });
+        }
+    });
+    let doc = meta
+        .get_doc("counter", "c")
+        .expect("get")
+        .expect("counter doc");
+    assert_eq!(
+        doc.body,
+        serde_json::json!(THREADS * ROUNDS),
+        "lost updates"
+    );
+    assert_eq!(doc.version, THREADS * ROUNDS, "version counts every write");
+}
+
+/// Cross-handle visibility: a document write through `a` changes the generation read
+/// through `b`, a second handle on the same database (e.g. another process).
+pub fn generation_seen_by_second_handle(a: &dyn MetaStore, b: &dyn MetaStore) {
+    let before = b.docs_generation().expect("generation");
+    a.transact(&mut |t| t.put("user", "x", "", &json("x")).map(drop))
+        .expect("transact");
+    let after = b.docs_generation().expect("generation");
+    assert_ne!(
+        before, after,
+        "the other handle did not see the generation change"
+    );
+    assert_eq!(
+        b.get_doc("user", "x").expect("get").map(|d| d.body),
+        Some(json("x")),
+        "the other handle did not see the document"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Folders and messages
+
+/// Folders: create, duplicate name conflicts, rename (with conflict), delete.
+pub fn folders_create_conflict_rename_delete(meta: &dyn MetaStore, _blobs: &dyn BlobStore) {
+    let inbox = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create INBOX");
+    assert_eq!(
+        (inbox.account.as_str(), inbox.name.as_str()),
+        ("alice", "INBOX")
+    );
+    assert_eq!(inbox.kind, FolderKind::Mail);
+    assert_eq!((inbox.uid_next, inbox.messages, inbox.unseen), (1, 0, 0));
+    assert_ne!(inbox.uid_validity, 0, "UIDVALIDITY must be non-zero");
+    let cal = meta
+        .create_folder("alice", "Calendar", FolderKind::Calendar)
+        .expect("create");
+    assert_eq!(cal.kind, FolderKind::Calendar);
+    assert_ne!(cal.id, inbox.id);
+
+    let dup = meta.create_folder("alice", "INBOX", FolderKind::Mail);
+    assert!(
+        matches!(dup, Err(StoreError::Conflict { .. })),
+        "duplicate name: {dup:?}"
+    );
+    // Names are per account.
+    meta.create_folder("bob", "INBOX", FolderKind::Mail)
+        .expect("same name, other account");
+
+    let names = |acct: &str| {
+        meta.list_folders(acct)
+            .expect("list")
+            .into_iter()
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names("alice"),
+        ["Calendar", "INBOX"],
+        "folders ordered by name"
+    );
+    assert_eq!(
+        meta.get_folder("alice", "INBOX").expect("get"),
+        Some(inbox.clone())
+    );
+
+    let clash = meta.rename_folder(cal.id, "INBOX");
+    assert!(
+        matches!(clash, Err(StoreError::Conflict { .. })),
+        "rename onto a name: {clash:?}"
+    );
+    assert_eq!(
+        names("alice"),
+        ["Calendar", "INBOX"],
+        "failed rename changed names"
+    );
+
+    meta.rename_folder(cal.id, "Work/Calendar").expect("rename");
+    let renamed = meta
+        .get_folder("alice", "Work/Calendar")
+        .expect("get")
+        .expect("renamed");
+    assert_eq!(renamed.id, cal.id, "rename keeps the id");
+    assert_eq!(
+        renamed.uid_validity, cal.uid_validity,
+        "rename keeps UIDVALIDITY"
+    );
+    assert_eq!(
+        meta.get_folder("alice", "Calendar").expect("get"),
+        None,
+        "old name remains"
+    );
+
+    let lost = meta.delete_folder(inbox.id).expect("delete");
+    assert!(lost.is_empty(), "empty folder released blobs: {lost:?}");
+    assert_eq!(names("alice"), ["Work/Calendar"]);
+    assert_eq!(
+        names("bob"),
+        ["INBOX"],
+        "deleting alice's INBOX touched bob's"
+    );
+    meta.create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("name free again");
+}
+
+/// A folder deleted and re-created under the same name gets another UIDVALIDITY.
+pub fn folder_uid_validity_changes_on_recreate(meta: &dyn MetaStore, _blobs: &dyn BlobStore) {
+    let mut seen = BTreeSet::new();
+    for _ in 0..3 {
+        let f = meta
+            .create_folder("alice", "Trash", FolderKind::Mail)
+            .expect("create");
+        assert!(
+            seen.insert(f.uid_validity),
+            "UIDVALIDITY {} reused",
+            f.uid_validity
+        );
+        meta.delete_folder(f.id).expect("delete");
+    }
+}
+
+/// Appends get increasing UIDs, strictly increasing modseqs, and are listed as stored.
+pub fn append_assigns_uids_and_modseqs(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let f = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    assert!(
+        meta.append_messages(f.id, &[])
+            .expect("empty append")
+            .is_empty()
+    );
+    let first = meta
+        .append_messages(
+            f.id,
+            &[
+                message(blobs, b"one", &["\\Seen", "$Junk", "\\Seen"]),
+                message(blobs, b"two", &[]),
+                message(blobs, b"three", &["\\Flagged"]),
+            ],
+        )
+        .expect("append");
+    let second = meta
+        .append_messages(f.id, &[message(blobs, b"four", &[])])
+        .expect("append");
+    let all: Vec<(u32, u64)> = first.iter().chain(&second).copied().collect();
+    assert_eq!(
+        all.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4],
+        "UIDs"
+    );
+    assert!(
+        all.windows(2).all(|w| w[0].1 < w[1].1),
+        "modseqs not strictly increasing: {all:?}"
+    );
+    assert!(
+        all[0].1 > f.highest_modseq,
+        "append modseq not above the folder's creation"
+    );
+
+    let listed = meta.list_messages(f.id).expect("list");
+    assert_eq!(listed.len(), 4);
+    let m1 = &listed[0];
+    assert_eq!((m1.folder, m1.uid, m1.size), (f.id, 1, 3));
+    assert_eq!(m1.blob, BlobId::of(b"one"));
+    assert_eq!(m1.flags, ["$Junk", "\\Seen"], "flags sorted and distinct");
+    assert_eq!(m1.internal_date, 1_700_000_000);
+    for (m, (uid, modseq)) in listed.iter().zip(&all) {
+        assert_eq!(
+            (m.uid, m.modseq),
+            (*uid, *modseq),
+            "listed uid/modseq vs append result"
+        );
+    }
+
+    let folder = meta
+        .get_folder("alice", "INBOX")
+        .expect("get")
+        .expect("folder");
+    assert_eq!(folder.uid_next, 5, "uid_next");
+    assert_eq!(folder.highest_modseq, all[3].1, "folder highest_modseq");
+    assert_eq!(
+        meta.highest_modseq("alice").expect("modseq"),
+        all[3].1,
+        "account modseq"
+    );
+
+    // UIDs are never reused, even after an expunge of the last message.
+    meta.expunge(f.id, &[4]).expect("expunge");
+    let again = meta
+        .append_messages(f.id, &[message(blobs, b"five", &[])])
+        .expect("append");
+    assert_eq!(again[0].0, 5, "UID reused after expunge");
+}
+
+/// The change log returns exactly the changes after a modseq, in order, per account.
+pub fn changes_since_returns_later_changes_in_order(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    assert_eq!(
+        meta.highest_modseq("alice").expect("modseq"),
+        0,
+        "fresh account"
+    );
+    assert!(meta.changes_since("alice", 0).expect("changes").is_empty());
+
+    let f = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let other = meta
+        .create_folder("bob", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let added = meta
+        .append_messages(
+            f.id,
+            &[message(blobs, b"a", &[]), message(blobs, b"b", &[])],
+        )
+        .expect("append");
+    meta.append_messages(other.id, &[message(blobs, b"bob's", &[])])
+        .expect("append");
+    let mark = meta.highest_modseq("alice").expect("modseq");
+    meta.set_flags(f.id, 1, &["\\Seen".to_owned()])
+        .expect("flags");
+    meta.expunge(f.id, &[2]).expect("expunge");
+    meta.rename_folder(f.id, "Inbox2").expect("rename");
+    let tmp = meta
+        .create_folder("alice", "Tmp", FolderKind::Notes)
+        .expect("create");
+    meta.delete_folder(tmp.id).expect("delete");
+
+    let all = meta.changes_since("alice", 0).expect("changes");
+    let got: Vec<(i64, u32, ChangeKind)> = all
+        .iter()
+        .map(|c| (c.folder, c.uid, c.kind.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (f.id, 0, ChangeKind::FolderCreated),
+            (f.id, 1, ChangeKind::MessageAdded),
+            (f.id, 2, ChangeKind::MessageAdded),
+            (f.id, 1, ChangeKind::FlagsChanged),
+            (f.id, 2, ChangeKind::MessageExpunged),
+            (f.id, 0, ChangeKind::FolderRenamed),
+            (tmp.id, 0, ChangeKind::FolderCreated),
+            (tmp.id, 0, ChangeKind::FolderDeleted),
+        ],
+        "alice's change log"
+    );
+    assert!(
+        all.windows(2).all(|w| w[0].modseq < w[1].modseq),
+        "log not in modseq order"
+    );
+    assert_eq!(all[1].modseq, added[0].1, "log modseq vs append result");
+    let last = all.last().expect("non-empty").modseq;
+    assert_eq!(
+        meta.highest_modseq("alice").expect("modseq"),
+        last,
+        "highest_modseq"
+    );
+
+    let later = meta.changes_since("alice", mark).expect("changes");
+    assert_eq!(
+        later,
+        all[3..],
+        "changes_since(mark) must be exactly the later changes"
+    );
+    assert!(
+        meta.changes_since("alice", last)
+            .expect("changes")
+            .is_empty()
+    );
+    let bobs = meta.changes_since("bob", 0).expect("changes");
+    assert_eq!(
+        bobs.len(),
+        2,
+        "bob's log holds only bob's changes: {bobs:?}"
+    );
+}
+
+/// Folder counters (messages, unseen, highest_modseq) and account usage follow appends,
+/// flag changes, expunges and folder deletion.
+pub fn folder_counters_and_usage_follow_changes(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let inbox = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let sent = meta
+        .create_folder("alice", "Sent", FolderKind::Mail)
+        .expect("create");
+    assert_eq!(meta.usage("alice").expect("usage"), Usage::default());
+
+    meta.append_messages(
+        inbox.id,
+        &[
+            message(blobs, &[b'a'; 10], &[]),
+            message(blobs, &[b'b'; 20], &[]),
+            message(blobs, &[b'c'; 30], &["\\Seen"]),
+        ],
+    )
+    .expect("append");
+    meta.append_messages(sent.id, &[message(blobs, &[b'd'; 5], &["\\Seen"])])
+        .expect("append");
+    assert_counters(meta, "alice", "INBOX", 3, 2);
+    assert_counters(meta, "alice", "Sent", 1, 0);
+    assert_eq!(
+        meta.usage("alice").expect("usage"),
+        Usage {
+            bytes: 65,
+            messages: 4
+        }
+    );
+    assert_eq!(
+        meta.usage("bob").expect("usage"),
+        Usage::default(),
+        "unknown account usage"
+    );
+
+    let m = meta
+        .set_flags(inbox.id, 1, &["\\Seen".into(), "$Work".into()])
+        .expect("flags");
+    assert_counters(meta, "alice", "INBOX", 3, 1);
+    let f = meta
+        .get_folder("alice", "INBOX")
+        .expect("get")
+        .expect("folder");
+    assert_eq!(
+        f.highest_modseq, m,
+        "flag change moves the folder's highest_modseq"
+    );
+    meta.set_flags(inbox.id, 3, &[]).expect("flags");
+    assert_counters(meta, "alice", "INBOX", 3, 2);
+    // Setting the same flags again changes nothing.
+    let before = meta.highest_modseq("alice").expect("modseq");
+    let same = meta
+        .set_flags(inbox.id, 1, &["$Work".into(), "\\Seen".into()])
+        .expect("flags");
+    assert_eq!(same, m, "unchanged flags keep the message's modseq");
+    assert_eq!(
+        meta.highest_modseq("alice").expect("modseq"),
+        before,
+        "no-op flag change logged"
+    );
+    assert_counters(meta, "alice", "INBOX", 3, 2);
+    let listed = meta.list_messages(inbox.id).expect("list");
+    assert_eq!(listed[0].flags, ["$Work", "\\Seen"]);
+    assert_eq!(listed[0].modseq, m);
+
+    // Expunge uid 2 (20 bytes, unseen) and a UID that does not exist.
+    let before = meta.highest_modseq("alice").expect("modseq");
+    meta.expunge(inbox.id, &[2, 99]).expect("expunge");
+    assert_counters(meta, "alice", "INBOX", 2, 1);
+    assert_eq!(
+        meta.usage("alice").expect("usage"),
+        Usage {
+            bytes: 45,
+            messages: 3
+        }
+    );
+    let changes = meta.changes_since("alice", before).expect("changes");
+    assert_eq!(
+        changes.len(),
+        1,
+        "expunge of a missing UID logged a change: {changes:?}"
+    );
+    let f = meta
+        .get_folder("alice", "INBOX")
+        .expect("get")
+        .expect("folder");
+    assert_eq!(f.highest_modseq, changes[0].modseq);
+    assert_eq!(f.uid_next, 4, "expunge must not move uid_next");
+
+    meta.expunge(inbox.id, &[]).expect("empty expunge");
+    assert_eq!(
+        meta.highest_modseq("alice").expect("modseq"),
+        changes[0].modseq
+    );
+
+    meta.delete_folder(inbox.id).expect("delete");
+    assert_eq!(
+        meta.usage("alice").expect("usage"),
+        Usage {
+            bytes: 5,
+            messages: 1
+        }
+    );
+}
+
+/// Reference counts and "lost last reference" answers: a blob shared by two folders
+/// survives expunging one copy.
+pub fn blob_references_and_lost_blobs(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let a = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let b = meta
+        .create_folder("bob", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let shared = message(blobs, b"to alice and bob", &[]);
+    let own = message(blobs, b"only alice", &[]);
+    assert_eq!(meta.blob_refcount(&shared.blob).expect("refcount"), 0);
+    meta.append_messages(a.id, &[shared.clone(), own.clone()])
+        .expect("append");
+    meta.append_messages(b.id, std::slice::from_ref(&shared))
+        .expect("append");
+    assert_eq!(meta.blob_refcount(&shared.blob).expect("refcount"), 2);
+    assert_eq!(meta.blob_refcount(&own.blob).expect("refcount"), 1);
+
+    let lost = meta.expunge(a.id, &[1]).expect("expunge");
+    assert!(
+        lost.is_empty(),
+        "blob still referenced by bob reported lost: {lost:?}"
+    );
+    assert_eq!(meta.blob_refcount(&shared.blob).expect("refcount"), 1);
+    let lost = meta.expunge(b.id, &[1]).expect("expunge");
+    assert_eq!(
+        lost,
+        std::slice::from_ref(&shared.blob),
+        "last reference gone"
+    );
+    assert_eq!(meta.blob_refcount(&shared.blob).expect("refcount"), 0);
+
+    // Two copies in one folder expunged together: reported once.
+    meta.append_messages(b.id, &[shared.clone(), shared.clone(), own.clone()])
+        .expect("append");
+    let lost = meta.expunge(b.id, &[2, 3]).expect("expunge");
+    assert_eq!(
+        lost,
+        std::slice::from_ref(&shared.blob),
+        "duplicate copies in one expunge"
+    );
+
+    // Deleting a folder reports only blobs nobody else references.
+    let lost = meta.delete_folder(b.id).expect("delete");
+    assert!(lost.is_empty(), "alice still holds `own`: {lost:?}");
+    let lost = meta.delete_folder(a.id).expect("delete");
+    assert_eq!(lost, std::slice::from_ref(&own.blob));
+}
+
+/// `move_account_folders` moves folders, messages and usage under a prefix, with modseqs
+/// of the new account; a name clash moves nothing.
+pub fn move_account_folders_moves_everything(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let inbox = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let sent = meta
+        .create_folder("alice", "Sent", FolderKind::Mail)
+        .expect("create");
+    let bob_inbox = meta
+        .create_folder("bob", "INBOX", FolderKind::Mail)
+        .expect("create");
+    meta.append_messages(
+        inbox.id,
+        &[
+            message(blobs, b"m1", &[]),
+            message(blobs, b"m22", &["\\Seen"]),
+        ],
+    )
+    .expect("append");
+    meta.append_messages(sent.id, &[message(blobs, b"m333", &["\\Seen"])])
+        .expect("append");
+    meta.append_messages(bob_inbox.id, &[message(blobs, b"b", &[])])
+        .expect("append");
+    // Give alice a higher modseq than bob, to check the moved modseqs are bob's.
+    for _ in 0..5 {
+        meta.set_flags(inbox.id, 1, &["$a".into()]).expect("flags");
+        meta.set_flags(inbox.id, 1, &[]).expect("flags");
+    }
+    let bob_before = meta.highest_modseq("bob").expect("modseq");
+
+    meta.move_account_folders("alice", "bob", "alice")
+        .expect("move");
+    assert!(
+        meta.list_folders("alice").expect("list").is_empty(),
+        "alice kept folders"
+    );
+    let names: Vec<String> = meta
+        .list_folders("bob")
+        .expect("list")
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["INBOX", "alice/INBOX", "alice/Sent"]);
+    let moved = meta
+        .get_folder("bob", "alice/INBOX")
+        .expect("get")
+        .expect("moved");
+    assert_eq!(moved.id, inbox.id, "folder id kept");
+    assert_eq!(
+        (moved.account.as_str(), moved.messages, moved.unseen),
+        ("bob", 2, 1)
+    );
+    assert_eq!(meta.list_messages(moved.id).expect("list").len(), 2);
+    assert_eq!(
+        meta.usage("alice").expect("usage"),
+        Usage::default(),
+        "alice usage left"
+    );
+    assert_eq!(
+        meta.usage("bob").expect("usage"),
+        Usage {
+            bytes: 10,
+            messages: 4
+        }
+    );
+
+    let bob_high = meta.highest_modseq("bob").expect("modseq");
+    for f in meta.list_folders("bob").expect("list") {
+        assert!(
+            f.highest_modseq <= bob_high,
+            "{} highest_modseq above bob's",
+            f.name
+        );
+        for m in meta.list_messages(f.id).expect("list") {
+            assert!(
+                m.modseq <= bob_high,
+                "moved message modseq {} above bob's",
+                m.modseq
+            );
+        }
+    }
+    let news = meta.changes_since("bob", bob_before).expect("changes");
+    let created: BTreeSet<i64> = news
+        .iter()
+        .filter(|c| c.kind == ChangeKind::FolderCreated)
+        .map(|c| c.folder)
+        .collect();
+    assert_eq!(
+        created,
+        BTreeSet::from([inbox.id, sent.id]),
+        "bob's log of the move"
+    );
+
+    // A clash moves nothing.
+    let carol = meta
+        .create_folder("carol", "INBOX", FolderKind::Mail)
+        .expect("create");
+    meta.create_folder("carol", "Zeta", FolderKind::Mail)
+        .expect("create");
+    let clash = meta.move_account_folders("carol", "bob", "alice");
+    assert!(
+        matches!(clash, Err(StoreError::Conflict { .. })),
+        "name clash: {clash:?}"
+    );
+    assert_eq!(
+        meta.list_folders("carol").expect("list").len(),
+        2,
+        "partial move"
+    );
+    assert_eq!(
+        meta.get_folder("carol", "INBOX")
+            .expect("get")
+            .map(|f| f.id),
+        Some(carol.id)
+    );
+    assert_eq!(
+        meta.get_folder("bob", "alice/Zeta").expect("get"),
+        None,
+        "partial move"
+    );
+}
+
+/// `delete_account_data` removes folders, messages, log and usage of one account only, and
+/// reports the blobs nobody references any more.
+pub fn delete_account_data_removes_everything(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let a1 = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let a2 = meta
+        .create_folder("alice", "Archive", FolderKind::Mail)
+        .expect("create");
+    let b = meta
+        .create_folder("bob", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let shared = message(blobs, b"shared", &[]);
+    let only1 = message(blobs, b"alice one", &[]);
+    let only2 = message(blobs, b"alice two", &[]);
+    meta.append_messages(a1.id, &[shared.clone(), only1.clone()])
+        .expect("append");
+    meta.append_messages(a2.id, &[only2.clone(), only1.clone()])
+        .expect("append");
+    meta.append_messages(b.id, std::slice::from_ref(&shared))
+        .expect("append");
+
+    let lost = sorted(meta.delete_account_data("alice").expect("delete"));
+    assert_eq!(
+        lost,
+        sorted(vec![only1.blob.clone(), only2.blob.clone()]),
+        "lost blobs"
+    );
+    assert!(
+        meta.list_folders("alice").expect("list").is_empty(),
+        "folders left"
+    );
+    assert!(
+        meta.changes_since("alice", 0).expect("changes").is_empty(),
+        "change log left"
+    );
+    assert_eq!(
+        meta.usage("alice").expect("usage"),
+        Usage::default(),
+        "usage left"
+    );
+    assert_eq!(meta.blob_refcount(&only1.blob).expect("refcount"), 0);
+    assert_eq!(
+        meta.blob_refcount(&shared.blob).expect("refcount"),
+        1,
+        "bob's reference"
+    );
+    assert_eq!(
+        meta.usage("bob").expect("usage"),
+        Usage {
+            bytes: 6,
+            messages: 1
+        }
+    );
+    assert_eq!(
+        meta.list_messages(b.id).expect("list").len(),
+        1,
+        "bob's message"
+    );
+    assert!(
+        meta.delete_account_data("nobody")
+            .expect("delete")
+            .is_empty()
+    );
+    // The account can start again.
+    meta.create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("re-create");
+}
+
+/// Operations on missing folders, messages and blobs fail with `NotFound`.
+pub fn missing_objects_are_not_found(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let f = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    meta.delete_folder(f.id).expect("delete");
+    let m = message(blobs, b"x", &[]);
+    let nf = |r: Result<(), StoreError>, what: &str| {
+        assert!(
+            matches!(r, Err(StoreError::NotFound(_))),
+            "{what}: expected NotFound, got {r:?}"
+        );
+    };
+    nf(
+        meta.append_messages(f.id, &[m]).map(drop),
+        "append to a deleted folder",
+    );
+    nf(meta.list_messages(f.id).map(drop), "list a deleted folder");
+    nf(meta.rename_folder(f.id, "X"), "rename a deleted folder");
+    nf(
+        meta.delete_folder(f.id).map(drop),
+        "delete a deleted folder",
+    );
+    nf(
+        meta.expunge(f.id, &[1]).map(drop),
+        "expunge in a deleted folder",
+    );
+    let g = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    nf(
+        meta.set_flags(g.id, 1, &[]).map(drop),
+        "flags of a missing message",
+    );
+    assert_eq!(meta.get_folder("alice", "Nope").expect("get"), None);
+    nf(
+        blobs.get(&BlobId::of(b"never stored")).map(drop),
+        "get of a missing blob",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Blobs
+
+/// Storing the same bytes twice yields the same id and one blob.
+pub fn blob_put_is_idempotent(_meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let a = blobs.put(b"same bytes").expect("put");
+    let b = blobs.put(b"same bytes").expect("put again");
+    assert_eq!(a, b);
+    assert_eq!(
+        a,
+        BlobId::of(b"same bytes"),
+        "id is the BLAKE3 of the bytes"
+    );
+    assert_eq!(
+        blobs.list().expect("list"),
+        std::slice::from_ref(&a),
+        "a second copy was stored"
+    );
+    assert_eq!(blobs.get(&a).expect("get"), b"same bytes");
+}
+
+/// Bytes come back exactly, for empty, binary and large blobs.
+pub fn blob_bytes_round_trip(_meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let large: Vec<u8> = (0..3 * 1024 * 1024 + 7)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let binary: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    for bytes in [
+        Vec::new(),
+        b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+        binary,
+        large,
+    ] {
+        let id = blobs.put(&bytes).expect("put");
+        assert!(blobs.exists(&id).expect("exists"));
+        let back = blobs.get(&id).expect("get");
+        assert!(
+            back == bytes,
+            "round trip of {} bytes changed them",
+            bytes.len()
+        );
+    }
+    assert!(!blobs.exists(&BlobId::of(b"absent")).expect("exists"));
+}
+
+/// `list` returns every blob; `delete` removes one and is a no-op for a missing blob.
+pub fn blob_list_and_delete(_meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    assert!(
+        blobs.list().expect("list").is_empty(),
+        "fresh blob store not empty"
+    );
+    let ids: Vec<BlobId> = (0..20)
+        .map(|i| blobs.put(format!("blob {i}").as_bytes()).expect("put"))
+        .collect();
+    assert_eq!(sorted(blobs.list().expect("list")), sorted(ids.clone()));
+    blobs.delete(&ids[3]).expect("delete");
+    assert!(!blobs.exists(&ids[3]).expect("exists"));
+    assert!(
+        matches!(blobs.get(&ids[3]), Err(StoreError::NotFound(_))),
+        "deleted blob readable"
+    );
+    blobs
+        .delete(&ids[3])
+        .expect("deleting a missing blob is not an error");
+    let mut rest = ids.clone();
+    rest.remove(3);
+    assert_eq!(sorted(blobs.list().expect("list")), sorted(rest));
+}
+
+/// `BlobId::parse` accepts exactly 64 lower-case hex digits.
+pub fn blob_id_parse_rejects_bad_ids(_meta: &dyn MetaStore, _blobs: &dyn BlobStore) {
+    let good = BlobId::of(b"");
+    assert_eq!(
+        good.0,
+        "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    );
+    assert_eq!(BlobId::parse(&good.0), Some(good.clone()));
+    assert_eq!(good.to_string(), good.0);
+    let bad = [
+        String::new(),
+        good.0[..63].to_owned(),
+        format!("{}0", good.0),
+        good.0.to_uppercase(),
+        format!("g{}", &good.0[1..]),
+        format!("../{}", &good.0[3..]),
+        format!(" {}", &good.0[1..]),
+        format!("{}é", &good.0[..62]),
+    ];
+    for s in bad {
+        assert_eq!(BlobId::parse(&s), None, "accepted bad id {s:?}");
+    }
+}
+
+/// `collect_orphan_blobs` removes exactly the blobs no message references.
+pub fn collect_orphan_blobs_removes_only_unreferenced(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let f = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let kept = message(blobs, b"referenced", &[]);
+    meta.append_messages(f.id, std::slice::from_ref(&kept))
+        .expect("append");
+    blobs.put(b"orphan 1").expect("put");
+    blobs.put(b"orphan 2").expect("put");
+    assert_eq!(collect_orphan_blobs(meta, blobs).expect("collect"), 2);
+    assert_eq!(
+        blobs.list().expect("list"),
+        std::slice::from_ref(&kept.blob)
+    );
+    assert_eq!(
+        collect_orphan_blobs(meta, blobs).expect("collect"),
+        0,
+        "second pass"
+    );
+    assert_eq!(blobs.get(&kept.blob).expect("get"), b"referenced");
+}

@@ -1,0 +1,336 @@
+//! Keel storage (DESIGN §2, §4).
+//!
+//! Two traits hide the backends:
+//! - [`MetaStore`]: SQL metadata. Directory objects and settings are typed JSON documents
+//!   (kind + key, optimistic version) changed inside closure transactions; mail metadata
+//!   (folders, messages, the per-account change log, quota counters, blob references) has
+//!   typed methods. SQLite is the default backend ([`sqlite::SqliteStore`]).
+//! - [`BlobStore`]: immutable, content-addressed (BLAKE3) message bytes. Files are the
+//!   default backend ([`file::FileBlobStore`]).
+//!
+//! Implementation notes:
+//! - Crash safety of message ingest: the blob is written and fsync'd first, then the
+//!   metadata transaction commits. A crash in between leaves an unreferenced blob, which
+//!   [`collect_orphan_blobs`] removes at the next start; a message is visible only once its
+//!   row is committed.
+//! - Every change to a folder or message gets the account's next modseq and a change-log
+//!   row in the same transaction (DESIGN §2: one change log per account).
+//! - Quota counters (bytes, messages) are kept per account in the same transaction, never
+//!   computed by scanning.
+
+#![warn(missing_docs)]
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod file;
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, SQL).
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    /// A conditional write found another version than it expected.
+    #[error("conflicting concurrent change to {kind} {key}")]
+    Conflict {
+        /// Document kind.
+        kind: String,
+        /// Document key.
+        key: String,
+    },
+    /// The object does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The caller's closure aborted the transaction with its own message.
+    #[error("{0}")]
+    Aborted(String),
+}
+
+/// Result alias of the storage layer.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A stored JSON document of the directory or the settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Doc {
+    /// Kind, e.g. `domain`, `user`, `group`, `alias`, `ipgroup`, `setting`.
+    pub kind: String,
+    /// Unique key within the kind (lower-case where names are case-insensitive).
+    pub key: String,
+    /// Secondary index value (e.g. the domain a user belongs to); empty when unused.
+    pub parent: String,
+    /// Version, starting at 1 and incremented on every write.
+    pub version: u64,
+    /// The document body.
+    pub body: serde_json::Value,
+}
+
+/// Operations available inside a [`MetaStore::transact`] closure. Writes become visible
+/// to other readers only when the closure returns `Ok` and the transaction commits.
+pub trait DocTxn {
+    /// Reads one document.
+    fn get(&mut self, kind: &str, key: &str) -> StoreResult<Option<Doc>>;
+    /// Lists documents of a kind, ordered by key; `parent` filters on the secondary index.
+    fn list(&mut self, kind: &str, parent: Option<&str>) -> StoreResult<Vec<Doc>>;
+    /// Creates or replaces a document and returns its new version.
+    fn put(
+        &mut self,
+        kind: &str,
+        key: &str,
+        parent: &str,
+        body: &serde_json::Value,
+    ) -> StoreResult<u64>;
+    /// Deletes a document; returns whether it existed.
+    fn delete(&mut self, kind: &str, key: &str) -> StoreResult<bool>;
+}
+
+/// Identifier of a content-addressed blob: the lower-case hex BLAKE3 hash of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BlobId(pub String);
+
+impl BlobId {
+    /// The id of the given bytes.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(blake3::hash(bytes).to_hex().to_string())
+    }
+    /// Parses a hex id, refusing anything that is not 64 lower-case hex digits.
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Folder types (DESIGN §2: groupware lives in the mailbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FolderKind {
+    /// Mail.
+    Mail,
+    /// Calendar events.
+    Calendar,
+    /// Contacts.
+    Contacts,
+    /// Tasks.
+    Tasks,
+    /// Notes.
+    Notes,
+}
+
+impl FolderKind {
+    /// Stable name used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mail => "mail",
+            Self::Calendar => "calendar",
+            Self::Contacts => "contacts",
+            Self::Tasks => "tasks",
+            Self::Notes => "notes",
+        }
+    }
+    /// Parses [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "mail" => Self::Mail,
+            "calendar" => Self::Calendar,
+            "contacts" => Self::Contacts,
+            "tasks" => Self::Tasks,
+            "notes" => Self::Notes,
+            _ => return None,
+        })
+    }
+}
+
+/// A folder of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Folder {
+    /// Store-wide folder id.
+    pub id: i64,
+    /// Owning account (a user key, or a public-folder owner such as `#public@example.com`).
+    pub account: String,
+    /// Full name, `/`-separated hierarchy (e.g. `INBOX`, `Projects/2026`).
+    pub name: String,
+    /// Folder type.
+    pub kind: FolderKind,
+    /// IMAP UIDVALIDITY (RFC 9051 §2.3.1.1).
+    pub uid_validity: u32,
+    /// Next UID to assign.
+    pub uid_next: u32,
+    /// Number of messages (kept incrementally).
+    pub messages: u32,
+    /// Number of messages without `\Seen` (kept incrementally).
+    pub unseen: u32,
+    /// Highest modseq of any change in this folder.
+    pub highest_modseq: u64,
+}
+
+/// A message to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The blob holding the raw RFC 5322 bytes (already written to the [`BlobStore`]).
+    pub blob: BlobId,
+    /// Size in bytes.
+    pub size: u64,
+    /// Flags and keywords (`\Seen`, `$Junk`, …).
+    pub flags: Vec<String>,
+    /// Internal date, seconds since the Unix epoch.
+    pub internal_date: i64,
+}
+
+/// A message row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    /// Folder id.
+    pub folder: i64,
+    /// UID within the folder.
+    pub uid: u32,
+    /// Blob of the raw bytes.
+    pub blob: BlobId,
+    /// Size in bytes.
+    pub size: u64,
+    /// Flags and keywords, sorted.
+    pub flags: Vec<String>,
+    /// Internal date, seconds since the Unix epoch.
+    pub internal_date: i64,
+    /// Modseq of the last change to this message.
+    pub modseq: u64,
+}
+
+/// What a change-log row records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A folder was created.
+    FolderCreated,
+    /// A folder was renamed.
+    FolderRenamed,
+    /// A folder was deleted.
+    FolderDeleted,
+    /// A message was added.
+    MessageAdded,
+    /// A message's flags changed.
+    FlagsChanged,
+    /// A message was expunged.
+    MessageExpunged,
+}
+
+/// One row of an account's change log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The account's modseq of this change (strictly increasing per account).
+    pub modseq: u64,
+    /// The folder concerned.
+    pub folder: i64,
+    /// The message UID concerned, 0 for folder changes.
+    pub uid: u32,
+    /// What happened.
+    pub kind: ChangeKind,
+}
+
+/// Quota usage of an account, kept incrementally.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Total bytes of the account's messages.
+    pub bytes: u64,
+    /// Number of the account's messages.
+    pub messages: u64,
+}
+
+/// The metadata store (DESIGN §4). Every method is blocking: async callers use
+/// `spawn_blocking`.
+pub trait MetaStore: Send + Sync + 'static {
+    /// Reads one document outside a transaction.
+    fn get_doc(&self, kind: &str, key: &str) -> StoreResult<Option<Doc>>;
+    /// Lists documents outside a transaction (see [`DocTxn::list`]).
+    fn list_docs(&self, kind: &str, parent: Option<&str>) -> StoreResult<Vec<Doc>>;
+    /// Runs `f` in one serialisable read-write transaction; commits if it returns `Ok`,
+    /// rolls back otherwise.
+    fn transact(&self, f: &mut dyn FnMut(&mut dyn DocTxn) -> StoreResult<()>) -> StoreResult<()>;
+    /// A number that changes whenever any document changes (in this or another process),
+    /// so caches can tell they are stale.
+    fn docs_generation(&self) -> StoreResult<u64>;
+
+    /// Creates a folder; fails with `Conflict` if the name exists for that account.
+    fn create_folder(&self, account: &str, name: &str, kind: FolderKind) -> StoreResult<Folder>;
+    /// Lists an account's folders ordered by name.
+    fn list_folders(&self, account: &str) -> StoreResult<Vec<Folder>>;
+    /// Finds a folder by account and name.
+    fn get_folder(&self, account: &str, name: &str) -> StoreResult<Option<Folder>>;
+    /// Renames one folder (its inferiors keep their names: the caller renames them, e.g.
+    /// for IMAP RENAME). `Conflict` if the account already has `new_name`.
+    fn rename_folder(&self, folder: i64, new_name: &str) -> StoreResult<()>;
+    /// Deletes a folder and its messages; returns the blobs that lost their last reference.
+    fn delete_folder(&self, folder: i64) -> StoreResult<Vec<BlobId>>;
+    /// Moves every folder of `from` to account `to` under the prefix `prefix/`
+    /// (guide §8.5: move a deleted user's mailbox to another user). Folder ids are kept;
+    /// `to`'s change log gets `FolderCreated` and `MessageAdded` rows with fresh modseqs of
+    /// `to`, `from`'s gets `FolderDeleted`. A name clash (`Conflict`) moves nothing.
+    fn move_account_folders(&self, from: &str, to: &str, prefix: &str) -> StoreResult<()>;
+    /// Deletes every folder and message of an account and its change log; returns the
+    /// blobs that lost their last reference.
+    fn delete_account_data(&self, account: &str) -> StoreResult<Vec<BlobId>>;
+
+    /// Appends messages to one folder in one transaction; returns their (uid, modseq).
+    fn append_messages(&self, folder: i64, messages: &[NewMessage])
+    -> StoreResult<Vec<(u32, u64)>>;
+    /// Lists a folder's messages ordered by UID; `NotFound` if the folder does not exist.
+    fn list_messages(&self, folder: i64) -> StoreResult<Vec<MessageMeta>>;
+    /// Replaces the flags of a message; returns the new modseq. When the flags are
+    /// unchanged nothing is written and the message's current modseq is returned
+    /// (RFC 7162 §3.1). `NotFound` if the message does not exist.
+    fn set_flags(&self, folder: i64, uid: u32, flags: &[String]) -> StoreResult<u64>;
+    /// Expunges messages (UIDs that do not exist are skipped); returns the blobs that lost
+    /// their last reference.
+    fn expunge(&self, folder: i64, uids: &[u32]) -> StoreResult<Vec<BlobId>>;
+
+    /// The account's highest modseq (0 when nothing ever changed).
+    fn highest_modseq(&self, account: &str) -> StoreResult<u64>;
+    /// Changes of an account with modseq greater than `since`, in modseq order.
+    fn changes_since(&self, account: &str, since: u64) -> StoreResult<Vec<Change>>;
+    /// Quota usage of an account.
+    fn usage(&self, account: &str) -> StoreResult<Usage>;
+
+    /// Number of messages referencing a blob.
+    fn blob_refcount(&self, blob: &BlobId) -> StoreResult<u64>;
+}
+
+/// The blob store (DESIGN §4). Blobs are immutable and content-addressed.
+pub trait BlobStore: Send + Sync + 'static {
+    /// Stores bytes durably (fsync'd file and directory) before returning their id.
+    /// Storing the same bytes twice is a no-op returning the same id.
+    fn put(&self, bytes: &[u8]) -> StoreResult<BlobId>;
+    /// Reads a blob.
+    fn get(&self, id: &BlobId) -> StoreResult<Vec<u8>>;
+    /// Whether a blob exists.
+    fn exists(&self, id: &BlobId) -> StoreResult<bool>;
+    /// Removes a blob; removing a missing blob is not an error.
+    fn delete(&self, id: &BlobId) -> StoreResult<()>;
+    /// Lists every stored blob.
+    fn list(&self) -> StoreResult<Vec<BlobId>>;
+}
+
+/// Deletes blobs that no message references (left by a crash between blob write and
+/// metadata commit). Run at server start while no ingest is in flight. Returns how many
+/// were removed.
+pub fn collect_orphan_blobs(meta: &dyn MetaStore, blobs: &dyn BlobStore) -> StoreResult<usize> {
+    let mut removed = 0;
+    for id in blobs.list()? {
+        if meta.blob_refcount(&id)? == 0 {
+            blobs.delete(&id)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,89 @@
+//! Versioned, forward-only schema migrations of the SQLite backend (DESIGN §4: "one
+//! schema, migrations versioned in the repo").
+//!
+//! `MIGRATIONS[i]` upgrades the schema from version `i` to version `i + 1`. The version
+//! reached is stored in the one-row table `schema_version`. Entries are never edited or
+//! reordered once released: a change to the schema is a new entry at the end.
+
+/// The ordered migrations; the schema version of a fully migrated database is
+/// `MIGRATIONS.len()`.
+pub const MIGRATIONS: &[&str] = &[
+    // Version 1: documents, mail metadata, change log, usage counters.
+    r#"
+    -- Named store-wide counters: `docs_generation` (DESIGN §4: caches of other processes
+    -- notice document changes) and `uid_validity` (last UIDVALIDITY handed out).
+    CREATE TABLE counters (
+        name  TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO counters (name, value) VALUES ('docs_generation', 0), ('uid_validity', 0);
+
+    -- Directory objects and settings as typed JSON documents.
+    CREATE TABLE docs (
+        kind    TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        parent  TEXT NOT NULL DEFAULT '',
+        version INTEGER NOT NULL,
+        body    TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX docs_by_parent ON docs (kind, parent, key);
+
+    -- Per-account modseq and quota usage, kept incrementally (DESIGN §2).
+    CREATE TABLE account_state (
+        account        TEXT PRIMARY KEY NOT NULL,
+        highest_modseq INTEGER NOT NULL DEFAULT 0,
+        bytes          INTEGER NOT NULL DEFAULT 0,
+        messages       INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+
+    -- AUTOINCREMENT: a folder id is never reused, so change-log rows of a deleted folder
+    -- never point at a newer one.
+    CREATE TABLE folders (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        account        TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        kind           TEXT NOT NULL,
+        uid_validity   INTEGER NOT NULL,
+        uid_next       INTEGER NOT NULL,
+        messages       INTEGER NOT NULL DEFAULT 0,
+        unseen         INTEGER NOT NULL DEFAULT 0,
+        bytes          INTEGER NOT NULL DEFAULT 0,
+        highest_modseq INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (account, name)
+    );
+
+    -- `flags` is a JSON array of sorted, distinct flags; `seen` caches whether `\Seen` is
+    -- among them so the unseen counter can be kept without parsing.
+    CREATE TABLE messages (
+        folder        INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+        uid           INTEGER NOT NULL,
+        blob          TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        flags         TEXT NOT NULL,
+        seen          INTEGER NOT NULL,
+        internal_date INTEGER NOT NULL,
+        modseq        INTEGER NOT NULL,
+        PRIMARY KEY (folder, uid)
+    ) WITHOUT ROWID;
+    -- Blob reference counts are a query on this index.
+    CREATE INDEX messages_by_blob ON messages (blob);
+
+    -- One change log per account (DESIGN §2). No foreign key on `folder`: the rows of a
+    -- deleted folder stay.
+    CREATE TABLE changes (
+        account TEXT NOT NULL,
+        modseq  INTEGER NOT NULL,
+        folder  INTEGER NOT NULL,
+        uid     INTEGER NOT NULL,
+        kind    TEXT NOT NULL,
+        PRIMARY KEY (account, modseq)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build creates and understands.
+pub fn latest_version() -> u32 {
+    // The list is a handful of entries; the conversion cannot truncate in practice.
+    u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX)
+}

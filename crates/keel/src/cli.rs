@@ -1,0 +1,1193 @@
+//! The administration CLI: `keel domain|user|group|alias|ipgroup|timeinterval|service|
+//! security|log …`. Every command calls the same directory operations the admin API
+//! exposes, in-process on the store, so it works whether or not the server runs; the
+//! running server sees the change within a second (it watches the store's generation).
+//! Every change is written to the config log with secrets masked (guide §25.2).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use keel_core::ipgroup::{IpEntry, IpGroup, IpGroupItem};
+use keel_core::log::DebugCategory;
+use keel_core::timeinterval::{TimeInterval, TimeItem};
+use keel_directory::{
+    AdminRights, DomainForwarding, DomainPatch, Forwarding, GroupPatch, MailboxDisposal, NewAlias,
+    NewDomain, NewGroup, NewUser, Quota, UserPatch,
+};
+use serde::Serialize;
+
+use crate::config::DataDir;
+use crate::services::{self, CATALOGUE, Startup};
+use crate::setup::Env;
+use crate::status::{ServerStatus, ServiceStatus, render_table};
+
+/// Administration commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Mail domains (guide ch. 7).
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// User accounts (guide ch. 8).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// User groups (guide ch. 9).
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Aliases (guide §12.3).
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// IP address groups (guide §19.1).
+    #[command(subcommand)]
+    Ipgroup(IpGroupCmd),
+    /// Time intervals (guide §19.2).
+    #[command(subcommand)]
+    Timeinterval(TimeIntervalCmd),
+    /// Services: start, stop, restart, settings (guide §6.1).
+    #[command(subcommand)]
+    Service(ServiceCmd),
+    /// Security policy and account lockout (guide §12.6).
+    #[command(subcommand)]
+    Security(SecurityCmd),
+    /// Logs: debug categories, rotation (guide ch. 25).
+    #[command(subcommand)]
+    Log(LogCmd),
+    /// Show where mail to an address would be delivered (guide §12.3 "Check address").
+    Resolve {
+        /// The recipient address.
+        address: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Out {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DomainCmd {
+    /// Add a domain.
+    Add {
+        name: String,
+        #[command(flatten)]
+        opts: DomainOpts,
+    },
+    /// List domains.
+    List(Out),
+    /// Show one domain.
+    Show {
+        name: String,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Change a domain.
+    Set {
+        name: String,
+        #[command(flatten)]
+        opts: DomainOpts,
+        /// Make this the primary domain (guide §7.2.1).
+        #[arg(long)]
+        primary: bool,
+    },
+    /// Remove a domain (refused while it has users, groups or aliases, or is primary).
+    Remove { name: String },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DomainOpts {
+    #[arg(long)]
+    description: Option<String>,
+    /// Maximum number of users (0 = unlimited).
+    #[arg(long, value_name = "N")]
+    user_limit: Option<u32>,
+    /// Domain alias (repeatable; on `set` replaces the list).
+    #[arg(long = "alias", value_name = "NAME")]
+    aliases: Vec<String>,
+    /// Remove every domain alias.
+    #[arg(long, conflicts_with = "aliases")]
+    no_aliases: bool,
+    /// Maximum size of outgoing messages (e.g. 20MB; 0 = none) (guide §18.1).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    send_limit: Option<u64>,
+    /// Forward unknown recipients to this server, host[:port] (guide §7.9).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    forward_to: Option<String>,
+    /// Stop forwarding unknown recipients.
+    #[arg(long, conflicts_with = "forward_to")]
+    no_forward: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCmd {
+    /// Add a user: `keel user add alice@example.com --password SECRET --quota 500MB`.
+    Add {
+        address: String,
+        #[command(flatten)]
+        opts: UserOpts,
+    },
+    /// List users, of one domain or all.
+    List {
+        domain: Option<String>,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Show one user.
+    Show {
+        address: String,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Change a user.
+    Set {
+        address: String,
+        #[command(flatten)]
+        opts: UserOpts,
+    },
+    /// Remove a user; `--mailbox` decides what happens to the mail (guide §8.5).
+    Remove {
+        address: String,
+        /// `delete` (default), `keep`, or `move:OTHER@DOMAIN`.
+        #[arg(long, default_value = "delete")]
+        mailbox: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserOpts {
+    #[arg(long, env = "KEEL_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    #[arg(long)]
+    full_name: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// Extra address (repeatable; on `set` replaces the list).
+    #[arg(long = "address", value_name = "ADDR")]
+    addresses: Vec<String>,
+    /// Forward to this address (repeatable; on `set` replaces the list).
+    #[arg(long = "forward", value_name = "ADDR")]
+    forward: Vec<String>,
+    /// Keep a local copy of forwarded mail.
+    #[arg(long, value_name = "BOOL")]
+    keep_copy: Option<bool>,
+    /// Stop forwarding.
+    #[arg(long, conflicts_with = "forward")]
+    no_forward: bool,
+    /// Disk quota (e.g. 500MB, 2GB; 0 = unlimited).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    quota: Option<u64>,
+    /// Maximum number of messages (0 = unlimited).
+    #[arg(long, value_name = "N")]
+    quota_messages: Option<u64>,
+    /// Maximum size of messages this user sends; overrides the domain's (guide §18.1).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    send_limit: Option<u64>,
+    /// May only send and receive within the local domains.
+    #[arg(long, value_name = "BOOL")]
+    local_only: Option<bool>,
+    /// Account enabled.
+    #[arg(long, value_name = "BOOL")]
+    enabled: Option<bool>,
+    /// Administration rights.
+    #[arg(long, value_enum)]
+    admin: Option<Rights>,
+    /// Public-folder administrator.
+    #[arg(long, value_name = "BOOL")]
+    public_folder_admin: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Rights {
+    None,
+    ReadOnly,
+    Full,
+}
+
+impl From<Rights> for AdminRights {
+    fn from(r: Rights) -> Self {
+        match r {
+            Rights::None => Self::None,
+            Rights::ReadOnly => Self::ReadOnly,
+            Rights::Full => Self::Full,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupCmd {
+    /// Add a group `name@domain`.
+    Add {
+        group: String,
+        #[command(flatten)]
+        opts: GroupOpts,
+    },
+    /// List groups.
+    List {
+        domain: Option<String>,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Show a group.
+    Show {
+        group: String,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Change a group.
+    Set {
+        group: String,
+        #[command(flatten)]
+        opts: GroupOpts,
+        /// Add a member (repeatable).
+        #[arg(long = "add-member", value_name = "USER")]
+        add_members: Vec<String>,
+        /// Remove a member (repeatable).
+        #[arg(long = "remove-member", value_name = "USER")]
+        remove_members: Vec<String>,
+    },
+    /// Remove a group.
+    Remove { group: String },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GroupOpts {
+    #[arg(long)]
+    description: Option<String>,
+    /// Address of the group (repeatable; groups get none automatically).
+    #[arg(long = "address", value_name = "ADDR")]
+    addresses: Vec<String>,
+    /// Member (repeatable; on `set` replaces the list).
+    #[arg(long = "member", value_name = "USER")]
+    members: Vec<String>,
+    /// Rights every member gets.
+    #[arg(long, value_enum)]
+    admin: Option<Rights>,
+    #[arg(long, value_name = "BOOL")]
+    local_only: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AliasCmd {
+    /// Add an alias: `keel alias add sales@example.com alice bob@example.com`.
+    /// Patterns may use `*` and `?`; targets are users, groups, other addresses or
+    /// public folders (`#public/Info`).
+    Add {
+        alias: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List aliases.
+    List {
+        domain: Option<String>,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Show an alias.
+    Show {
+        alias: String,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Remove an alias, or only some of its targets.
+    Remove { alias: String, targets: Vec<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IpGroupCmd {
+    /// Add an IP group: `keel ipgroup add Office 192.168.1.0/24 10.0.0.1-10.0.0.9`.
+    Add {
+        name: String,
+        /// Entries: address, range a-b, subnet a/n or a/mask, `group:Other`.
+        entries: Vec<String>,
+    },
+    /// List IP groups.
+    List(Out),
+    /// Show an IP group.
+    Show {
+        name: String,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Change an IP group.
+    Set {
+        name: String,
+        #[arg(long = "add", value_name = "ENTRY")]
+        add: Vec<String>,
+        #[arg(long = "remove", value_name = "ENTRY")]
+        remove: Vec<String>,
+    },
+    /// Remove an IP group (refused while another group uses it).
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TimeIntervalCmd {
+    /// Add a time interval: `keel timeinterval add "Working hours" "weekdays 08:00-17:00"`.
+    Add { name: String, items: Vec<String> },
+    /// List time intervals.
+    List(Out),
+    /// Remove a time interval.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServiceCmd {
+    /// List services and their settings.
+    List(Out),
+    /// Start a service now.
+    Start { name: String },
+    /// Stop a service now.
+    Stop { name: String },
+    /// Restart a service.
+    Restart { name: String },
+    /// Change a service's settings (applied by the running server at once).
+    Set {
+        name: String,
+        #[arg(long, value_enum)]
+        startup: Option<StartupArg>,
+        /// Listen on ADDR:PORT (repeatable; replaces the bindings).
+        #[arg(long = "bind", value_name = "ADDR:PORT")]
+        bind: Vec<SocketAddr>,
+        /// Back to the default bindings.
+        #[arg(long, conflicts_with = "bind")]
+        default_bindings: bool,
+        /// Allow access only from this IP group.
+        #[arg(long, value_name = "GROUP")]
+        access: Option<String>,
+        /// Allow access from everywhere.
+        #[arg(long, conflicts_with = "access")]
+        access_everyone: bool,
+        #[arg(long, value_name = "N")]
+        max_connections: Option<u32>,
+        #[arg(long, value_name = "N")]
+        max_per_ip: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum StartupArg {
+    Automatic,
+    Manual,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecurityCmd {
+    /// Show the security policy.
+    Show(Out),
+    /// Change the security policy (JSON fields as shown by `show --format json`).
+    Set {
+        /// A JSON object with the fields to change, e.g. '{"lockout":{"attempts":3}}'.
+        json: String,
+    },
+    /// Unlock every locked account.
+    UnlockAll,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogCmd {
+    /// List debug categories and whether each is on.
+    Debug,
+    /// Switch a debug category on (applies at run time, guide §25.9).
+    DebugOn { category: String },
+    /// Switch a debug category off.
+    DebugOff { category: String },
+}
+
+/// Parses `500MB`, `2GB`, `10k`, `1024` (bytes); units are powers of 1024.
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size such as 500MB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit '{unit}' (use B, KB, MB, GB or TB)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+fn fmt_size(n: u64) -> String {
+    if n == 0 {
+        return "unlimited".to_owned();
+    }
+    for (unit, m) in [
+        ("TB", 1u64 << 40),
+        ("GB", 1 << 30),
+        ("MB", 1 << 20),
+        ("KB", 1 << 10),
+    ] {
+        if n.is_multiple_of(m) {
+            return format!("{}{unit}", n / m);
+        }
+    }
+    format!("{n}B")
+}
+
+fn print_out<T: Serialize>(fmt: Format, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
+    match fmt {
+        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Format::Text => print!("{}", text(value)),
+    }
+    Ok(())
+}
+
+fn pretty<T: Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Splits `name@domain`.
+fn split_at(s: &str, what: &str) -> Result<(String, String)> {
+    match s.rsplit_once('@') {
+        Some((n, d)) if !n.is_empty() && !d.is_empty() => Ok((n.to_owned(), d.to_owned())),
+        _ => bail!("'{s}' is not a {what} of the form name@domain"),
+    }
+}
+
+/// `keel status`.
+pub(crate) fn status(data: &DataDir) -> Result<ExitCode> {
+    if let Some(st) = ServerStatus::read_live(&data.status_file()) {
+        println!(
+            "Keel is running (pid {}, hostname {}, since {}).",
+            st.pid, st.hostname, st.started_at
+        );
+        print!("{}", render_table(&st.services));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !data.is_initialised() {
+        println!(
+            "Keel is not running, and {} holds no Keel data yet: run `keel serve` to create it.",
+            data.root.display()
+        );
+        return Ok(ExitCode::from(3));
+    }
+    println!(
+        "Keel is not running (data directory {}).",
+        data.root.display()
+    );
+    let env = Env::open_admin(data)?;
+    let cfg = crate::config::KeelToml::load(&data.config())?;
+    let mut rows = Vec::new();
+    for def in CATALOGUE {
+        let s = services::load_settings(env.meta.as_ref(), def)?;
+        let addrs =
+            services::bind_addresses(def, &s, &cfg.listen.addresses, cfg.listen.port_offset)?;
+        rows.push(ServiceStatus {
+            name: def.name.to_owned(),
+            title: def.title.to_owned(),
+            state: if def.available {
+                "stopped"
+            } else {
+                "not available"
+            }
+            .to_owned(),
+            addresses: addrs.iter().map(ToString::to_string).collect(),
+            access: s.access_group,
+            notes: Vec::new(),
+        });
+    }
+    print!("{}", render_table(&rows));
+    Ok(ExitCode::from(3))
+}
+
+/// Runs an administration command.
+pub(crate) fn run(data: &DataDir, cmd: AdminCommand) -> Result<ExitCode> {
+    if !data.is_initialised() {
+        bail!(
+            "{} holds no Keel data; run `keel serve` once to create it (or pass --data DIR)",
+            data.root.display()
+        );
+    }
+    let env = Env::open_admin(data)?;
+    let changed = execute(&env, cmd)?;
+    if let Some(action) = changed {
+        // guide §25.2: every change, secrets masked.
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let who = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "admin".to_owned());
+        let line = keel_core::log::mask_secrets(&format!("{action}: keel {}", args.join(" ")));
+        env.logs.config(&format!("cli:{who}"), &line);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Executes a command; returns a short description when it changed something.
+fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
+    let d = &env.directory;
+    Ok(match cmd {
+        AdminCommand::Domain(c) => match c {
+            DomainCmd::Add { name, opts } => {
+                let forwarding = opts.forward_to.as_deref().map(parse_forward).transpose()?;
+                d.add_domain(NewDomain {
+                    name: name.clone(),
+                    description: opts.description.unwrap_or_default(),
+                    user_limit: opts.user_limit.unwrap_or(0),
+                    aliases: opts.aliases,
+                    outgoing_size_limit: opts.send_limit.unwrap_or(0),
+                    forwarding,
+                    bound_ip: None,
+                })?;
+                println!("Domain {name} added.");
+                Some(format!("domain add {name}"))
+            }
+            DomainCmd::List(out) => {
+                let list = d.list_domains()?;
+                print_out(out.format, &list, |l| {
+                    l.iter()
+                        .map(|dm| {
+                            format!(
+                                "{}{}{}\n",
+                                dm.name,
+                                if dm.primary { "  (primary)" } else { "" },
+                                if dm.aliases.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("  aliases: {}", dm.aliases.join(", "))
+                                }
+                            )
+                        })
+                        .collect()
+                })?;
+                None
+            }
+            DomainCmd::Show { name, out } => {
+                let dm = d.get_domain(&name)?;
+                print_out(out.format, &dm, pretty)?;
+                None
+            }
+            DomainCmd::Set {
+                name,
+                opts,
+                primary,
+            } => {
+                let patch = DomainPatch {
+                    description: opts.description,
+                    user_limit: opts.user_limit,
+                    aliases: if opts.no_aliases {
+                        Some(Vec::new())
+                    } else if opts.aliases.is_empty() {
+                        None
+                    } else {
+                        Some(opts.aliases)
+                    },
+                    outgoing_size_limit: opts.send_limit,
+                    forwarding: if opts.no_forward {
+                        Some(None)
+                    } else {
+                        opts.forward_to
+                            .as_deref()
+                            .map(parse_forward)
+                            .transpose()?
+                            .map(Some)
+                    },
+                    bound_ip: None,
+                    settings: None,
+                };
+                if patch != DomainPatch::default() {
+                    d.set_domain(&name, patch)?;
+                }
+                if primary {
+                    d.set_primary_domain(&name)?;
+                }
+                println!("Domain {name} changed.");
+                Some(format!("domain set {name}"))
+            }
+            DomainCmd::Remove { name } => {
+                d.remove_domain(&name)?;
+                println!("Domain {name} removed.");
+                Some(format!("domain remove {name}"))
+            }
+        },
+        AdminCommand::User(c) => user_cmd(env, c)?,
+        AdminCommand::Group(c) => group_cmd(env, c)?,
+        AdminCommand::Alias(c) => match c {
+            AliasCmd::Add {
+                alias,
+                targets,
+                description,
+            } => {
+                let (name, domain) = split_at(&alias, "alias")?;
+                d.add_alias(NewAlias {
+                    name,
+                    domain,
+                    targets,
+                    description,
+                })?;
+                println!("Alias {alias} saved.");
+                Some(format!("alias add {alias}"))
+            }
+            AliasCmd::List { domain, out } => {
+                let list = d.list_aliases(domain.as_deref())?;
+                print_out(out.format, &list, |l| {
+                    l.iter()
+                        .map(|a| format!("{}@{} -> {}\n", a.name, a.domain, a.targets.join(", ")))
+                        .collect()
+                })?;
+                None
+            }
+            AliasCmd::Show { alias, out } => {
+                let (name, domain) = split_at(&alias, "alias")?;
+                let a = d.get_alias(&domain, &name)?;
+                print_out(out.format, &a, pretty)?;
+                None
+            }
+            AliasCmd::Remove { alias, targets } => {
+                let (name, domain) = split_at(&alias, "alias")?;
+                if targets.is_empty() {
+                    d.remove_alias(&domain, &name, None)?;
+                }
+                for t in &targets {
+                    d.remove_alias(&domain, &name, Some(t))?;
+                }
+                println!("Alias {alias} changed.");
+                Some(format!("alias remove {alias}"))
+            }
+        },
+        AdminCommand::Ipgroup(c) => match c {
+            IpGroupCmd::Add { name, entries } => {
+                let items = parse_ip_items(&entries)?;
+                d.add_ip_group(IpGroup {
+                    name: name.clone(),
+                    items,
+                })?;
+                println!("IP group {name} added.");
+                Some(format!("ipgroup add {name}"))
+            }
+            IpGroupCmd::List(out) => {
+                let list = d.list_ip_groups()?;
+                print_out(out.format, &list, |l| {
+                    l.iter()
+                        .map(|g| {
+                            let items: Vec<String> =
+                                g.items.iter().map(|i| i.entry.to_string()).collect();
+                            format!("{}: {}\n", g.name, items.join(", "))
+                        })
+                        .collect()
+                })?;
+                None
+            }
+            IpGroupCmd::Show { name, out } => {
+                let g = d.get_ip_group(&name)?;
+                print_out(out.format, &g, pretty)?;
+                None
+            }
+            IpGroupCmd::Set { name, add, remove } => {
+                let mut g = d.get_ip_group(&name)?;
+                let remove = parse_ip_items(&remove)?;
+                g.items
+                    .retain(|i| !remove.iter().any(|r| r.entry == i.entry));
+                g.items.extend(parse_ip_items(&add)?);
+                d.set_ip_group(g)?;
+                println!("IP group {name} changed.");
+                Some(format!("ipgroup set {name}"))
+            }
+            IpGroupCmd::Remove { name } => {
+                d.remove_ip_group(&name)?;
+                println!("IP group {name} removed.");
+                Some(format!("ipgroup remove {name}"))
+            }
+        },
+        AdminCommand::Timeinterval(c) => match c {
+            TimeIntervalCmd::Add { name, items } => {
+                let items = items
+                    .iter()
+                    .map(|i| TimeItem::parse(i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                d.add_time_interval(TimeInterval {
+                    name: name.clone(),
+                    items,
+                })?;
+                println!("Time interval {name} added.");
+                Some(format!("timeinterval add {name}"))
+            }
+            TimeIntervalCmd::List(out) => {
+                let list = d.list_time_intervals()?;
+                print_out(out.format, &list, |l| {
+                    l.iter()
+                        .map(|t| {
+                            let items: Vec<String> =
+                                t.items.iter().map(ToString::to_string).collect();
+                            format!("{}: {}\n", t.name, items.join("; "))
+                        })
+                        .collect()
+                })?;
+                None
+            }
+            TimeIntervalCmd::Remove { name } => {
+                d.remove_time_interval(&name)?;
+                println!("Time interval {name} removed.");
+                Some(format!("timeinterval remove {name}"))
+            }
+        },
+        AdminCommand::Service(c) => service_cmd(env, c)?,
+        AdminCommand::Security(c) => match c {
+            SecurityCmd::Show(out) => {
+                let p = d.security_policy()?;
+                print_out(out.format, &p, pretty)?;
+                None
+            }
+            SecurityCmd::Set { json } => {
+                let current = serde_json::to_value(d.security_policy()?)?;
+                let patch: serde_json::Value = serde_json::from_str(&json)
+                    .context("the policy change must be a JSON object")?;
+                let merged = merge_json(current, patch.clone());
+                let policy: keel_directory::SecurityPolicy = serde_json::from_value(merged)
+                    .context("the resulting security policy is not valid")?;
+                let unknown = unknown_keys(&patch, &serde_json::to_value(&policy)?, "");
+                if !unknown.is_empty() {
+                    bail!(
+                        "unknown security policy setting(s): {}; see `keel security show --format json`",
+                        unknown.join(", ")
+                    );
+                }
+                d.set_security_policy(policy)?;
+                println!("Security policy changed.");
+                Some("security set".to_owned())
+            }
+            SecurityCmd::UnlockAll => {
+                let n = d.unlock_all()?;
+                println!("{n} locked account(s) unlocked.");
+                Some("security unlock-all".to_owned())
+            }
+        },
+        AdminCommand::Log(c) => log_cmd(env, c)?,
+        AdminCommand::Resolve { address } => {
+            let r = d.resolve_recipient(&address)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            None
+        }
+    })
+}
+
+fn parse_ip_items(entries: &[String]) -> Result<Vec<IpGroupItem>> {
+    entries
+        .iter()
+        .map(|e| {
+            let entry: IpEntry = e.parse()?;
+            Ok(IpGroupItem {
+                entry,
+                description: String::new(),
+                enabled: true,
+            })
+        })
+        .collect()
+}
+
+fn parse_forward(s: &str) -> Result<DomainForwarding> {
+    DomainForwarding::parse(s)
+        .with_context(|| format!("'{s}' is not a server of the form host[:port]"))
+}
+
+/// Keys of `patch` that do not exist in `known` (dotted paths).
+fn unknown_keys(patch: &serde_json::Value, known: &serde_json::Value, prefix: &str) -> Vec<String> {
+    let (Some(p), Some(k)) = (patch.as_object(), known.as_object()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, v) in p {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match k.get(key) {
+            None => out.push(path),
+            Some(kv) => out.extend(unknown_keys(v, kv, &path)),
+        }
+    }
+    out
+}
+
+fn merge_json(base: serde_json::Value, patch: serde_json::Value) -> serde_json::Value {
+    match (base, patch) {
+        (serde_json::Value::Object(mut b), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                let old = b.remove(&k).unwrap_or(serde_json::Value::Null);
+                b.insert(k, merge_json(old, v));
+            }
+            serde_json::Value::Object(b)
+        }
+        (_, p) => p,
+    }
+}
+
+fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
+    let d = &env.directory;
+    Ok(match c {
+        UserCmd::Add { address, opts } => {
+            let mut u = NewUser {
+                address: address.clone(),
+                password: opts.password,
+                full_name: opts.full_name.unwrap_or_default(),
+                description: opts.description.unwrap_or_default(),
+                addresses: opts.addresses,
+                forwarding: Forwarding {
+                    targets: opts.forward,
+                    keep_local_copy: opts.keep_copy.unwrap_or(false),
+                },
+                quota: Quota {
+                    bytes: opts.quota.unwrap_or(0),
+                    messages: opts.quota_messages.unwrap_or(0),
+                },
+                outgoing_size_limit: opts.send_limit.unwrap_or(0),
+                local_domain_only: opts.local_only.unwrap_or(false),
+                enabled: opts.enabled.unwrap_or(true),
+                admin_rights: opts.admin.map(Into::into).unwrap_or_default(),
+                public_folder_admin: opts.public_folder_admin.unwrap_or(false),
+            };
+            if u.password.is_none() {
+                bail!("a new user needs --password (or the KEEL_PASSWORD environment variable)");
+            }
+            let user = d.add_user(std::mem::take(&mut u))?;
+            println!("User {} added.", user.address);
+            Some(format!("user add {address}"))
+        }
+        UserCmd::List { domain, out } => {
+            let list = d.list_users(domain.as_deref())?;
+            print_out(out.format, &list, |l| {
+                l.iter()
+                    .map(|u| {
+                        format!(
+                            "{:<32} {:<24} quota {:<9} {}{}\n",
+                            u.address,
+                            u.full_name,
+                            fmt_size(u.quota.bytes),
+                            if u.enabled { "enabled" } else { "disabled" },
+                            match u.admin_rights {
+                                AdminRights::None => "",
+                                AdminRights::ReadOnly => "  admin: read-only",
+                                AdminRights::Full => "  admin: full",
+                            }
+                        )
+                    })
+                    .collect()
+            })?;
+            None
+        }
+        UserCmd::Show { address, out } => {
+            let u = d.get_user(&address)?;
+            let stats = d.login_stats(&address)?;
+            let usage = env.meta.usage(&u.address)?;
+            let v = serde_json::json!({ "user": u, "logins": stats, "usage": usage });
+            print_out(out.format, &v, pretty)?;
+            None
+        }
+        UserCmd::Set { address, opts } => {
+            let forwarding = if opts.no_forward {
+                Some(Forwarding::default())
+            } else if !opts.forward.is_empty() || opts.keep_copy.is_some() {
+                let mut f = d.get_user(&address)?.forwarding;
+                if !opts.forward.is_empty() {
+                    f.targets = opts.forward;
+                }
+                if let Some(k) = opts.keep_copy {
+                    f.keep_local_copy = k;
+                }
+                Some(f)
+            } else {
+                None
+            };
+            let quota = if opts.quota.is_some() || opts.quota_messages.is_some() {
+                let mut q = d.get_user(&address)?.quota;
+                if let Some(b) = opts.quota {
+                    q.bytes = b;
+                }
+                if let Some(m) = opts.quota_messages {
+                    q.messages = m;
+                }
+                Some(q)
+            } else {
+                None
+            };
+            let patch = UserPatch {
+                password: opts.password,
+                full_name: opts.full_name,
+                description: opts.description,
+                addresses: (!opts.addresses.is_empty()).then_some(opts.addresses),
+                forwarding,
+                quota,
+                outgoing_size_limit: opts.send_limit,
+                local_domain_only: opts.local_only,
+                enabled: opts.enabled,
+                admin_rights: opts.admin.map(Into::into),
+                public_folder_admin: opts.public_folder_admin,
+            };
+            d.set_user(&address, patch)?;
+            println!("User {address} changed.");
+            Some(format!("user set {address}"))
+        }
+        UserCmd::Remove { address, mailbox } => {
+            let disposal = match mailbox.as_str() {
+                "delete" => MailboxDisposal::Delete,
+                "keep" => MailboxDisposal::Keep,
+                m => match m.strip_prefix("move:") {
+                    Some(to) if !to.is_empty() => MailboxDisposal::MoveTo(to.to_owned()),
+                    _ => bail!("--mailbox must be delete, keep or move:USER@DOMAIN, not '{m}'"),
+                },
+            };
+            let removed = d.remove_user(&address, disposal)?;
+            for blob in &removed.orphaned_blobs {
+                env.blobs.delete(blob)?;
+            }
+            match removed.moved_to {
+                Some(to) => println!("User {address} removed; mailbox moved to {to}."),
+                None => println!("User {address} removed."),
+            }
+            Some(format!("user remove {address}"))
+        }
+    })
+}
+
+fn group_cmd(env: &Env, c: GroupCmd) -> Result<Option<String>> {
+    let d = &env.directory;
+    Ok(match c {
+        GroupCmd::Add { group, opts } => {
+            let (name, domain) = split_at(&group, "group")?;
+            d.add_group(NewGroup {
+                name,
+                domain,
+                description: opts.description.unwrap_or_default(),
+                addresses: opts.addresses,
+                members: opts.members,
+                admin_rights: opts.admin.map(Into::into).unwrap_or_default(),
+                local_domain_only: opts.local_only.unwrap_or(false),
+            })?;
+            println!("Group {group} added.");
+            Some(format!("group add {group}"))
+        }
+        GroupCmd::List { domain, out } => {
+            let list = d.list_groups(domain.as_deref())?;
+            print_out(out.format, &list, |l| {
+                l.iter()
+                    .map(|g| format!("{}  members: {}\n", g.key(), g.members.join(", ")))
+                    .collect()
+            })?;
+            None
+        }
+        GroupCmd::Show { group, out } => {
+            let g = d.get_group(&group)?;
+            print_out(out.format, &g, pretty)?;
+            None
+        }
+        GroupCmd::Set {
+            group,
+            opts,
+            add_members,
+            remove_members,
+        } => {
+            let members = if !opts.members.is_empty()
+                || !add_members.is_empty()
+                || !remove_members.is_empty()
+            {
+                let mut m = if opts.members.is_empty() {
+                    d.get_group(&group)?.members
+                } else {
+                    opts.members
+                };
+                m.retain(|x| !remove_members.iter().any(|r| r.eq_ignore_ascii_case(x)));
+                m.extend(add_members);
+                Some(m)
+            } else {
+                None
+            };
+            d.set_group(
+                &group,
+                GroupPatch {
+                    description: opts.description,
+                    addresses: (!opts.addresses.is_empty()).then_some(opts.addresses),
+                    members,
+                    admin_rights: opts.admin.map(Into::into),
+                    local_domain_only: opts.local_only,
+                },
+            )?;
+            println!("Group {group} changed.");
+            Some(format!("group set {group}"))
+        }
+        GroupCmd::Remove { group } => {
+            d.remove_group(&group)?;
+            println!("Group {group} removed.");
+            Some(format!("group remove {group}"))
+        }
+    })
+}
+
+fn service_cmd(env: &Env, c: ServiceCmd) -> Result<Option<String>> {
+    let meta = env.meta.as_ref();
+    Ok(match c {
+        ServiceCmd::List(out) => {
+            let mut rows = Vec::new();
+            for def in CATALOGUE {
+                let s = services::load_settings(meta, def)?;
+                rows.push(serde_json::json!({
+                    "name": def.name, "title": def.title, "port": def.port,
+                    "available": def.available, "settings": s,
+                }));
+            }
+            print_out(out.format, &rows, |r| {
+                r.iter()
+                    .map(|v| {
+                        format!(
+                            "{:<11} {:<16} port {:<5} {}{}\n",
+                            v["name"].as_str().unwrap_or_default(),
+                            v["title"].as_str().unwrap_or_default(),
+                            v["port"],
+                            v["settings"]["startup"].as_str().unwrap_or_default(),
+                            if v["available"].as_bool() == Some(true) {
+                                ""
+                            } else {
+                                "  (not available)"
+                            }
+                        )
+                    })
+                    .collect()
+            })?;
+            None
+        }
+        ServiceCmd::Start { name } => {
+            services::request(meta, &name, "start")?;
+            println!("Service {name}: start requested.");
+            Some(format!("service start {name}"))
+        }
+        ServiceCmd::Stop { name } => {
+            services::request(meta, &name, "stop")?;
+            println!("Service {name}: stop requested.");
+            Some(format!("service stop {name}"))
+        }
+        ServiceCmd::Restart { name } => {
+            services::request(meta, &name, "restart")?;
+            println!("Service {name}: restart requested.");
+            Some(format!("service restart {name}"))
+        }
+        ServiceCmd::Set {
+            name,
+            startup,
+            bind,
+            default_bindings,
+            access,
+            access_everyone,
+            max_connections,
+            max_per_ip,
+        } => {
+            let def = services::find(&name)?;
+            let mut s = services::load_settings(meta, def)?;
+            if let Some(st) = startup {
+                s.startup = match st {
+                    StartupArg::Automatic => Startup::Automatic,
+                    StartupArg::Manual => Startup::Manual,
+                };
+            }
+            if default_bindings {
+                s.bindings.clear();
+            } else if !bind.is_empty() {
+                s.bindings = bind;
+            }
+            if access_everyone {
+                s.access_group = None;
+            } else if let Some(g) = access {
+                // The group must exist (the built-in one always does).
+                if !env
+                    .directory
+                    .ip_groups()?
+                    .names()
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&g))
+                {
+                    bail!("there is no IP address group '{g}'");
+                }
+                s.access_group = Some(g);
+            }
+            if let Some(n) = max_connections {
+                if n == 0 {
+                    bail!("--max-connections must be at least 1");
+                }
+                s.max_connections = n;
+            }
+            if let Some(n) = max_per_ip {
+                if n == 0 {
+                    bail!("--max-per-ip must be at least 1");
+                }
+                s.max_connections_per_ip = n;
+            }
+            services::save_settings(meta, def.name, &s)?;
+            println!("Service {} changed.", def.name);
+            Some(format!("service set {}", def.name))
+        }
+    })
+}
+
+fn log_cmd(env: &Env, c: LogCmd) -> Result<Option<String>> {
+    Ok(match c {
+        LogCmd::Debug => {
+            let on = crate::setup::debug_categories(env)?;
+            for cat in DebugCategory::ALL {
+                let enabled = on.contains(&cat);
+                println!(
+                    "{:<28} {}",
+                    cat.as_str(),
+                    if enabled { "on" } else { "off" }
+                );
+            }
+            None
+        }
+        LogCmd::DebugOn { category } => {
+            crate::setup::set_debug_category(env, &category, true)?;
+            println!("Debug category {category} on.");
+            Some(format!("log debug-on {category}"))
+        }
+        LogCmd::DebugOff { category } => {
+            crate::setup::set_debug_category(env, &category, false)?;
+            println!("Debug category {category} off.");
+            Some(format!("log debug-off {category}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("500MB"), Ok(500 << 20));
+        assert_eq!(parse_size("2gb"), Ok(2 << 30));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MB").is_err());
+        assert!(parse_size("99999999999TB").is_err());
+        assert_eq!(fmt_size(500 << 20), "500MB");
+    }
+
+    #[test]
+    fn json_merge_overrides_nested_fields_only() {
+        let base = serde_json::json!({"a": 1, "lockout": {"attempts": 5, "minutes": 10}});
+        let patch = serde_json::json!({"lockout": {"attempts": 3}});
+        assert_eq!(
+            merge_json(base, patch),
+            serde_json::json!({"a": 1, "lockout": {"attempts": 3, "minutes": 10}})
+        );
+    }
+}

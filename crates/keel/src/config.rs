@@ -1,0 +1,210 @@
+//! `keel.toml` and the data directory layout (DESIGN §5).
+//!
+//! `keel.toml` holds only what is needed before the store opens: the store backend and
+//! the listen addresses. Every other setting is a typed document in the store.
+//!
+//! Data directory layout:
+//! ```text
+//! <data>/keel.toml      this file, written with comments on first run
+//! <data>/keel.db        SQLite metadata store (WAL: keel.db-wal, keel.db-shm)
+//! <data>/blobs/         content-addressed message bytes (keel_store::file)
+//! <data>/tls/           cert.pem + key.pem (self-signed on first run); <domain>.pem/.key for SNI
+//! <data>/logs/          the guide's logs (guide ch. 25)
+//! <data>/run/           keel.lock (one server per data dir) and status.json (for `keel status`)
+//! ```
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// The parsed `keel.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeelToml {
+    /// Metadata store.
+    #[serde(default)]
+    pub(crate) store: StoreSection,
+    /// Where services listen.
+    #[serde(default)]
+    pub(crate) listen: ListenSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoreSection {
+    /// `sqlite` (default). `postgres` is the cluster backend of a later release.
+    #[serde(default = "default_backend")]
+    pub(crate) backend: String,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            backend: default_backend(),
+        }
+    }
+}
+
+fn default_backend() -> String {
+    "sqlite".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenSection {
+    /// Addresses every service binds unless its own bindings say otherwise.
+    #[serde(default = "default_addresses")]
+    pub(crate) addresses: Vec<IpAddr>,
+    /// Added to every standard port (a second instance or tests side by side).
+    #[serde(default)]
+    pub(crate) port_offset: u16,
+}
+
+impl Default for ListenSection {
+    fn default() -> Self {
+        Self {
+            addresses: default_addresses(),
+            port_offset: 0,
+        }
+    }
+}
+
+fn default_addresses() -> Vec<IpAddr> {
+    vec![
+        IpAddr::from([0, 0, 0, 0]),
+        IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 0]),
+    ]
+}
+
+impl KeelToml {
+    pub(crate) fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let cfg: Self =
+            toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
+        if cfg.store.backend != "sqlite" {
+            bail!(
+                "{}: store backend '{}' is not available in this build; use \"sqlite\"",
+                path.display(),
+                cfg.store.backend
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// The commented file first run writes.
+    pub(crate) fn render(&self) -> String {
+        let addrs: Vec<String> = self
+            .listen
+            .addresses
+            .iter()
+            .map(|a| format!("\"{a}\""))
+            .collect();
+        format!(
+            "# Keel configuration.\n\
+             # Only what is needed before the store opens lives here (DESIGN §5); every other\n\
+             # setting is changed with the `keel` CLI or the web administration.\n\
+             \n\
+             [store]\n\
+             # \"sqlite\": the embedded store in this directory (keel.db + blobs/).\n\
+             backend = \"{}\"\n\
+             \n\
+             [listen]\n\
+             # Addresses every service binds unless a service has its own bindings\n\
+             # (`keel service set NAME --bind ADDR:PORT`). \"0.0.0.0\" and \"::\" mean all.\n\
+             addresses = [{}]\n\
+             # Added to every standard port: 25 becomes 25 + port_offset, and so on.\n\
+             # Ports below 1024 that cannot be bound without privileges fall back to port + 10000.\n\
+             port_offset = {}\n",
+            self.store.backend,
+            addrs.join(", "),
+            self.listen.port_offset
+        )
+    }
+}
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub(crate) struct DataDir {
+    pub(crate) root: PathBuf,
+}
+
+impl DataDir {
+    pub(crate) fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+    pub(crate) fn config(&self) -> PathBuf {
+        self.root.join("keel.toml")
+    }
+    pub(crate) fn db(&self) -> PathBuf {
+        self.root.join("keel.db")
+    }
+    pub(crate) fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+    pub(crate) fn tls(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+    pub(crate) fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    pub(crate) fn run(&self) -> PathBuf {
+        self.root.join("run")
+    }
+    pub(crate) fn status_file(&self) -> PathBuf {
+        self.run().join("status.json")
+    }
+    pub(crate) fn lock_file(&self) -> PathBuf {
+        self.run().join("keel.lock")
+    }
+    /// Whether first run has completed here.
+    pub(crate) fn is_initialised(&self) -> bool {
+        self.config().exists() && self.db().exists()
+    }
+}
+
+/// The system's host name, as the default Internet hostname (guide §7.1).
+pub(crate) fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The default primary domain: the hostname minus its first label
+/// (`mail.example.com` gives `example.com`); a single-label hostname is used as it is.
+pub(crate) fn domain_from_hostname(hostname: &str) -> String {
+    match hostname.split_once('.') {
+        Some((_, rest)) if rest.contains('.') || !rest.is_empty() => rest.to_owned(),
+        _ => hostname.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_is_hostname_minus_first_label() {
+        assert_eq!(domain_from_hostname("mail.example.com"), "example.com");
+        assert_eq!(
+            domain_from_hostname("mx1.mail.example.co.uk"),
+            "mail.example.co.uk"
+        );
+        assert_eq!(domain_from_hostname("localhost"), "localhost");
+    }
+
+    #[test]
+    fn rendered_config_parses_back_and_unknown_keys_are_rejected() {
+        let cfg = KeelToml {
+            store: StoreSection::default(),
+            listen: ListenSection::default(),
+        };
+        let back: KeelToml = toml::from_str(&cfg.render()).expect("rendered config parses");
+        assert_eq!(back, cfg);
+        assert!(toml::from_str::<KeelToml>("[listen]\nport_ofset = 3\n").is_err());
+    }
+}

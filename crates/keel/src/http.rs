@@ -1,0 +1,163 @@
+//! The HTTP and HTTPS services. This build serves the first pieces of the web front-end:
+//! `/server.cer` (guide §36.4), a health check, and `POST /api/v1/login`, the admin API's
+//! sign-in that checks a password through the directory (the same rules as every
+//! protocol: security policy, lockout, login names).
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::{Extension, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use serde::{Deserialize, Serialize};
+
+use crate::listener::{Conn, Handler, canonical_ip};
+
+/// A sign-in attempt as the web front-end passes it to the directory.
+#[derive(Debug, Clone)]
+pub(crate) struct WebLogin {
+    pub(crate) login: String,
+    pub(crate) password: String,
+    pub(crate) client_ip: IpAddr,
+    pub(crate) local_ip: IpAddr,
+    pub(crate) secure: bool,
+}
+
+/// A successful sign-in.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WebSession {
+    pub(crate) user: String,
+    pub(crate) admin_rights: String,
+}
+
+/// Checks credentials; blocking (argon2, store), run on the blocking pool.
+pub(crate) type Authenticate = Arc<dyn Fn(WebLogin) -> Result<WebSession, String> + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    authenticate: Authenticate,
+    server_cer: Arc<Vec<u8>>,
+}
+
+#[derive(Clone, Copy)]
+struct ConnInfo {
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: bool,
+}
+
+/// The HTTP(S) protocol handler.
+pub(crate) struct HttpHandler {
+    router: Router,
+}
+
+impl HttpHandler {
+    pub(crate) fn new(authenticate: Authenticate, server_cer: Vec<u8>) -> Self {
+        let state = AppState {
+            authenticate,
+            server_cer: Arc::new(server_cer),
+        };
+        let router = Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/server.cer", get(server_cer_handler))
+            .route("/api/v1/login", post(login))
+            .with_state(state);
+        Self { router }
+    }
+}
+
+impl Handler for HttpHandler {
+    fn serve(&self, conn: Conn) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        let info = ConnInfo {
+            peer: conn.peer,
+            local: conn.local,
+            tls: conn.is_tls(),
+        };
+        let router = self.router.clone().layer(Extension(info));
+        Box::pin(async move {
+            let mut shutdown = conn.shutdown.clone();
+            let service = TowerToHyperService::new(router);
+            let http = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(conn.stream), service);
+            tokio::pin!(http);
+            tokio::select! {
+                r = http.as_mut() => {
+                    if let Err(e) = r { tracing::debug!("http connection from {}: {e}", info.peer) }
+                }
+                _ = wait_true(&mut shutdown) => {
+                    // Finish the request in flight, then close.
+                    http.as_mut().graceful_shutdown();
+                    let _ = http.await;
+                }
+            }
+        })
+    }
+}
+
+async fn wait_true(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn server_cer_handler(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/pkix-cert")],
+        st.server_cer.as_ref().clone(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    login: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+async fn login(
+    State(st): State<AppState>,
+    Extension(info): Extension<ConnInfo>,
+    body: Option<Json<LoginBody>>,
+) -> Response {
+    let Some(Json(body)) = body else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(ErrorBody {
+                error: "expected a JSON body {\"login\": …, \"password\": …}".into(),
+            }),
+        )
+            .into_response();
+    };
+    let attempt = WebLogin {
+        login: body.login,
+        password: body.password,
+        client_ip: canonical_ip(info.peer.ip()),
+        local_ip: canonical_ip(info.local.ip()),
+        secure: info.tls,
+    };
+    let auth = st.authenticate.clone();
+    match tokio::task::spawn_blocking(move || auth(attempt)).await {
+        Ok(Ok(session)) => (StatusCode::OK, Json(session)).into_response(),
+        Ok(Err(_)) => (
+            StatusCode::UNAUTHORIZED,
+            Json(ErrorBody {
+                error: "invalid user name or password".into(),
+            }),
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

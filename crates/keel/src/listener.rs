@@ -1,0 +1,490 @@
+//! The listener framework shared by every protocol (guide §6.1).
+//!
+//! Implementation notes:
+//! - A service binds one or more addresses. A privileged port the process may not bind
+//!   falls back to port + 10000, loudly (DESIGN §5).
+//! - Admission happens before any byte is read: the service's IP group (guide §6.1 "allow
+//!   access only from"), then the overall and per-IP connection limits. Refused
+//!   connections are closed at once.
+//! - Implicit-TLS services complete the handshake here; plaintext services get a
+//!   [`Conn::start_tls`] for STARTTLS with the same certificate set (SNI picks a domain's
+//!   own certificate).
+//! - Stopping a service closes its listeners first, then tells every connection to finish
+//!   (the `shutdown` watch), then waits for them up to a grace period: in-flight
+//!   transactions complete, nothing accepted is dropped.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use keel_core::ipgroup::IpGroups;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// Time allowed for a TLS handshake.
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time connections get to finish when their service stops.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Offset used when a privileged port cannot be bound.
+pub(crate) const UNPRIVILEGED_FALLBACK_OFFSET: u16 = 10000;
+
+/// A client connection, plain or TLS.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// An admitted connection handed to a protocol handler.
+pub(crate) struct Conn {
+    pub(crate) stream: Stream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    /// Becomes `true` when the service or the server stops: finish the current
+    /// transaction, then close.
+    pub(crate) shutdown: watch::Receiver<bool>,
+    tls: TlsAcceptor,
+}
+
+impl Conn {
+    /// Whether the connection is encrypted.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// Upgrades a plaintext connection (STARTTLS, RFC 3207 / RFC 2595).
+    #[allow(dead_code)] // used by the mail protocols
+    pub(crate) async fn start_tls(self) -> io::Result<Self> {
+        let Stream::Plain(tcp) = self.stream else {
+            return Err(io::Error::other("TLS is already active"));
+        };
+        let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, self.tls.accept(tcp))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        Ok(Self {
+            stream: Stream::Tls(Box::new(tls)),
+            ..self
+        })
+    }
+}
+
+/// A protocol front-end.
+pub(crate) trait Handler: Send + Sync + 'static {
+    fn serve(&self, conn: Conn) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+}
+
+/// Admission rules, replaceable while the service runs (settings reload).
+#[derive(Clone)]
+pub(crate) struct Admission {
+    pub(crate) access_group: Option<String>,
+    pub(crate) max_connections: u32,
+    pub(crate) max_per_ip: u32,
+    pub(crate) groups: Arc<IpGroups>,
+}
+
+/// Counts a service's live connections, overall and per IP.
+#[derive(Default)]
+struct Counters {
+    total: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
+    idle: Notify,
+}
+
+struct ConnGuard {
+    counters: Arc<Counters>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        {
+            let mut map = self
+                .counters
+                .per_ip
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = map.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&self.ip);
+                }
+            }
+        }
+        if self.counters.total.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.counters.idle.notify_waiters();
+        }
+    }
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    NotInAccessGroup,
+    TooManyConnections,
+    TooManyFromIp,
+}
+
+impl Counters {
+    fn admit(self: &Arc<Self>, ip: IpAddr, rules: &Admission) -> Result<ConnGuard, Refusal> {
+        if let Some(group) = &rules.access_group
+            && !rules.groups.contains(group, ip)
+        {
+            return Err(Refusal::NotInAccessGroup);
+        }
+        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if self.total.load(Ordering::SeqCst) >= rules.max_connections as usize {
+            return Err(Refusal::TooManyConnections);
+        }
+        let n = map.entry(ip).or_insert(0);
+        if *n >= rules.max_per_ip {
+            return Err(Refusal::TooManyFromIp);
+        }
+        *n += 1;
+        self.total.fetch_add(1, Ordering::SeqCst);
+        Ok(ConnGuard {
+            counters: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// What binding produced, for the start-up summary.
+#[derive(Debug, Clone)]
+pub(crate) struct BoundAddr {
+    pub(crate) addr: SocketAddr,
+    /// Set when the address differs from the one asked for, or a requested one failed.
+    pub(crate) note: Option<String>,
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    if addr.is_ipv6() {
+        // Separate sockets for 0.0.0.0 and ::, so both can be listed.
+        sock.set_only_v6(true)?;
+    }
+    sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    TcpListener::from_std(sock.into())
+}
+
+/// Binds every address, falling back to port + 10000 for privileged ports. Unavailable
+/// IPv6 wildcard addresses are skipped with a note. Fails when nothing could be bound.
+pub(crate) fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, BoundAddr)>, String> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for &addr in addrs {
+        match bind_one(addr) {
+            Ok(l) => {
+                let actual = l.local_addr().unwrap_or(addr);
+                out.push((
+                    l,
+                    BoundAddr {
+                        addr: actual,
+                        note: None,
+                    },
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 => {
+                let alt = SocketAddr::new(addr.ip(), addr.port() + UNPRIVILEGED_FALLBACK_OFFSET);
+                match bind_one(alt) {
+                    Ok(l) => out.push((
+                        l,
+                        BoundAddr {
+                            addr: alt,
+                            note: Some(format!(
+                                "port {} needs privileges this process lacks; bound {} instead",
+                                addr.port(),
+                                alt.port()
+                            )),
+                        },
+                    )),
+                    Err(e2) => errors.push(format!("{alt}: {e2}")),
+                }
+            }
+            Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() && addrs.len() > 1 => {
+                // No IPv6 on this host: the IPv4 wildcard still serves.
+                tracing::debug!("skipping {addr}: {e}");
+            }
+            Err(e) => errors.push(format!("{addr}: {e}")),
+        }
+    }
+    if out.is_empty() {
+        return Err(if errors.is_empty() {
+            "no address to bind".to_owned()
+        } else {
+            errors.join("; ")
+        });
+    }
+    Ok(out)
+}
+
+/// A started service.
+pub(crate) struct RunningService {
+    pub(crate) bound: Vec<BoundAddr>,
+    admission: Arc<RwLock<Admission>>,
+    counters: Arc<Counters>,
+    stop_listeners: watch::Sender<bool>,
+    stop_conns: watch::Sender<bool>,
+    accept_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningService {
+    /// Starts accepting on already-bound listeners.
+    pub(crate) fn start(
+        listeners: Vec<(TcpListener, BoundAddr)>,
+        admission: Admission,
+        implicit_tls: bool,
+        tls: TlsAcceptor,
+        handler: Arc<dyn Handler>,
+    ) -> Self {
+        let (stop_listeners, stop_l_rx) = watch::channel(false);
+        let (stop_conns, stop_c_rx) = watch::channel(false);
+        let admission = Arc::new(RwLock::new(admission));
+        let counters = Arc::new(Counters::default());
+        let mut bound = Vec::new();
+        let mut accept_tasks = Vec::new();
+        for (listener, b) in listeners {
+            bound.push(b);
+            let ctx = AcceptCtx {
+                admission: admission.clone(),
+                counters: counters.clone(),
+                implicit_tls,
+                tls: tls.clone(),
+                handler: handler.clone(),
+                conn_shutdown: stop_c_rx.clone(),
+            };
+            accept_tasks.push(tokio::spawn(accept_loop(listener, stop_l_rx.clone(), ctx)));
+        }
+        Self {
+            bound,
+            admission,
+            counters,
+            stop_listeners,
+            stop_conns,
+            accept_tasks,
+        }
+    }
+
+    /// Replaces the admission rules; applies to the next connection.
+    pub(crate) fn set_admission(&self, a: Admission) {
+        *self.admission.write().unwrap_or_else(|e| e.into_inner()) = a;
+    }
+
+    pub(crate) fn active_connections(&self) -> usize {
+        self.counters.total.load(Ordering::SeqCst)
+    }
+
+    /// Closes the listeners (the ports are free when this returns) and asks every
+    /// connection to finish; the returned [`Draining`] waits for them.
+    pub(crate) async fn close(self) -> Draining {
+        let _ = self.stop_listeners.send(true);
+        for t in self.accept_tasks {
+            let _ = t.await;
+        }
+        let _ = self.stop_conns.send(true);
+        Draining {
+            counters: self.counters,
+        }
+    }
+}
+
+/// A closed service whose connections are finishing.
+pub(crate) struct Draining {
+    counters: Arc<Counters>,
+}
+
+impl Draining {
+    /// Waits until every connection has ended, at most `grace`.
+    pub(crate) async fn wait(self, grace: Duration) {
+        let counters = self.counters;
+        let drained = async move {
+            loop {
+                let notified = counters.idle.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if counters.total.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            tracing::warn!("connections still open after the shutdown grace period");
+        }
+    }
+}
+
+struct AcceptCtx {
+    admission: Arc<RwLock<Admission>>,
+    counters: Arc<Counters>,
+    implicit_tls: bool,
+    tls: TlsAcceptor,
+    handler: Arc<dyn Handler>,
+    conn_shutdown: watch::Receiver<bool>,
+}
+
+async fn accept_loop(listener: TcpListener, mut stop: watch::Receiver<bool>, ctx: AcceptCtx) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => return,
+            r = listener.accept() => r,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let rules = ctx
+            .admission
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let ip = canonical_ip(peer.ip());
+        let guard = match ctx.counters.admit(ip, &rules) {
+            Ok(g) => g,
+            Err(why) => {
+                tracing::info!("refused connection from {peer}: {why:?}");
+                drop(tcp);
+                continue;
+            }
+        };
+        let local = tcp.local_addr().unwrap_or(peer);
+        let implicit = ctx.implicit_tls;
+        let tls = ctx.tls.clone();
+        let handler = ctx.handler.clone();
+        let shutdown = ctx.conn_shutdown.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _ = tcp.set_nodelay(true);
+            let stream = if implicit {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                    Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake with {peer} failed: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            } else {
+                Stream::Plain(tcp)
+            };
+            handler
+                .serve(Conn {
+                    stream,
+                    peer,
+                    local,
+                    shutdown,
+                    tls,
+                })
+                .await;
+        });
+    }
+}
+
+/// IPv4-mapped IPv6 addresses count as IPv4 for policy.
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(max: u32, per_ip: u32, group: Option<&str>) -> Admission {
+        Admission {
+            access_group: group.map(str::to_owned),
+            max_connections: max,
+            max_per_ip: per_ip,
+            groups: Arc::new(IpGroups::new(Vec::new()).expect("empty groups")),
+        }
+    }
+
+    #[test]
+    fn per_ip_and_total_limits_are_enforced_and_released() {
+        let c = Arc::new(Counters::default());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let r = rules(3, 2, None);
+        let g1 = c.admit(a, &r).unwrap();
+        let _g2 = c.admit(a, &r).unwrap();
+        assert_eq!(c.admit(a, &r).err(), Some(Refusal::TooManyFromIp));
+        let _g3 = c.admit(b, &r).unwrap();
+        assert_eq!(c.admit(b, &r).err(), Some(Refusal::TooManyConnections));
+        drop(g1);
+        assert!(c.admit(a, &r).is_ok());
+    }
+
+    #[test]
+    fn access_group_limits_to_local_clients() {
+        let c = Arc::new(Counters::default());
+        let r = rules(10, 10, Some(keel_core::ipgroup::LOCAL_CLIENTS));
+        assert!(c.admit("127.0.0.1".parse().unwrap(), &r).is_ok());
+        assert!(c.admit("192.168.1.7".parse().unwrap(), &r).is_ok());
+        assert_eq!(
+            c.admit("203.0.113.9".parse().unwrap(), &r).err(),
+            Some(Refusal::NotInAccessGroup)
+        );
+    }
+
+    #[test]
+    fn mapped_addresses_are_canonical() {
+        let ip: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(canonical_ip(ip), "10.1.2.3".parse::<IpAddr>().unwrap());
+    }
+}

@@ -1,0 +1,227 @@
+//! `keel serve`: first run, start-up summary, the run loop, graceful shutdown.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use keel_core::log::LogKind;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{DataDir, KeelToml, ListenSection, StoreSection};
+use crate::http::HttpHandler;
+use crate::listener::{Handler, SHUTDOWN_GRACE};
+use crate::manager::{ManagerCtx, ServiceManager};
+use crate::services;
+use crate::setup::{self, Env};
+use crate::status::{ServerStatus, render_table};
+use crate::tls::{self, CertSet};
+
+/// Options of `keel serve`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServeOptions {
+    pub(crate) hostname: Option<String>,
+    pub(crate) domain: Option<String>,
+    pub(crate) port_offset: Option<u16>,
+    pub(crate) listen: Vec<IpAddr>,
+}
+
+/// How often the server looks for changes made by the CLI or another process.
+const RELOAD_POLL: Duration = Duration::from_millis(500);
+
+pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
+    let first_run = !data.is_initialised();
+    std::fs::create_dir_all(data.run())
+        .with_context(|| format!("cannot create the data directory {}", data.root.display()))?;
+    // One server per data directory.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data.lock_file())?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "another keel server is already running on {}",
+            data.root.display()
+        );
+    }
+
+    let mut cfg = if first_run {
+        let mut listen = ListenSection::default();
+        if !opts.listen.is_empty() {
+            listen.addresses = opts.listen.clone();
+        }
+        if let Some(off) = opts.port_offset {
+            listen.port_offset = off;
+        }
+        let cfg = KeelToml {
+            store: StoreSection::default(),
+            listen,
+        };
+        std::fs::write(data.config(), cfg.render())?;
+        cfg
+    } else {
+        KeelToml::load(&data.config())?
+    };
+    // Flags given on a later run apply to this run only.
+    if !first_run {
+        if !opts.listen.is_empty() {
+            cfg.listen.addresses = opts.listen.clone();
+        }
+        if let Some(off) = opts.port_offset {
+            cfg.listen.port_offset = off;
+        }
+    }
+
+    let env = Env::open(&data)?;
+    let removed = keel_store::collect_orphan_blobs(env.meta.as_ref(), env.blobs.as_ref())?;
+    if removed > 0 {
+        env.logs.write(
+            LogKind::Warning,
+            &format!(
+                "removed {removed} unreferenced message blobs left by an interrupted delivery"
+            ),
+        );
+    }
+
+    let hostname = setup::ensure_hostname(&env, opts.hostname.as_deref())?;
+    let created_admin = if first_run {
+        Some(setup::first_run(&env, &hostname, opts.domain.as_deref())?)
+    } else {
+        None
+    };
+    let primary = setup::primary_domain(&env)?;
+    tls::ensure_self_signed(&data.tls(), &hostname, &primary)?;
+    let certs = Arc::new(CertSet::load(&data.tls())?);
+    let tls = TlsAcceptor::from(certs.server_config()?);
+
+    services::clear_controls(env.meta.as_ref())?;
+    let http: Arc<dyn Handler> = Arc::new(HttpHandler::new(
+        setup::web_authenticator(&env),
+        certs.default_der(),
+    ));
+    let mut handlers: HashMap<&'static str, Arc<dyn Handler>> = HashMap::new();
+    handlers.insert("http", http.clone());
+    handlers.insert("https", http);
+    let dir = env.directory.clone();
+    let mut manager = ServiceManager::new(ManagerCtx {
+        meta: env.meta.clone(),
+        tls,
+        listen: cfg.listen.addresses.clone(),
+        port_offset: cfg.listen.port_offset,
+        handlers,
+        ip_groups: Arc::new(move || Ok(dir.ip_groups()?)),
+    });
+    manager.reconcile().await?;
+
+    print_summary(
+        &data,
+        &hostname,
+        &primary,
+        first_run,
+        created_admin.as_ref(),
+        &manager,
+    );
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let write_status = |m: &ServiceManager| {
+        let st = ServerStatus {
+            pid: std::process::id(),
+            hostname: hostname.clone(),
+            started_at: started_at.clone(),
+            services: m.statuses(),
+        };
+        if let Err(e) = st.write(&data.status_file()) {
+            tracing::warn!("{e:#}");
+        }
+    };
+    write_status(&manager);
+    env.logs
+        .write(LogKind::Operations, &format!("Keel started on {hostname}"));
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut generation = env.meta.docs_generation()?;
+    let mut tick = tokio::time::interval(RELOAD_POLL);
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => {
+                // keel.toml may have new listen addresses.
+                match KeelToml::load(&data.config()) {
+                    Ok(new) => {
+                        manager = rebuild_listen(manager, &new);
+                        manager.reconcile().await?;
+                        write_status(&manager);
+                    }
+                    Err(e) => env.logs.write(LogKind::Error, &format!("reload refused: {e:#}")),
+                }
+            }
+            _ = tick.tick() => {
+                let g = match env.meta.docs_generation() {
+                    Ok(g) => g,
+                    Err(e) => { tracing::warn!("{e}"); continue; }
+                };
+                if g != generation {
+                    generation = g;
+                    setup::apply_runtime_settings(&env);
+                    manager.reconcile().await?;
+                    write_status(&manager);
+                }
+            }
+        }
+    }
+    println!(
+        "Stopping: finishing {} open connection(s) (at most {} s)…",
+        manager.active_connections(),
+        SHUTDOWN_GRACE.as_secs()
+    );
+    manager.shutdown(SHUTDOWN_GRACE).await;
+    env.logs.write(LogKind::Operations, "Keel stopped");
+    let _ = std::fs::remove_file(data.status_file());
+    drop(lock);
+    println!("Keel stopped.");
+    Ok(())
+}
+
+fn rebuild_listen(manager: ServiceManager, cfg: &KeelToml) -> ServiceManager {
+    manager.with_listen(cfg.listen.addresses.clone(), cfg.listen.port_offset)
+}
+
+fn print_summary(
+    data: &DataDir,
+    hostname: &str,
+    primary: &str,
+    first_run: bool,
+    admin: Option<&setup::CreatedAdmin>,
+    manager: &ServiceManager,
+) {
+    let mut out = String::new();
+    out.push_str(&format!("Keel {} mail server\n", env!("CARGO_PKG_VERSION")));
+    out.push_str(&format!(
+        "Data directory: {}{}\n",
+        data.root.display(),
+        if first_run { " (created)" } else { "" }
+    ));
+    out.push_str(&format!("Internet hostname: {hostname}\n"));
+    out.push_str(&format!("Primary domain: {primary}\n"));
+    if let Some(a) = admin {
+        out.push_str("\nAdministrator account created.\n");
+        out.push_str(&format!("  Login:    {}\n", a.login));
+        out.push_str(&format!("  Password: {}\n", a.password));
+        out.push_str(
+            "  This password is shown only once and stored only as a hash; change it after \
+             your first sign-in.\n  Sign in to the web administration to run the \
+             configuration wizard.\n",
+        );
+    }
+    out.push_str("\nServices:\n");
+    out.push_str(&render_table(&manager.statuses()));
+    out.push_str("Ready.\n");
+    print!("{out}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}

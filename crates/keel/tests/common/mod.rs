@@ -1,0 +1,272 @@
+//! Drives the real `keel` binary: starts `keel serve` on loopback with a port offset,
+//! reads its summary, and runs CLI commands and curl against it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Standard ports of every service, in the summary's order.
+pub const SERVICES: &[(&str, u16)] = &[
+    ("smtp", 25),
+    ("smtps", 465),
+    ("submission", 587),
+    ("pop3", 110),
+    ("pop3s", 995),
+    ("imap", 143),
+    ("imaps", 993),
+    ("nntp", 119),
+    ("nntps", 563),
+    ("ldap", 389),
+    ("ldaps", 636),
+    ("http", 80),
+    ("https", 443),
+];
+
+pub fn keel_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_keel")
+}
+
+/// A port offset where every service port is free on 127.0.0.1.
+pub fn free_offset() -> u16 {
+    let seed = std::process::id() as u64
+        ^ Instant::now().elapsed().as_nanos() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
+    for attempt in 0..200u64 {
+        let offset = 20000
+            + ((seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(attempt * 7919))
+                % 30000) as u16;
+        let all_free = SERVICES
+            .iter()
+            .all(|(_, p)| TcpListener::bind(("127.0.0.1", p + offset)).is_ok());
+        if all_free {
+            return offset;
+        }
+    }
+    panic!("no free port offset found");
+}
+
+pub struct Server {
+    pub child: Child,
+    pub data: PathBuf,
+    pub offset: u16,
+    pub summary: String,
+    pub _tmp: Option<tempfile::TempDir>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// First run in a fresh temporary data directory.
+    pub fn start_fresh(extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let mut s = Self::start(&data, free_offset(), extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    pub fn start(data: &Path, offset: u16, extra: &[&str]) -> Self {
+        let mut cmd = Command::new(keel_bin());
+        cmd.arg("--data")
+            .arg(data)
+            .arg("serve")
+            .args([
+                "--listen",
+                "127.0.0.1",
+                "--port-offset",
+                &offset.to_string(),
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn keel serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut summary = String::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    summary.push_str(&line);
+                    summary.push('\n');
+                    if line == "Ready." {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("keel serve did not print its summary; got:\n{summary}");
+                }
+            }
+        }
+        Self {
+            child,
+            data: data.to_owned(),
+            offset,
+            summary,
+            _tmp: None,
+            lines: rx,
+        }
+    }
+
+    pub fn port(&self, service: &str) -> u16 {
+        let (_, p) = SERVICES
+            .iter()
+            .find(|(n, _)| *n == service)
+            .expect("known service");
+        p + self.offset
+    }
+
+    /// The printed admin password.
+    pub fn admin_password(&self) -> String {
+        self.summary
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Password:")
+                    .map(|p| p.trim().to_owned())
+            })
+            .expect("summary shows the admin password")
+    }
+
+    /// The summary row of a service: (state, addresses).
+    pub fn service_row(&self, name: &str) -> (String, String) {
+        let row = self
+            .summary
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row for {name} in:\n{}", self.summary));
+        for state in ["not available", "running", "stopped", "failed"] {
+            if let Some(pos) = row.find(&format!(" {state} ")) {
+                let rest = row[pos + state.len() + 2..].trim();
+                let addrs = rest.split_whitespace().next().unwrap_or("").to_owned();
+                return (state.to_owned(), addrs);
+            }
+        }
+        panic!("row without a state: {row}");
+    }
+
+    /// Runs `keel --data <dir> args…`.
+    pub fn keel(&self, args: &[&str]) -> Output {
+        keel(&self.data, args)
+    }
+
+    /// Stops with SIGTERM and returns the exit status and the rest of stdout.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = wait_timeout(&mut self.child, Duration::from_secs(40))
+            .expect("keel exits after SIGTERM");
+        let mut rest = String::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            rest.push_str(&l);
+            rest.push('\n');
+        }
+        (status, rest)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, t: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + t;
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+pub fn keel(data: &Path, args: &[&str]) -> Output {
+    Command::new(keel_bin())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run keel")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `curl` POST of a JSON login; returns (HTTP status, body).
+pub fn curl_login(url: &str, login: &str, password: &str) -> (u16, String) {
+    let body = serde_json::json!({ "login": login, "password": password }).to_string();
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+        ])
+        .args(["--data-binary", &body, "--max-time", "20", url])
+        .output()
+        .expect("curl is installed (scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// Whether a TCP connection is accepted and then kept open (not closed at once).
+pub fn connection_kept(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok();
+    let mut buf = [0u8; 1];
+    match s.read(&mut buf) {
+        Ok(0) => false, // closed by the server
+        Ok(_) => true,  // it spoke
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Retries `f` until it is true or `t` passes.
+pub fn eventually(t: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + t;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}

@@ -1,0 +1,549 @@
+//! The `keel` binary over real sockets: first run, the summary, the admin login (curl),
+//! CLI changes seen by the running server, service control, limits, graceful shutdown.
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn http_url(s: &Server, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", s.port("http"))
+}
+
+fn https_url(s: &Server, path: &str) -> String {
+    format!("https://127.0.0.1:{}{path}", s.port("https"))
+}
+
+/// Issue "Done when": a fresh first run shows every service with its real address, and
+/// the printed admin login works. (requirements-3 §6 scenario 1, "Default service
+/// listeners", as far as the services exist.)
+#[test]
+fn scenario_default_service_listeners_and_first_run_admin_login() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    assert!(
+        s.summary.contains("Internet hostname: mail.example.com"),
+        "{}",
+        s.summary
+    );
+    assert!(
+        s.summary.contains("Primary domain: example.com"),
+        "{}",
+        s.summary
+    );
+    assert!(
+        s.summary.contains("Login:    admin@example.com"),
+        "{}",
+        s.summary
+    );
+    for (name, _) in SERVICES {
+        let (state, addrs) = s.service_row(name);
+        assert_eq!(
+            addrs,
+            format!("127.0.0.1:{}", s.port(name)),
+            "{name} address"
+        );
+        let expected = if matches!(*name, "http" | "https") {
+            "running"
+        } else {
+            "not available"
+        };
+        assert_eq!(state, expected, "{name} state");
+    }
+    // Services not built are not listening.
+    assert!(TcpStream::connect(("127.0.0.1", s.port("smtp"))).is_err());
+
+    let password = s.admin_password();
+    assert!(password.len() >= 16);
+    // Bare name for the primary domain, full address, over HTTP and HTTPS (curl).
+    let (code, body) = curl_login(&http_url(&s, "/api/v1/login"), "admin", &password);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("admin@example.com") && body.contains("full"),
+        "{body}"
+    );
+    let (code, _) = curl_login(
+        &https_url(&s, "/api/v1/login"),
+        "admin@example.com",
+        &password,
+    );
+    assert_eq!(code, 200);
+    let (code, body) = curl_login(&http_url(&s, "/api/v1/login"), "admin", "wrong password");
+    assert_eq!(code, 401, "{body}");
+
+    // The password is stored only as a hash: it appears in no file of the data directory.
+    let grep = Command::new("grep")
+        .args(["-rIl", &password])
+        .arg(&s.data)
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "password found in {}",
+        stdout(&grep)
+    );
+
+    // Files of the documented layout exist.
+    for f in [
+        "keel.toml",
+        "keel.db",
+        "tls/cert.pem",
+        "tls/key.pem",
+        "logs/config.log",
+    ] {
+        assert!(s.data.join(f).exists(), "{f} missing");
+    }
+
+    let (status, rest) = s.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(rest.contains("Keel stopped."), "{rest}");
+}
+
+/// Issue "Done when": `keel user add` against a running server takes effect without a
+/// restart; the CLI's errors are clear sentences with a non-zero exit.
+#[test]
+fn cli_user_add_takes_effect_without_restart() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let url = http_url(&s, "/api/v1/login");
+    assert_eq!(curl_login(&url, "bob@example.com", "Tr0ub4dor&3x").0, 401);
+
+    let out = s.keel(&[
+        "user",
+        "add",
+        "bob@example.com",
+        "--password",
+        "Tr0ub4dor&3x",
+        "--quota",
+        "500MB",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(curl_login(&url, "bob@example.com", "Tr0ub4dor&3x").0, 200);
+    assert_eq!(
+        curl_login(&url, "bob", "Tr0ub4dor&3x").0,
+        200,
+        "bare name in the primary domain"
+    );
+
+    let out = s.keel(&["user", "show", "bob@example.com", "--format", "json"]);
+    assert!(
+        stdout(&out).contains(&(500u64 << 20).to_string()),
+        "{}",
+        stdout(&out)
+    );
+
+    // Clear errors, non-zero exit.
+    let out = s.keel(&[
+        "user",
+        "add",
+        "bob@example.com",
+        "--password",
+        "An0ther-pass",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bob@example.com"), "{}", stderr(&out));
+    let out = s.keel(&[
+        "user",
+        "add",
+        "carol@nowhere.test",
+        "--password",
+        "An0ther-pass",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nowhere.test"), "{}", stderr(&out));
+    let out = s.keel(&["user", "add", "dave@example.com", "--password", "short"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).to_lowercase().contains("password"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A disabled user cannot log in; the change applies at once.
+    let out = s.keel(&["user", "set", "bob@example.com", "--enabled", "false"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(curl_login(&url, "bob@example.com", "Tr0ub4dor&3x").0, 401);
+}
+
+/// requirements-2 acceptance 13 (audit log part): a user created with a password is in
+/// the config log, and the clear-text password never appears in any log file.
+#[test]
+fn scenario_remote_admin_and_audit_log_masks_passwords() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let secret = "Sup3r-Secret-Value";
+    let out = s.keel(&["user", "add", "eve@example.com", "--password", secret]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config_log = std::fs::read_to_string(s.data.join("logs/config.log")).unwrap();
+    assert!(
+        config_log.contains("user add eve@example.com"),
+        "{config_log}"
+    );
+    let grep = Command::new("grep")
+        .args(["-rIl", secret])
+        .arg(s.data.join("logs"))
+        .output()
+        .unwrap();
+    assert!(grep.stdout.is_empty(), "password in {}", stdout(&grep));
+}
+
+/// requirements-3 §6 scenario 2 (per-service binding, IP ACL and connection cap), on the
+/// HTTP service while the mail protocols are not built; changes apply without a restart
+/// of the server or of other services.
+#[test]
+fn scenario_per_service_binding_ip_acl_and_connection_cap() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let http: SocketAddr = format!("127.0.0.1:{}", s.port("http")).parse().unwrap();
+    let https_port = s.port("https");
+    assert!(connection_kept(http));
+
+    // Access only from a group that excludes 127.0.0.1: closed before any byte.
+    assert!(
+        s.keel(&["ipgroup", "add", "Elsewhere", "10.0.0.0/8"])
+            .status
+            .success()
+    );
+    assert!(
+        s.keel(&["service", "set", "http", "--access", "Elsewhere"])
+            .status
+            .success()
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || !connection_kept(http)),
+        "ACL not applied"
+    );
+    // HTTPS was not touched.
+    assert!(TcpStream::connect(("127.0.0.1", https_port)).is_ok());
+    assert!(
+        s.keel(&["service", "set", "http", "--access-everyone"])
+            .status
+            .success()
+    );
+    assert!(eventually(Duration::from_secs(5), || connection_kept(http)));
+
+    // Connection cap per IP: the 3rd concurrent connection is refused.
+    assert!(
+        s.keel(&["service", "set", "http", "--max-per-ip", "2"])
+            .status
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let a = TcpStream::connect(http).unwrap();
+    let b = TcpStream::connect(http).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !connection_kept(http),
+        "third connection from one IP must be refused"
+    );
+    drop((a, b));
+    assert!(eventually(Duration::from_secs(5), || connection_kept(http)));
+
+    // Rebinding moves the listener.
+    let new_port = free_offset() + 80;
+    let bind = format!("127.0.0.1:{new_port}");
+    assert!(
+        s.keel(&["service", "set", "http", "--bind", &bind])
+            .status
+            .success()
+    );
+    let moved: SocketAddr = bind.parse().unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || connection_kept(moved)),
+        "not rebound"
+    );
+    assert!(eventually(Duration::from_secs(5), || TcpStream::connect(
+        http
+    )
+    .is_err()));
+    let st = s.keel(&["status"]);
+    assert!(stdout(&st).contains(&bind), "{}", stdout(&st));
+}
+
+/// guide §6.1: start, stop and restart at run time; `keel status` shows the state.
+#[test]
+fn service_stop_start_restart_at_run_time() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let http: SocketAddr = format!("127.0.0.1:{}", s.port("http")).parse().unwrap();
+    let st = s.keel(&["status"]);
+    assert!(st.status.success());
+    let text = stdout(&st);
+    assert!(text.contains("Keel is running"), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", s.port("imap"))),
+        "{text}"
+    );
+
+    assert!(s.keel(&["service", "stop", "http"]).status.success());
+    assert!(eventually(Duration::from_secs(5), || TcpStream::connect(
+        http
+    )
+    .is_err()));
+    assert!(eventually(Duration::from_secs(5), || {
+        stdout(&s.keel(&["status"]))
+            .lines()
+            .any(|l| l.trim_start().starts_with("http ") && l.contains("stopped"))
+    }));
+    assert!(s.keel(&["service", "start", "http"]).status.success());
+    assert!(eventually(Duration::from_secs(5), || connection_kept(http)));
+    assert!(s.keel(&["service", "restart", "http"]).status.success());
+    assert!(eventually(Duration::from_secs(5), || connection_kept(http)));
+
+    let out = s.keel(&["service", "start", "imap"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not available"), "{}", stderr(&out));
+    let out = s.keel(&["service", "stop", "gopher"]);
+    assert!(
+        stderr(&out).contains("no service 'gopher'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// requirements-3 §6 further candidate: `/server.cer` is the DER form of the certificate
+/// served on the HTTPS port.
+#[test]
+fn server_cer_matches_the_https_certificate() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let cer = Command::new("curl")
+        .args(["-s", &http_url(&s, "/server.cer")])
+        .output()
+        .unwrap();
+    assert!(cer.status.success());
+    let tmp = tempfile::tempdir().unwrap();
+    let der = tmp.path().join("server.cer");
+    std::fs::write(&der, &cer.stdout).unwrap();
+    let fp_der = Command::new("openssl")
+        .args([
+            "x509",
+            "-inform",
+            "DER",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+        ])
+        .arg(&der)
+        .output()
+        .unwrap();
+    assert!(fp_der.status.success(), "{}", stderr(&fp_der));
+    let served = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{} -servername mail.example.com </dev/null 2>/dev/null \
+             | openssl x509 -noout -fingerprint -sha256",
+            s.port("https")
+        ))
+        .output()
+        .unwrap();
+    let a = stdout(&fp_der);
+    assert!(a.contains("Fingerprint="), "{a}");
+    assert_eq!(a.trim(), stdout(&served).trim());
+    // The certificate names the Internet hostname.
+    let text = Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&der)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&text).contains("DNS:mail.example.com"),
+        "{}",
+        stdout(&text)
+    );
+}
+
+/// requirements-1 acceptance 20, over the web sign-in: lockout after N failures from one
+/// IP refuses even the right password; "unlock all" lifts it; a disabled account stays
+/// refused after "unlock all". Events reach the security log.
+#[test]
+fn scenario_account_lockout_vs_disabled() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let url = http_url(&s, "/api/v1/login");
+    assert!(
+        s.keel(&[
+            "user",
+            "add",
+            "alice@example.com",
+            "--password",
+            "Alice-pass-1"
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        s.keel(&[
+            "user",
+            "add",
+            "carol@example.com",
+            "--password",
+            "Carol-pass-1"
+        ])
+        .status
+        .success()
+    );
+    let set = s.keel(&[
+        "security",
+        "set",
+        r#"{"lockout":{"enabled":true,"max_failures":3}}"#,
+    ]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    let bad = s.keel(&["security", "set", r#"{"lockout":{"attempts":3}}"#]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("lockout.attempts"),
+        "{}",
+        stderr(&bad)
+    );
+    for _ in 0..3 {
+        assert_eq!(curl_login(&url, "alice", "wrong").0, 401);
+    }
+    assert_eq!(
+        curl_login(&url, "alice", "Alice-pass-1").0,
+        401,
+        "locked account accepted"
+    );
+    assert!(
+        s.keel(&["user", "set", "carol@example.com", "--enabled", "false"])
+            .status
+            .success()
+    );
+    assert_eq!(curl_login(&url, "carol", "Carol-pass-1").0, 401);
+
+    let out = s.keel(&["security", "unlock-all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(curl_login(&url, "alice", "Alice-pass-1").0, 200);
+    assert_eq!(
+        curl_login(&url, "carol", "Carol-pass-1").0,
+        401,
+        "unlock-all enabled a disabled user"
+    );
+
+    let security = std::fs::read_to_string(s.data.join("logs/security.log")).unwrap_or_default();
+    assert!(security.contains("alice"), "security log: {security}");
+}
+
+/// A second server on the same data directory is refused; a restart keeps the data and
+/// prints no new admin password.
+#[test]
+fn second_server_refused_and_restart_keeps_data() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let out = keel(
+        &s.data,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1",
+            "--port-offset",
+            &free_offset().to_string(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
+    let password = s.admin_password();
+    let data = s.data.clone();
+    let offset = s.offset;
+    let tmp = tempfile::tempdir().unwrap();
+    let keep = tmp.path().join("data");
+    // Move ownership of the temp dir: copy the data dir path into a place we own.
+    std::fs::rename(&data, &keep).ok();
+    std::fs::rename(&keep, &data).ok();
+    let (status, _) = {
+        let mut s = s;
+        let t = s._tmp.take();
+        let r = s.terminate();
+        std::mem::forget(t); // keep the directory for the restart below
+        r
+    };
+    assert!(status.success());
+    let s2 = Server::start(&data, offset, &[]);
+    assert!(!s2.summary.contains("Password:"), "{}", s2.summary);
+    assert!(s2.summary.contains("Internet hostname: mail.example.com"));
+    assert_eq!(
+        curl_login(&http_url(&s2, "/api/v1/login"), "admin", &password).0,
+        200
+    );
+    drop(s2);
+    let _ = std::fs::remove_dir_all(data.parent().unwrap_or(&data));
+}
+
+/// DESIGN §5: a port that needs privileges the process lacks falls back to port + 10000,
+/// and the summary says so. Runs the binary as an unprivileged user with setpriv.
+#[test]
+fn privileged_ports_fall_back_loudly() {
+    let unprivileged_start =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .ok()
+            .and_then(|s| s.trim().parse::<u16>().ok())
+            .unwrap_or(1024);
+    let am_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| stdout(&o).trim() == "0")
+        .unwrap_or(false);
+    if unprivileged_start <= 80
+        || !am_root
+        || Command::new("setpriv").arg("--version").output().is_err()
+    {
+        eprintln!("skipped: needs root, setpriv and privileged low ports on this host");
+        return;
+    }
+    if TcpStream::connect(("127.0.0.1", 10080)).is_ok()
+        || TcpStream::connect(("127.0.0.1", 10443)).is_ok()
+    {
+        eprintln!("skipped: ports 10080/10443 are in use");
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("keel-priv")
+        .tempdir()
+        .unwrap();
+    let _ = Command::new("chmod")
+        .args(["0777"])
+        .arg(tmp.path())
+        .status();
+    let data = tmp.path().join("data");
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            keel_bin(),
+            "--data",
+        ])
+        .arg(&data)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1",
+            "--hostname",
+            "mail.example.com",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let stdout_pipe = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut acc = String::new();
+        for l in std::io::BufReader::new(stdout_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            acc.push_str(&l);
+            acc.push('\n');
+            if l == "Ready." {
+                break;
+            }
+        }
+        acc
+    });
+    let done = eventually(Duration::from_secs(60), || reader.is_finished());
+    if done {
+        out = reader.join().unwrap();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(done, "no summary");
+    assert!(out.contains("127.0.0.1:10080"), "{out}");
+    assert!(out.contains("port 80 needs privileges"), "{out}");
+}
