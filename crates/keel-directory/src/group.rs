@@ -237,6 +237,16 @@ impl Directory {
     /// Adds an alias (guide §12.3). Adding targets to an existing name adds up ("several rows
     /// for one alias fan out"); a non-empty description replaces the old one.
     pub fn add_alias(&self, new: NewAlias) -> DirResult<Alias> {
+        self.save_alias(new, false)
+    }
+
+    /// Replaces an existing alias's targets (and its description when one is given), in
+    /// one transaction: a bad target leaves the alias unchanged.
+    pub fn set_alias(&self, new: NewAlias) -> DirResult<Alias> {
+        self.save_alias(new, true)
+    }
+
+    fn save_alias(&self, new: NewAlias, replace: bool) -> DirResult<Alias> {
         let name = new.name.trim().to_lowercase();
         if !is_valid_alias_name(&name) || name.len() > keel_core::address::MAX_LOCAL_PART_OCTETS {
             return Err(DirectoryError::InvalidAliasName(
@@ -259,12 +269,19 @@ impl Directory {
             if tx.get_raw(DOMAIN, &domain)?.is_none() {
                 return Err(DirectoryError::NoSuchDomain(domain.clone()));
             }
-            let mut a = docs::get::<Alias>(tx, ALIAS, &key)?.unwrap_or_else(|| Alias {
+            let existing = docs::get::<Alias>(tx, ALIAS, &key)?;
+            if replace && existing.is_none() {
+                return Err(DirectoryError::NoSuchAlias(key.clone()));
+            }
+            let mut a = existing.unwrap_or_else(|| Alias {
                 name: name.clone(),
                 domain: domain.clone(),
                 description: String::new(),
                 targets: Vec::new(),
             });
+            if replace {
+                a.targets.clear();
+            }
             for t in &targets {
                 if !a.targets.contains(t) {
                     a.targets.push(t.clone());

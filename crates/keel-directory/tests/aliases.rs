@@ -570,3 +570,29 @@ fn guide_backup_mx_forwards_the_whole_domain() {
         "{t:?}"
     );
 }
+
+#[test]
+fn set_alias_replaces_targets_and_a_bad_target_changes_nothing() {
+    let env = scenario();
+    let d = &env.dir;
+    alias(d, "example.com", "x", &["alice", "carol"]);
+    let set = |targets: &[&str]| {
+        d.set_alias(NewAlias {
+            name: "x".into(),
+            domain: "example.com".into(),
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            description: String::new(),
+        })
+    };
+    set(&["dave"]).unwrap();
+    assert_eq!(targets(d, "x@example.com"), vec![local("dave@example.com")]);
+    assert!(set(&["dave", "not an address@@"]).is_err());
+    assert_eq!(targets(d, "x@example.com"), vec![local("dave@example.com")]);
+    let missing = d.set_alias(NewAlias {
+        name: "nope".into(),
+        domain: "example.com".into(),
+        targets: vec!["dave".into()],
+        description: String::new(),
+    });
+    assert!(missing.is_err(), "set must not create an alias");
+}

@@ -298,6 +298,14 @@ pub(crate) enum AliasCmd {
         #[command(flatten)]
         out: Out,
     },
+    /// Replace an alias's targets.
+    Set {
+        alias: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Remove an alias, or only some of its targets.
     Remove { alias: String, targets: Vec<String> },
 }
@@ -653,6 +661,21 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                 let a = d.get_alias(&domain, &name)?;
                 print_out(out.format, &a, pretty)?;
                 None
+            }
+            AliasCmd::Set {
+                alias,
+                targets,
+                description,
+            } => {
+                let (name, domain) = split_at(&alias, "alias")?;
+                d.set_alias(NewAlias {
+                    name,
+                    domain,
+                    targets,
+                    description: description.unwrap_or_default(),
+                })?;
+                println!("Alias {alias} changed.");
+                Some(format!("alias set {alias}"))
             }
             AliasCmd::Remove { alias, targets } => {
                 let (name, domain) = split_at(&alias, "alias")?;

@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use keel_core::log::{DebugCategory, Logs};
 use serde::{Deserialize, Serialize};
 
 use crate::listener::{Conn, Handler, canonical_ip};
@@ -43,6 +44,7 @@ pub(crate) type Authenticate = Arc<dyn Fn(WebLogin) -> Result<WebSession, String
 struct AppState {
     authenticate: Authenticate,
     server_cer: Arc<Vec<u8>>,
+    logs: Logs,
 }
 
 #[derive(Clone, Copy)]
@@ -58,15 +60,20 @@ pub(crate) struct HttpHandler {
 }
 
 impl HttpHandler {
-    pub(crate) fn new(authenticate: Authenticate, server_cer: Vec<u8>) -> Self {
+    pub(crate) fn new(authenticate: Authenticate, server_cer: Vec<u8>, logs: Logs) -> Self {
         let state = AppState {
             authenticate,
             server_cer: Arc::new(server_cer),
+            logs,
         };
         let router = Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/server.cer", get(server_cer_handler))
             .route("/api/v1/login", post(login))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                debug_log,
+            ))
             .with_state(state);
         Self { router }
     }
@@ -98,6 +105,31 @@ impl Handler for HttpHandler {
             }
         })
     }
+}
+
+/// guide §25.9 "HTTP Server": one debug line per request while the category is on.
+async fn debug_log(
+    State(st): State<AppState>,
+    Extension(info): Extension<ConnInfo>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !st.logs.debug_enabled(DebugCategory::HttpServer) {
+        return next.run(req).await;
+    }
+    let line = format!(
+        "{} {} {} from {}",
+        req.method(),
+        req.uri().path(),
+        if info.tls { "HTTPS" } else { "HTTP" },
+        info.peer
+    );
+    let resp = next.run(req).await;
+    st.logs.debug(
+        DebugCategory::HttpServer,
+        &format!("{line} -> {}", resp.status().as_u16()),
+    );
+    resp
 }
 
 async fn wait_true(rx: &mut tokio::sync::watch::Receiver<bool>) {

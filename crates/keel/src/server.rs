@@ -101,6 +101,7 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     let http: Arc<dyn Handler> = Arc::new(HttpHandler::new(
         setup::web_authenticator(&env),
         certs.default_der(),
+        env.logs.as_ref().clone(),
     ));
     let mut handlers: HashMap<&'static str, Arc<dyn Handler>> = HashMap::new();
     handlers.insert("http", http.clone());

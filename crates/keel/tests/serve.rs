@@ -547,3 +547,103 @@ fn privileged_ports_fall_back_loudly() {
     assert!(out.contains("127.0.0.1:10080"), "{out}");
     assert!(out.contains("port 80 needs privileges"), "{out}");
 }
+
+/// guide §25.9: debug categories switch on and off at run time (requirements-3 §6
+/// scenario 16, on the HTTP server category while ActiveSync is not built).
+#[test]
+fn debug_category_toggles_at_run_time() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let debug_log = s.data.join("logs/debug.log");
+    let read = || std::fs::read_to_string(&debug_log).unwrap_or_default();
+    let get = |path: &str| {
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", &http_url(&s, path)])
+            .status()
+            .unwrap()
+    };
+    get("/healthz");
+    assert!(!read().contains("/healthz"), "logged while off");
+    let on = s.keel(&["log", "debug-on", "http-server"]);
+    assert!(on.status.success(), "{}", stderr(&on));
+    assert!(
+        stdout(&s.keel(&["log", "debug"]))
+            .lines()
+            .any(|l| l.starts_with("http-server") && l.ends_with("on"))
+    );
+    assert!(eventually(Duration::from_secs(5), || {
+        get("/healthz");
+        read().contains("GET /healthz HTTP from 127.0.0.1")
+    }));
+    assert!(
+        s.keel(&["log", "debug-off", "http-server"])
+            .status
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    get("/server.cer");
+    assert!(
+        !read().contains("/server.cer"),
+        "logged after switching off: {}",
+        read()
+    );
+    let bad = s.keel(&["log", "debug-on", "no-such-category"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("no debug category"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+/// guide §16, DESIGN §6: one certificate set; SNI picks a domain's own certificate
+/// (`tls/<name>.pem` + `.key`), anything else gets the default one.
+#[test]
+fn sni_selects_the_domain_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let offset = free_offset();
+    let s = Server::start(&data, offset, &["--hostname", "mail.example.com"]);
+    let (st, _) = s.terminate();
+    assert!(st.success());
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-days", "2", "-subj", "/CN=example.org", "-keyout"])
+        .arg(data.join("tls/example.org.key"))
+        .arg("-out")
+        .arg(data.join("tls/example.org.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let s = Server::start(&data, offset, &[]);
+    let subject = |sni: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl s_client -connect 127.0.0.1:{} -servername {sni} </dev/null 2>/dev/null \
+                 | openssl x509 -noout -subject",
+                s.port("https")
+            ))
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    assert!(
+        subject("example.org").contains("CN = example.org"),
+        "{}",
+        subject("example.org")
+    );
+    assert!(subject("www.example.org").contains("CN = example.org"));
+    let default = subject("mail.example.com");
+    assert!(
+        !default.contains("example.org") && !default.trim().is_empty(),
+        "{default}"
+    );
+}
