@@ -165,6 +165,10 @@ pub(crate) enum UserCmd {
 pub(crate) struct UserOpts {
     #[arg(long, env = "KEEL_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Import an existing hash instead of a password: bcrypt (`$2b$…`), sha-crypt
+    /// (`$5$…`, `$6$…`) or argon2; it is upgraded to argon2id at the next login.
+    #[arg(long, value_name = "HASH", conflicts_with = "password")]
+    password_hash: Option<String>,
     #[arg(long)]
     full_name: Option<String>,
     #[arg(long)]
@@ -403,6 +407,30 @@ pub(crate) enum SecurityCmd {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum LogCmd {
+    /// Show the settings of every log (guide §25.1).
+    Show(Out),
+    /// Change one log's settings: `keel log set mail --rotate daily --keep 30`.
+    Set {
+        /// config, mail, security, warning, operations, error, spam or debug.
+        log: String,
+        #[arg(long, value_name = "BOOL")]
+        enabled: Option<bool>,
+        /// never, hourly, daily, weekly or monthly.
+        #[arg(long, value_name = "PERIOD")]
+        rotate: Option<String>,
+        /// Rotate when the file exceeds this size (0 = never by size).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+        /// Rotated files to keep.
+        #[arg(long, value_name = "N")]
+        keep: Option<u32>,
+        /// Also send the log to syslog.
+        #[arg(long, value_name = "BOOL")]
+        syslog: Option<bool>,
+        /// Syslog destination: unix:/path, host or host:port (default /dev/log).
+        #[arg(long, value_name = "DEST")]
+        syslog_server: Option<String>,
+    },
     /// List debug categories and whether each is on.
     Debug,
     /// Switch a debug category on (applies at run time, guide §25.9).
@@ -881,10 +909,15 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
                 admin_rights: opts.admin.map(Into::into).unwrap_or_default(),
                 public_folder_admin: opts.public_folder_admin.unwrap_or(false),
             };
-            if u.password.is_none() {
-                bail!("a new user needs --password (or the KEEL_PASSWORD environment variable)");
+            if u.password.is_none() && opts.password_hash.is_none() {
+                bail!(
+                    "a new user needs --password (or KEEL_PASSWORD in the environment) or --password-hash"
+                );
             }
             let user = d.add_user(std::mem::take(&mut u))?;
+            if let Some(hash) = &opts.password_hash {
+                d.set_password_hash(&user.address, hash)?;
+            }
             println!("User {} added.", user.address);
             Some(format!("user add {address}"))
         }
@@ -959,6 +992,9 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
                 public_folder_admin: opts.public_folder_admin,
             };
             d.set_user(&address, patch)?;
+            if let Some(hash) = &opts.password_hash {
+                d.set_password_hash(&address, hash)?;
+            }
             println!("User {address} changed.");
             Some(format!("user set {address}"))
         }
@@ -1163,6 +1199,70 @@ fn service_cmd(env: &Env, c: ServiceCmd) -> Result<Option<String>> {
 
 fn log_cmd(env: &Env, c: LogCmd) -> Result<Option<String>> {
     Ok(match c {
+        LogCmd::Show(out) => {
+            let s = crate::setup::load_log_settings(env.meta.as_ref())?;
+            print_out(out.format, &s, |s| {
+                keel_core::log::LogKind::ALL
+                    .iter()
+                    .map(|k| {
+                        let ks = s.kind(*k);
+                        format!(
+                            "{:<11} {:<8} rotate {:<8} max-size {:<9} keep {:<3} syslog {}\n",
+                            k.as_str(),
+                            if ks.enabled { "on" } else { "off" },
+                            ks.rotation.as_str(),
+                            fmt_size(ks.max_size),
+                            ks.keep,
+                            if ks.syslog.enabled { "on" } else { "off" }
+                        )
+                    })
+                    .collect()
+            })?;
+            None
+        }
+        LogCmd::Set {
+            log,
+            enabled,
+            rotate,
+            max_size,
+            keep,
+            syslog,
+            syslog_server,
+        } => {
+            let kind: keel_core::log::LogKind = log.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "there is no log '{log}'; the logs are: config, mail, security, warning, \
+                     operations, error, spam, debug"
+                )
+            })?;
+            let mut s = crate::setup::load_log_settings(env.meta.as_ref())?;
+            let ks = s.kind_mut(kind);
+            if let Some(e) = enabled {
+                ks.enabled = e;
+            }
+            if let Some(r) = rotate {
+                ks.rotation = r.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--rotate must be never, hourly, daily, weekly or monthly, not '{r}'"
+                    )
+                })?;
+            }
+            if let Some(m) = max_size {
+                ks.max_size = m;
+            }
+            if let Some(k) = keep {
+                ks.keep = k;
+            }
+            if let Some(on) = syslog {
+                ks.syslog.enabled = on;
+            }
+            if let Some(dest) = syslog_server {
+                ks.syslog.server = (!dest.is_empty()).then_some(dest);
+            }
+            crate::setup::save_log_settings(env.meta.as_ref(), &s)?;
+            println!("Log {} changed.", kind.as_str());
+            Some(format!("log set {}", kind.as_str()))
+        }
         LogCmd::Debug => {
             let on = crate::setup::debug_categories(env)?;
             for cat in DebugCategory::ALL {

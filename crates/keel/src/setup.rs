@@ -128,14 +128,14 @@ fn log_security_event(logs: &Logs, ev: &keel_directory::SecurityEvent) {
     }
 }
 
-fn load_log_settings(meta: &dyn MetaStore) -> Result<LogSettings> {
+pub(crate) fn load_log_settings(meta: &dyn MetaStore) -> Result<LogSettings> {
     Ok(match meta.get_doc(SETTING_KIND, LOGS_KEY)? {
         Some(d) => serde_json::from_value(d.body).context("stored log settings are invalid")?,
         None => LogSettings::default(),
     })
 }
 
-fn save_log_settings(meta: &dyn MetaStore, s: &LogSettings) -> Result<()> {
+pub(crate) fn save_log_settings(meta: &dyn MetaStore, s: &LogSettings) -> Result<()> {
     let body = serde_json::to_value(s)?;
     meta.transact(&mut |txn: &mut dyn DocTxn| {
         txn.put(SETTING_KIND, LOGS_KEY, "", &body).map(|_| ())

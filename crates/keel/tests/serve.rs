@@ -647,3 +647,74 @@ fn sni_selects_the_domain_certificate() {
         "{default}"
     );
 }
+
+/// Issue 2: imported sha-crypt (`$6$`, made by `openssl passwd -6`) and bcrypt hashes
+/// verify, and the hash never reaches the config log.
+#[test]
+fn imported_password_hash_logs_in() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let hash = Command::new("openssl")
+        .args(["passwd", "-6", "Imported-pass-1"])
+        .output()
+        .unwrap();
+    let hash = stdout(&hash).trim().to_owned();
+    assert!(hash.starts_with("$6$"), "{hash}");
+    let out = s.keel(&["user", "add", "ivan@example.com", "--password-hash", &hash]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let url = http_url(&s, "/api/v1/login");
+    assert_eq!(
+        curl_login(&url, "ivan@example.com", "Imported-pass-1").0,
+        200
+    );
+    assert_eq!(
+        curl_login(&url, "ivan@example.com", "imported-pass-1").0,
+        401
+    );
+    // After the upgrade to argon2id the same password still works.
+    assert_eq!(
+        curl_login(&url, "ivan@example.com", "Imported-pass-1").0,
+        200
+    );
+    let config_log = std::fs::read_to_string(s.data.join("logs/config.log")).unwrap();
+    assert!(
+        !config_log.contains(&hash),
+        "hash in the config log: {config_log}"
+    );
+    let bad = s.keel(&[
+        "user",
+        "add",
+        "jo@example.com",
+        "--password-hash",
+        "plaintext",
+    ]);
+    assert!(!bad.status.success());
+}
+
+/// guide §25.1: per-log rotation by size keeps N files, set from the CLI.
+#[test]
+fn log_rotation_by_size_keeps_n_files() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let out = s.keel(&["log", "set", "config", "--max-size", "1KB", "--keep", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&s.keel(&["log", "show"])).contains("max-size 1KB"));
+    for i in 0..30 {
+        let name = format!("Group{i}");
+        assert!(
+            s.keel(&["ipgroup", "add", &name, &format!("10.0.{i}.0/24")])
+                .status
+                .success()
+        );
+    }
+    let logs = s.data.join("logs");
+    assert!(logs.join("config.log.1").exists());
+    assert!(logs.join("config.log.2").exists());
+    assert!(!logs.join("config.log.3").exists());
+    for f in ["config.log", "config.log.1", "config.log.2"] {
+        let len = std::fs::metadata(logs.join(f)).unwrap().len();
+        assert!(len <= 1024, "{f} has {len} bytes");
+    }
+    let live = std::fs::read_to_string(logs.join("config.log")).unwrap();
+    assert!(live.contains("ipgroup add Group29"), "{live}");
+    let bad = s.keel(&["log", "set", "mail", "--rotate", "fortnightly"]);
+    assert!(!bad.status.success());
+}
