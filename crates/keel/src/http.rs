@@ -18,7 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use keel_core::log::{DebugCategory, Logs};
 use serde::{Deserialize, Serialize};
 
-use crate::listener::{Conn, Handler, canonical_ip};
+use keel_net::{Conn, Handler, canonical_ip};
 
 /// A sign-in attempt as the web front-end passes it to the directory.
 #[derive(Debug, Clone)]

@@ -3,7 +3,6 @@
 mod cli;
 mod config;
 mod http;
-mod listener;
 mod manager;
 mod server;
 mod services;

@@ -12,9 +12,9 @@ use keel_core::ipgroup::IpGroups;
 use keel_store::MetaStore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::listener::{self, Admission, Handler, RunningService};
 use crate::services::{self, CATALOGUE, ServiceDef, ServiceSettings, Startup, TlsMode};
 use crate::status::ServiceStatus;
+use keel_net::{self, Admission, Handler, RunningService};
 
 struct Live {
     service: RunningService,
@@ -124,7 +124,7 @@ impl ServiceManager {
             if let Some(old) = self.live.remove(def.name) {
                 // Connections of the old instance finish in the background.
                 let draining = old.service.close().await;
-                tokio::spawn(draining.wait(listener::SHUTDOWN_GRACE));
+                tokio::spawn(draining.wait(keel_net::SHUTDOWN_GRACE));
             }
         }
         if !want_running {
@@ -138,7 +138,7 @@ impl ServiceManager {
             );
             return Ok(());
         }
-        match listener::bind_all(&wanted_addrs) {
+        match keel_net::bind_all(&wanted_addrs) {
             Ok(listeners) => {
                 let service = RunningService::start(
                     listeners,

@@ -1,4 +1,4 @@
-//! The listener framework shared by every protocol (guide §6.1).
+//! Keel networking: the listener framework shared by every protocol (guide §6.1).
 //!
 //! Implementation notes:
 //! - A service binds one or more addresses. A privileged port the process may not bind
@@ -31,14 +31,14 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 /// Time allowed for a TLS handshake.
-pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time connections get to finish when their service stops.
-pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Offset used when a privileged port cannot be bound.
-pub(crate) const UNPRIVILEGED_FALLBACK_OFFSET: u16 = 10000;
+pub const UNPRIVILEGED_FALLBACK_OFFSET: u16 = 10000;
 
 /// A client connection, plain or TLS.
-pub(crate) enum Stream {
+pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -82,25 +82,25 @@ impl AsyncWrite for Stream {
 }
 
 /// An admitted connection handed to a protocol handler.
-pub(crate) struct Conn {
-    pub(crate) stream: Stream,
-    pub(crate) peer: SocketAddr,
-    pub(crate) local: SocketAddr,
+pub struct Conn {
+    pub stream: Stream,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
     /// Becomes `true` when the service or the server stops: finish the current
     /// transaction, then close.
-    pub(crate) shutdown: watch::Receiver<bool>,
+    pub shutdown: watch::Receiver<bool>,
     tls: TlsAcceptor,
 }
 
 impl Conn {
     /// Whether the connection is encrypted.
-    pub(crate) fn is_tls(&self) -> bool {
+    pub fn is_tls(&self) -> bool {
         matches!(self.stream, Stream::Tls(_))
     }
 
     /// Upgrades a plaintext connection (STARTTLS, RFC 3207 / RFC 2595).
     #[allow(dead_code)] // used by the mail protocols
-    pub(crate) async fn start_tls(self) -> io::Result<Self> {
+    pub async fn start_tls(self) -> io::Result<Self> {
         let Stream::Plain(tcp) = self.stream else {
             return Err(io::Error::other("TLS is already active"));
         };
@@ -115,17 +115,17 @@ impl Conn {
 }
 
 /// A protocol front-end.
-pub(crate) trait Handler: Send + Sync + 'static {
+pub trait Handler: Send + Sync + 'static {
     fn serve(&self, conn: Conn) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 }
 
 /// Admission rules, replaceable while the service runs (settings reload).
 #[derive(Clone)]
-pub(crate) struct Admission {
-    pub(crate) access_group: Option<String>,
-    pub(crate) max_connections: u32,
-    pub(crate) max_per_ip: u32,
-    pub(crate) groups: Arc<IpGroups>,
+pub struct Admission {
+    pub access_group: Option<String>,
+    pub max_connections: u32,
+    pub max_per_ip: u32,
+    pub groups: Arc<IpGroups>,
 }
 
 /// Counts a service's live connections, overall and per IP.
@@ -164,7 +164,7 @@ impl Drop for ConnGuard {
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     NotInAccessGroup,
     TooManyConnections,
     TooManyFromIp,
@@ -196,10 +196,10 @@ impl Counters {
 
 /// What binding produced, for the start-up summary.
 #[derive(Debug, Clone)]
-pub(crate) struct BoundAddr {
-    pub(crate) addr: SocketAddr,
+pub struct BoundAddr {
+    pub addr: SocketAddr,
     /// Set when the address differs from the one asked for, or a requested one failed.
-    pub(crate) note: Option<String>,
+    pub note: Option<String>,
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -218,7 +218,7 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Binds every address, falling back to port + 10000 for privileged ports. Unavailable
 /// IPv6 wildcard addresses are skipped with a note. Fails when nothing could be bound.
-pub(crate) fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, BoundAddr)>, String> {
+pub fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, BoundAddr)>, String> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for &addr in addrs {
@@ -268,8 +268,8 @@ pub(crate) fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, BoundAd
 }
 
 /// A started service.
-pub(crate) struct RunningService {
-    pub(crate) bound: Vec<BoundAddr>,
+pub struct RunningService {
+    pub bound: Vec<BoundAddr>,
     admission: Arc<RwLock<Admission>>,
     counters: Arc<Counters>,
     stop_listeners: watch::Sender<bool>,
@@ -279,7 +279,7 @@ pub(crate) struct RunningService {
 
 impl RunningService {
     /// Starts accepting on already-bound listeners.
-    pub(crate) fn start(
+    pub fn start(
         listeners: Vec<(TcpListener, BoundAddr)>,
         admission: Admission,
         implicit_tls: bool,
@@ -315,17 +315,17 @@ impl RunningService {
     }
 
     /// Replaces the admission rules; applies to the next connection.
-    pub(crate) fn set_admission(&self, a: Admission) {
+    pub fn set_admission(&self, a: Admission) {
         *self.admission.write().unwrap_or_else(|e| e.into_inner()) = a;
     }
 
-    pub(crate) fn active_connections(&self) -> usize {
+    pub fn active_connections(&self) -> usize {
         self.counters.total.load(Ordering::SeqCst)
     }
 
     /// Closes the listeners (the ports are free when this returns) and asks every
     /// connection to finish; the returned [`Draining`] waits for them.
-    pub(crate) async fn close(self) -> Draining {
+    pub async fn close(self) -> Draining {
         let _ = self.stop_listeners.send(true);
         for t in self.accept_tasks {
             let _ = t.await;
@@ -338,13 +338,13 @@ impl RunningService {
 }
 
 /// A closed service whose connections are finishing.
-pub(crate) struct Draining {
+pub struct Draining {
     counters: Arc<Counters>,
 }
 
 impl Draining {
     /// Waits until every connection has ended, at most `grace`.
-    pub(crate) async fn wait(self, grace: Duration) {
+    pub async fn wait(self, grace: Duration) {
         let counters = self.counters;
         let drained = async move {
             loop {
@@ -435,7 +435,7 @@ async fn accept_loop(listener: TcpListener, mut stop: watch::Receiver<bool>, ctx
 }
 
 /// IPv4-mapped IPv6 addresses count as IPv4 for policy.
-pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
