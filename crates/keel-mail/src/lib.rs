@@ -1,0 +1,1 @@
+//! keel-mail (being written)

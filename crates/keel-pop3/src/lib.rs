@@ -1,0 +1,1 @@
+//! keel-pop3 (being written)

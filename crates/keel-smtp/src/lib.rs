@@ -1,0 +1,1 @@
+//! keel-smtp (being written)
