@@ -28,6 +28,7 @@ pub mod model;
 mod netobj;
 pub mod password;
 mod resolve;
+pub mod sasl;
 mod user;
 
 use std::sync::{Arc, RwLock};

@@ -1,1 +1,123 @@
-//! keel-smtp (being written)
+//! Keel SMTP: the inbound server on 25 (MX, STARTTLS), 465 (implicit TLS) and 587
+//! (submission, AUTH required), with relay control, the per-IP security limits of guide
+//! §12.2, local delivery through [`keel_mail::Mailboxes`] and the outbound queue storage.
+//!
+//! Implementation notes:
+//! - [`codec`] is sans-I/O (no tokio, no store); `session` drives it over a
+//!   [`keel_net::Conn`]. One command is processed at a time; pipelined commands wait in
+//!   the line reader (RFC 2920).
+//! - Settings ([`SmtpSettings`]) are read at each session start from the MetaStore, so a
+//!   change applies to the next session without a restart.
+//! - Per-IP counters (concurrent connections, messages per sliding hour, unknown
+//!   recipients and harvest blocks) are **in-process** ([`IpLimits`]): each server
+//!   process (cluster node) counts on its own, and a restart forgets them. Services that
+//!   should share them (25, 465, 587) are built with [`SmtpService::with_limits`].
+//! - Durability (DESIGN §3): the `250` after DATA/BDAT is written only after
+//!   `Mailboxes::deliver` returned (its blobs fsync'd, transactions committed) and the
+//!   queue row of remote recipients committed (blob first, then row).
+//! - Every blocking call (directory, store, mail service) runs in `spawn_blocking`.
+//! - Unknown local recipients are refused at RCPT with 550 5.1.1 (never accepted and
+//!   bounced: no backscatter); they count toward the directory-harvest limit.
+//! - Quota is checked at RCPT (`quota_check`); a full mailbox answers **452 4.2.2**
+//!   (temporary: the owner may free space, RFC 3463 §3.3 X.2.2). If a local delivery still
+//!   fails after DATA for some recipients while others succeed, the message is accepted
+//!   (one reply covers all recipients, RFC 5321 §4.2.5) and the failed recipients are
+//!   only logged: DSNs come with the outbound step. If every local recipient fails, the
+//!   transaction is answered 452 4.2.2 (quota) or 451 4.3.0 and nothing is queued.
+//! - Public-folder targets (`#public/Path`) are appended to the folder `Path` of the
+//!   account `#public@<domain>`, created on first use (one more blob reference, same blob).
+//! - `X-Envelope-To` (guide §12.6) names one envelope recipient, so when it is on each
+//!   RCPT's local recipients get their own copy (one deliver call per RCPT) rather than
+//!   revealing the other (Bcc) recipients; when off, all local recipients share ONE
+//!   blob and ONE deliver call.
+//! - "Local" in the local-domain-only restriction (guide §8.2 step 8) means any local
+//!   domain of this server. An outside sender is a session that is not authenticated and
+//!   whose envelope sender's domain is not local.
+
+pub mod codec;
+mod limits;
+mod queueid;
+mod session;
+pub mod settings;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use keel_core::clock::SharedClock;
+use keel_core::log::Logs;
+use keel_directory::Directory;
+use keel_store::{BlobStore, MetaStore};
+
+pub use codec::{ReplyKind, SmtpReply, replies};
+pub use limits::IpLimits;
+pub use queueid::new_queue_id;
+pub use settings::{SmtpSettings, load_settings, save_settings};
+
+/// Which listener a service serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpKind {
+    /// Port 25: inbound mail from the Internet and STARTTLS (RFC 5321, RFC 3207).
+    Mx,
+    /// Port 587: message submission, AUTH required before MAIL (RFC 6409 §4.3).
+    Submission,
+    /// Port 465: implicit TLS submission (RFC 8314 §3.3); AUTH optional as on port 25.
+    Smtps,
+}
+
+impl SmtpKind {
+    /// The service name given to the security policy and SASL (`smtp` / `submission`).
+    pub fn service_name(self) -> &'static str {
+        match self {
+            Self::Mx | Self::Smtps => "smtp",
+            Self::Submission => "submission",
+        }
+    }
+}
+
+/// What an SMTP service needs from the rest of the server.
+#[derive(Clone)]
+pub struct SmtpContext {
+    /// Local delivery and quotas.
+    pub mailboxes: keel_mail::Mailboxes,
+    /// Domains, users, aliases, authentication, IP groups.
+    pub directory: Arc<Directory>,
+    /// Settings and the queue.
+    pub meta: Arc<dyn MetaStore>,
+    /// Message bytes of queued mail.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Mail, security and warning logs.
+    pub logs: Logs,
+    /// Time (tests move it).
+    pub clock: SharedClock,
+    /// The Internet hostname, read per session (banner, EHLO, Received).
+    pub hostname: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Free bytes in the data directory, `None` when unknown.
+    pub data_dir_free_space: Arc<dyn Fn() -> Option<u64> + Send + Sync>,
+}
+
+/// An SMTP service for one kind of listener; implements [`keel_net::Handler`].
+pub struct SmtpService {
+    inner: Arc<session::Shared>,
+}
+
+impl SmtpService {
+    /// A service with its own per-IP counters.
+    pub fn new(kind: SmtpKind, ctx: SmtpContext) -> Self {
+        Self::with_limits(kind, ctx, Arc::new(IpLimits::default()))
+    }
+
+    /// A service sharing per-IP counters with other services (25, 465, 587 of one server).
+    pub fn with_limits(kind: SmtpKind, ctx: SmtpContext, limits: Arc<IpLimits>) -> Self {
+        Self {
+            inner: Arc::new(session::Shared { kind, ctx, limits }),
+        }
+    }
+}
+
+impl keel_net::Handler for SmtpService {
+    fn serve(&self, conn: keel_net::Conn) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        let shared = self.inner.clone();
+        Box::pin(session::run(shared, conn))
+    }
+}

@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::{
-    BlobId, BlobStore, ChangeKind, FolderKind, MetaStore, NewMessage, StoreError, Usage,
-    collect_orphan_blobs,
+    BlobId, BlobStore, ChangeKind, FolderKind, MetaStore, NewMessage, QueueRcptState,
+    QueuedMessage, QueuedRecipient, StoreError, Usage, collect_orphan_blobs,
 };
 
 /// The signature of a check.
@@ -87,6 +87,14 @@ pub const CHECKS: &[(&str, Check)] = &[
         "collect_orphan_blobs_removes_only_unreferenced",
         collect_orphan_blobs_removes_only_unreferenced,
     ),
+    (
+        "queue_enqueue_list_update_dequeue",
+        queue_enqueue_list_update_dequeue,
+    ),
+    (
+        "queued_blobs_survive_orphan_collection",
+        queued_blobs_survive_orphan_collection,
+    ),
 ];
 
 /// Runs every check of [`CHECKS`], each on fresh stores from `factory`.
@@ -128,6 +136,8 @@ macro_rules! conformance_tests {
             blob_list_and_delete,
             blob_id_parse_rejects_bad_ids,
             collect_orphan_blobs_removes_only_unreferenced,
+            queue_enqueue_list_update_dequeue,
+            queued_blobs_survive_orphan_collection,
         );
     };
     (@tests $fresh:path; $($check:ident),+ $(,)?) => {
@@ -1180,4 +1190,142 @@ pub fn collect_orphan_blobs_removes_only_unreferenced(meta: &dyn MetaStore, blob
         "second pass"
     );
     assert_eq!(blobs.get(&kept.blob).expect("get"), b"referenced");
+}
+
+// ---------------------------------------------------------------------------------------
+// Outbound queue (DESIGN §3)
+
+fn queued(blobs: &dyn BlobStore, id: &str, bytes: &[u8], rcpts: &[&str]) -> QueuedMessage {
+    let blob = blobs.put(bytes).expect("blob put");
+    QueuedMessage {
+        id: id.to_owned(),
+        sender: "alice@example.com".to_owned(),
+        envid: Some("env-1".to_owned()),
+        ret: Some("HDRS".to_owned()),
+        size: bytes.len() as u64,
+        blob,
+        created: 1_700_000_000,
+        next_attempt: 1_700_000_000,
+        recipients: rcpts
+            .iter()
+            .map(|a| {
+                let mut r = QueuedRecipient::new(*a);
+                r.notify = Some("FAILURE,DELAY".to_owned());
+                r.orcpt = Some(format!("rfc822;{a}"));
+                r
+            })
+            .collect(),
+    }
+}
+
+/// Queue rows round-trip with their per-recipient state; updates count attempts; a
+/// duplicate id is a `Conflict`; dequeue reports the blob once nothing references it.
+pub fn queue_enqueue_list_update_dequeue(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let a = queued(
+        blobs,
+        "65000000-00000001",
+        b"queued a",
+        &["y@remote.test", "z@remote.test"],
+    );
+    let mut b = queued(blobs, "65000000-00000002", b"queued b", &["w@remote.test"]);
+    b.next_attempt = 1_600_000_000;
+    b.recipients[0].route = Some("mx.branch.test:25".to_owned());
+    meta.enqueue(&a).expect("enqueue a");
+    meta.enqueue(&b).expect("enqueue b");
+    assert!(
+        matches!(meta.enqueue(&a), Err(StoreError::Conflict { .. })),
+        "duplicate queue id must conflict"
+    );
+    let all = meta.queued_messages().expect("list");
+    assert_eq!(all, vec![b.clone(), a.clone()], "ordered by next attempt");
+    assert_eq!(meta.queued_message(&a.id).expect("get"), Some(a.clone()));
+    assert_eq!(meta.queued_message("nope").expect("get"), None);
+
+    meta.update_queue_recipient(
+        &a.id,
+        "z@remote.test",
+        QueueRcptState::Deferred,
+        Some("451 try later"),
+        1_700_001_800,
+    )
+    .expect("update");
+    let got = meta
+        .queued_message(&a.id)
+        .expect("get")
+        .expect("still queued");
+    assert_eq!(got.next_attempt, 1_700_001_800);
+    assert_eq!(
+        got.recipients[0], a.recipients[0],
+        "other recipient untouched"
+    );
+    assert_eq!(got.recipients[1].state, QueueRcptState::Deferred);
+    assert_eq!(got.recipients[1].attempts, 1);
+    assert_eq!(
+        got.recipients[1].last_error.as_deref(),
+        Some("451 try later")
+    );
+    assert!(matches!(
+        meta.update_queue_recipient(&a.id, "nobody@remote.test", QueueRcptState::Failed, None, 0),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        meta.update_queue_recipient("nope", "z@remote.test", QueueRcptState::Failed, None, 0),
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The same bytes in a mailbox keep the blob alive after dequeue.
+    let f = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let kept = message(blobs, b"queued b", &[]);
+    meta.append_messages(f.id, std::slice::from_ref(&kept))
+        .expect("append");
+    assert_eq!(meta.blob_refcount(&b.blob).expect("refcount"), 2);
+    assert_eq!(
+        meta.dequeue(&b.id).expect("dequeue b"),
+        Vec::<BlobId>::new()
+    );
+    assert_eq!(
+        meta.dequeue(&a.id).expect("dequeue a"),
+        vec![a.blob.clone()]
+    );
+    assert_eq!(
+        meta.dequeue(&a.id).expect("dequeue again"),
+        Vec::<BlobId>::new()
+    );
+    assert!(meta.queued_messages().expect("list").is_empty());
+}
+
+/// `collect_orphan_blobs` never deletes the bytes of a queued message, and expunging a
+/// mailbox copy does not report a still-queued blob as lost.
+pub fn queued_blobs_survive_orphan_collection(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let q = queued(
+        blobs,
+        "65000000-00000003",
+        b"only queued",
+        &["y@remote.test"],
+    );
+    meta.enqueue(&q).expect("enqueue");
+    blobs.put(b"orphan").expect("put");
+    assert_eq!(meta.blob_refcount(&q.blob).expect("refcount"), 1);
+    assert_eq!(collect_orphan_blobs(meta, blobs).expect("collect"), 1);
+    assert_eq!(
+        blobs.get(&q.blob).expect("queued blob kept"),
+        b"only queued"
+    );
+
+    let f = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let copy = message(blobs, b"only queued", &[]);
+    let uids = meta
+        .append_messages(f.id, std::slice::from_ref(&copy))
+        .expect("append");
+    let lost = meta.expunge(f.id, &[uids[0].0]).expect("expunge");
+    assert!(
+        lost.is_empty(),
+        "a queued blob is not lost by expunge: {lost:?}"
+    );
+    assert_eq!(meta.dequeue(&q.id).expect("dequeue"), vec![q.blob.clone()]);
+    assert_eq!(collect_orphan_blobs(meta, blobs).expect("collect"), 1);
 }

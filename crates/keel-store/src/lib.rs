@@ -248,6 +248,103 @@ pub struct Usage {
     pub messages: u64,
 }
 
+/// Delivery state of one queued recipient (DESIGN §3: per-recipient state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueRcptState {
+    /// Waiting for its first attempt.
+    Queued,
+    /// Failed temporarily; retried at the message's `next_attempt`.
+    Deferred,
+    /// Delivered (or accepted by the next hop).
+    Delivered,
+    /// Failed permanently.
+    Failed,
+}
+
+impl QueueRcptState {
+    /// Stable name used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Deferred => "deferred",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+    /// Parses [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "deferred" => Self::Deferred,
+            "delivered" => Self::Delivered,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+    /// Whether no further attempt is due for this recipient.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Delivered | Self::Failed)
+    }
+}
+
+/// One recipient of a queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedRecipient {
+    /// The envelope recipient address.
+    pub address: String,
+    /// DSN `NOTIFY` parameter as received (RFC 3461 §4.1), e.g. `SUCCESS,FAILURE`.
+    pub notify: Option<String>,
+    /// DSN `ORCPT` parameter as received (RFC 3461 §4.2), e.g. `rfc822;a@b`.
+    pub orcpt: Option<String>,
+    /// A fixed next hop `host:port` (domain forwarding, guide §7.9/§7.10); `None` = MX.
+    pub route: Option<String>,
+    /// Delivery state.
+    pub state: QueueRcptState,
+    /// Number of delivery attempts recorded.
+    pub attempts: u32,
+    /// The last error text (a remote reply or a local reason).
+    pub last_error: Option<String>,
+}
+
+impl QueuedRecipient {
+    /// A fresh recipient in state [`QueueRcptState::Queued`].
+    pub fn new(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            notify: None,
+            orcpt: None,
+            route: None,
+            state: QueueRcptState::Queued,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// A message in the outbound queue (DESIGN §3: rows in the MetaStore plus a blob).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    /// Queue id (guide §25.3 shape `438dd9ea-00000000`), unique.
+    pub id: String,
+    /// Envelope sender; empty for the null sender `<>`.
+    pub sender: String,
+    /// DSN `ENVID` (RFC 3461 §4.4).
+    pub envid: Option<String>,
+    /// DSN `RET` (RFC 3461 §4.3): `FULL` or `HDRS`.
+    pub ret: Option<String>,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// The message bytes (already durable in the [`BlobStore`]).
+    pub blob: BlobId,
+    /// Unix seconds when queued.
+    pub created: i64,
+    /// Unix seconds of the next delivery attempt.
+    pub next_attempt: i64,
+    /// The recipients, in envelope order.
+    pub recipients: Vec<QueuedRecipient>,
+}
+
 /// The metadata store (DESIGN §4). Every method is blocking: async callers use
 /// `spawn_blocking`.
 pub trait MetaStore: Send + Sync + 'static {
@@ -302,8 +399,31 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Quota usage of an account.
     fn usage(&self, account: &str) -> StoreResult<Usage>;
 
-    /// Number of messages referencing a blob.
+    /// Number of references to a blob: messages plus queued messages (so
+    /// [`collect_orphan_blobs`] never removes a queued message's bytes).
     fn blob_refcount(&self, blob: &BlobId) -> StoreResult<u64>;
+
+    /// Adds a message and its recipients to the outbound queue in one transaction
+    /// (DESIGN §3). `Conflict` if the id exists; the blob must already be durable.
+    fn enqueue(&self, message: &QueuedMessage) -> StoreResult<()>;
+    /// Every queued message with its recipients, ordered by `next_attempt`, then id.
+    fn queued_messages(&self) -> StoreResult<Vec<QueuedMessage>>;
+    /// One queued message, `None` when it is not (or no longer) queued.
+    fn queued_message(&self, id: &str) -> StoreResult<Option<QueuedMessage>>;
+    /// Records one delivery attempt for a recipient (matched by address): its new state and
+    /// error, `attempts + 1`, and the message's next attempt time. `NotFound` if the message
+    /// or the recipient does not exist.
+    fn update_queue_recipient(
+        &self,
+        id: &str,
+        recipient: &str,
+        state: QueueRcptState,
+        error: Option<&str>,
+        next_attempt: i64,
+    ) -> StoreResult<()>;
+    /// Removes a queued message; returns the blobs that lost their last reference
+    /// (empty when the id was not queued).
+    fn dequeue(&self, id: &str) -> StoreResult<Vec<BlobId>>;
 }
 
 /// The blob store (DESIGN §4). Blobs are immutable and content-addressed.
@@ -321,7 +441,7 @@ pub trait BlobStore: Send + Sync + 'static {
     fn list(&self) -> StoreResult<Vec<BlobId>>;
 }
 
-/// Deletes blobs that no message references (left by a crash between blob write and
+/// Deletes blobs that no message and no queued message references (left by a crash between blob write and
 /// metadata commit). Run at server start while no ingest is in flight. Returns how many
 /// were removed.
 pub fn collect_orphan_blobs(meta: &dyn MetaStore, blobs: &dyn BlobStore) -> StoreResult<usize> {

@@ -24,7 +24,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
     BlobId, Change, ChangeKind, Doc, DocTxn, Folder, FolderKind, MessageMeta, MetaStore,
-    NewMessage, StoreError, StoreResult, Usage,
+    NewMessage, QueueRcptState, QueuedMessage, QueuedRecipient, StoreError, StoreResult, Usage,
 };
 
 /// How long a statement waits for another connection's (or process's) lock.
@@ -534,7 +534,10 @@ fn unreferenced(c: &Connection, mut candidates: Vec<String>) -> StoreResult<Vec<
     candidates.sort();
     candidates.dedup();
     let mut st = c
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE blob = ?1)")
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE blob = ?1)
+                 OR EXISTS (SELECT 1 FROM queue WHERE blob = ?1)",
+        )
         .db()?;
     let mut lost = Vec::new();
     for blob in candidates {
@@ -1009,13 +1012,210 @@ impl MetaStore for SqliteStore {
     fn blob_refcount(&self, blob: &BlobId) -> StoreResult<u64> {
         self.read(|c| {
             c.query_row(
-                "SELECT count(*) FROM messages WHERE blob = ?1",
+                "SELECT (SELECT count(*) FROM messages WHERE blob = ?1)
+                      + (SELECT count(*) FROM queue WHERE blob = ?1)",
                 [&blob.0],
                 |r| r.get(0),
             )
             .db()
         })
     }
+
+    fn enqueue(&self, message: &QueuedMessage) -> StoreResult<()> {
+        if BlobId::parse(&message.blob.0).is_none() {
+            return Err(StoreError::Aborted(format!(
+                "invalid blob id {:?}",
+                message.blob.0
+            )));
+        }
+        let size = to_i64(message.size, "message size")?;
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO queue (id, sender, envid, ret, size, blob, created, next_attempt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    message.id,
+                    message.sender,
+                    message.envid,
+                    message.ret,
+                    size,
+                    message.blob.0,
+                    message.created,
+                    message.next_attempt
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict {
+                        kind: "queue".into(),
+                        key: message.id.clone(),
+                    }
+                } else {
+                    map_sql(e)
+                }
+            })?;
+            let mut insert = c
+                .prepare_cached(
+                    "INSERT INTO queue_rcpt
+                         (queue_id, idx, address, notify, orcpt, route, state, attempts, last_error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .db()?;
+            for (idx, r) in message.recipients.iter().enumerate() {
+                insert
+                    .execute(params![
+                        message.id,
+                        idx,
+                        r.address,
+                        r.notify,
+                        r.orcpt,
+                        r.route,
+                        r.state.as_str(),
+                        r.attempts,
+                        r.last_error
+                    ])
+                    .db()?;
+            }
+            Ok(())
+        })
+    }
+
+    fn queued_messages(&self) -> StoreResult<Vec<QueuedMessage>> {
+        self.read(|c| {
+            let mut msgs = {
+                let mut st = c
+                    .prepare_cached(&format!(
+                        "SELECT {QUEUE_COLS} FROM queue ORDER BY next_attempt, id"
+                    ))
+                    .db()?;
+                st.query_map([], queue_from_row)
+                    .db()?
+                    .collect::<Result<Vec<_>, _>>()
+                    .db()?
+            };
+            for m in &mut msgs {
+                m.recipients = queue_recipients(c, &m.id)?;
+            }
+            Ok(msgs)
+        })
+    }
+
+    fn queued_message(&self, id: &str) -> StoreResult<Option<QueuedMessage>> {
+        self.read(|c| {
+            let m = c
+                .query_row(
+                    &format!("SELECT {QUEUE_COLS} FROM queue WHERE id = ?1"),
+                    [id],
+                    queue_from_row,
+                )
+                .optional()
+                .db()?;
+            match m {
+                Some(mut m) => {
+                    m.recipients = queue_recipients(c, id)?;
+                    Ok(Some(m))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn update_queue_recipient(
+        &self,
+        id: &str,
+        recipient: &str,
+        state: QueueRcptState,
+        error: Option<&str>,
+        next_attempt: i64,
+    ) -> StoreResult<()> {
+        self.write(|c| {
+            let n = c
+                .execute(
+                    "UPDATE queue SET next_attempt = ?2 WHERE id = ?1",
+                    params![id, next_attempt],
+                )
+                .db()?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("queued message {id}")));
+            }
+            let n = c
+                .execute(
+                    "UPDATE queue_rcpt SET state = ?3, last_error = ?4, attempts = attempts + 1
+                     WHERE queue_id = ?1 AND idx = (
+                         SELECT min(idx) FROM queue_rcpt WHERE queue_id = ?1 AND address = ?2)",
+                    params![id, recipient, state.as_str(), error],
+                )
+                .db()?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "recipient {recipient} of queued message {id}"
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn dequeue(&self, id: &str) -> StoreResult<Vec<BlobId>> {
+        self.write(|c| {
+            let blob: Option<String> = c
+                .query_row(
+                    "DELETE FROM queue WHERE id = ?1 RETURNING blob",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .db()?;
+            // ON DELETE CASCADE removes the recipients.
+            match blob {
+                Some(b) => unreferenced(c, vec![b]),
+                None => Ok(Vec::new()),
+            }
+        })
+    }
+}
+
+const QUEUE_COLS: &str = "id, sender, envid, ret, size, blob, created, next_attempt";
+
+fn queue_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
+    let blob: String = row.get(5)?;
+    let blob = BlobId::parse(&blob).ok_or_else(|| bad_column(5, format!("blob id {blob:?}")))?;
+    Ok(QueuedMessage {
+        id: row.get(0)?,
+        sender: row.get(1)?,
+        envid: row.get(2)?,
+        ret: row.get(3)?,
+        size: row.get(4)?,
+        blob,
+        created: row.get(6)?,
+        next_attempt: row.get(7)?,
+        recipients: Vec::new(),
+    })
+}
+
+fn queue_recipients(c: &Connection, id: &str) -> StoreResult<Vec<QueuedRecipient>> {
+    let mut st = c
+        .prepare_cached(
+            "SELECT address, notify, orcpt, route, state, attempts, last_error
+             FROM queue_rcpt WHERE queue_id = ?1 ORDER BY idx",
+        )
+        .db()?;
+    st.query_map([id], |r| {
+        let state: String = r.get(4)?;
+        let state = QueueRcptState::parse(&state)
+            .ok_or_else(|| bad_column(4, format!("queue recipient state {state:?}")))?;
+        Ok(QueuedRecipient {
+            address: r.get(0)?,
+            notify: r.get(1)?,
+            orcpt: r.get(2)?,
+            route: r.get(3)?,
+            state,
+            attempts: r.get(5)?,
+            last_error: r.get(6)?,
+        })
+    })
+    .db()?
+    .collect::<Result<Vec<_>, _>>()
+    .db()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod server;
 mod services;
 mod setup;
 mod status;
+mod sys;
 mod tls;
 
 use std::net::IpAddr;

@@ -106,6 +106,47 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     let mut handlers: HashMap<&'static str, Arc<dyn Handler>> = HashMap::new();
     handlers.insert("http", http.clone());
     handlers.insert("https", http);
+    let smtp_ctx = keel_smtp::SmtpContext {
+        mailboxes: env.mailboxes.clone(),
+        directory: env.directory.clone(),
+        meta: env.meta.clone(),
+        blobs: env.blobs.clone(),
+        logs: env.logs.as_ref().clone(),
+        clock: env.clock.clone(),
+        hostname: {
+            let meta = env.meta.clone();
+            let fallback = hostname.clone();
+            Arc::new(move || {
+                setup::load_general(meta.as_ref())
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| fallback.clone(), |g| g.hostname)
+            })
+        },
+        data_dir_free_space: {
+            let root = data.root.clone();
+            Arc::new(move || crate::sys::free_space(&root))
+        },
+    };
+    // One set of per-IP counters for 25, 465 and 587 (guide §12.2 limits are per IP).
+    let ip_limits = Arc::new(keel_smtp::IpLimits::default());
+    for (name, kind) in [
+        ("smtp", keel_smtp::SmtpKind::Mx),
+        ("smtps", keel_smtp::SmtpKind::Smtps),
+        ("submission", keel_smtp::SmtpKind::Submission),
+    ] {
+        let svc = keel_smtp::SmtpService::with_limits(kind, smtp_ctx.clone(), ip_limits.clone());
+        handlers.insert(name, Arc::new(svc));
+    }
+    for (name, implicit_tls) in [("pop3", false), ("pop3s", true)] {
+        let ctx = keel_pop3::Pop3Context {
+            mailboxes: env.mailboxes.clone(),
+            hostname: hostname.clone(),
+            implicit_tls,
+            logs: Some(env.logs.as_ref().clone()),
+        };
+        handlers.insert(name, Arc::new(keel_pop3::Pop3Service::new(ctx)));
+    }
     let dir = env.directory.clone();
     let mut manager = ServiceManager::new(ManagerCtx {
         meta: env.meta.clone(),

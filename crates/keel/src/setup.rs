@@ -34,6 +34,8 @@ pub(crate) struct Env {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) logs: Arc<Logs>,
     pub(crate) directory: Arc<Directory>,
+    pub(crate) mailboxes: keel_mail::Mailboxes,
+    pub(crate) clock: SharedClock,
 }
 
 impl Env {
@@ -53,16 +55,28 @@ impl Env {
                 .with_context(|| format!("cannot open the logs in {}", data.logs().display()))?,
         );
         let clock: SharedClock = Arc::new(SystemClock);
-        let directory = Directory::new(meta.clone(), clock);
+        let directory = Directory::new(meta.clone(), clock.clone());
         let sink_logs = logs.clone();
         directory.set_security_sink(Arc::new(move |ev: keel_directory::SecurityEvent| {
             log_security_event(&sink_logs, &ev);
         }));
+        let directory = Arc::new(directory);
+        let mailboxes = keel_mail::Mailboxes::new(
+            meta.clone(),
+            blobs.clone(),
+            directory.clone(),
+            clock.clone(),
+        );
+        if let Ok(Some(g)) = load_general(meta.as_ref()) {
+            mailboxes.set_hostname(&g.hostname);
+        }
         Ok(Self {
             meta,
             blobs,
             logs,
-            directory: Arc::new(directory),
+            directory,
+            mailboxes,
+            clock,
         })
     }
 

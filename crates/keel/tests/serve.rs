@@ -9,6 +9,17 @@ use std::time::Duration;
 
 use common::*;
 
+/// Services this build provides; the others must show as not available.
+const BUILT: &[&str] = &[
+    "smtp",
+    "smtps",
+    "submission",
+    "pop3",
+    "pop3s",
+    "http",
+    "https",
+];
+
 fn http_url(s: &Server, path: &str) -> String {
     format!("http://127.0.0.1:{}{path}", s.port("http"))
 }
@@ -45,7 +56,7 @@ fn scenario_default_service_listeners_and_first_run_admin_login() {
             format!("127.0.0.1:{}", s.port(name)),
             "{name} address"
         );
-        let expected = if matches!(*name, "http" | "https") {
+        let expected = if BUILT.contains(name) {
             "running"
         } else {
             "not available"
@@ -53,7 +64,7 @@ fn scenario_default_service_listeners_and_first_run_admin_login() {
         assert_eq!(state, expected, "{name} state");
     }
     // Services not built are not listening.
-    assert!(TcpStream::connect(("127.0.0.1", s.port("smtp"))).is_err());
+    assert!(TcpStream::connect(("127.0.0.1", s.port("imap"))).is_err());
 
     let password = s.admin_password();
     assert!(password.len() >= 16);
@@ -717,4 +728,96 @@ fn log_rotation_by_size_keeps_n_files() {
     assert!(live.contains("ipgroup add Group29"), "{live}");
     let bad = s.keel(&["log", "set", "mail", "--rotate", "fortnightly"]);
     assert!(!bad.status.success());
+}
+
+/// The first-run admin logs in over POP3 (plain on loopback) and POP3S with Python's
+/// poplib: the binary wires the POP3 services to the same directory and store.
+#[test]
+fn pop3_services_accept_the_first_run_admin() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let script = r#"
+import poplib, ssl, sys
+port, sport, pw = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+p = poplib.POP3("127.0.0.1", port, timeout=10)
+p.user("admin"); p.pass_(pw)
+assert p.stat() == (0, 0), p.stat()
+p.quit()
+ctx = ssl._create_unverified_context()
+q = poplib.POP3_SSL("127.0.0.1", sport, context=ctx, timeout=10)
+q.user("admin@example.com"); q.pass_(pw)
+print("stat", q.stat())
+q.quit()
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &s.port("pop3").to_string(),
+            &s.port("pop3s").to_string(),
+            &s.admin_password(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("stat (0, 0)"));
+}
+
+/// End to end through the binary: Python's smtplib delivers on port 25 and on
+/// submission (STARTTLS + AUTH), poplib reads the message back over POP3.
+#[test]
+fn smtp_to_pop3_end_to_end_with_python_clients() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    assert!(
+        s.keel(&[
+            "user",
+            "add",
+            "alice@example.com",
+            "--password",
+            "Alice-pass-1"
+        ])
+        .status
+        .success()
+    );
+    let script = r#"
+import poplib, smtplib, ssl, sys
+smtp, sub, pop, pw = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+msg = "From: x@remote.test\r\nTo: alice@example.com\r\nSubject: hello over 25\r\n\r\nbody one\r\n"
+with smtplib.SMTP("127.0.0.1", smtp, timeout=20) as c:
+    code, banner = c.ehlo("client.test")
+    assert code == 250, (code, banner)
+    assert b"mail.example.com" in banner, banner
+    c.sendmail("x@remote.test", ["alice@example.com"], msg)
+with smtplib.SMTP("127.0.0.1", sub, timeout=20) as c:
+    c.starttls(context=ssl._create_unverified_context())
+    c.login("admin@example.com", pw)
+    c.sendmail("admin@example.com", ["alice@example.com"],
+               "From: admin@example.com\r\nTo: alice@example.com\r\nSubject: via submission\r\n\r\nbody two\r\n")
+p = poplib.POP3("127.0.0.1", pop, timeout=20)
+p.user("alice"); p.pass_("Alice-pass-1")
+count, _ = p.stat()
+assert count == 2, count
+texts = [b"\n".join(p.retr(i)[1]) for i in (1, 2)]
+assert any(b"Subject: hello over 25" in t for t in texts), texts
+assert any(b"Subject: via submission" in t for t in texts), texts
+assert all(b"Received: from" in t and b"Return-Path:" in t for t in texts), texts
+p.quit()
+print("ok")
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &s.port("smtp").to_string(),
+            &s.port("submission").to_string(),
+            &s.port("pop3").to_string(),
+            &s.admin_password(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let mail_log = std::fs::read_to_string(s.data.join("logs/mail.log")).unwrap_or_default();
+    assert!(
+        mail_log.contains("Recv:") && mail_log.contains("alice@example.com"),
+        "{mail_log}"
+    );
 }

@@ -80,6 +80,36 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, modseq)
     ) WITHOUT ROWID;
     "#,
+    // Version 2: the outbound queue (DESIGN §3: rows in the MetaStore plus blobs).
+    r#"
+    CREATE TABLE queue (
+        id           TEXT PRIMARY KEY NOT NULL,
+        sender       TEXT NOT NULL,
+        envid        TEXT,
+        ret          TEXT,
+        size         INTEGER NOT NULL,
+        blob         TEXT NOT NULL,
+        created      INTEGER NOT NULL,
+        next_attempt INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- Blob reference counts include queued messages.
+    CREATE INDEX queue_by_blob ON queue (blob);
+    CREATE INDEX queue_by_next_attempt ON queue (next_attempt, id);
+
+    -- Per-recipient state; `idx` keeps envelope order.
+    CREATE TABLE queue_rcpt (
+        queue_id   TEXT NOT NULL REFERENCES queue (id) ON DELETE CASCADE,
+        idx        INTEGER NOT NULL,
+        address    TEXT NOT NULL,
+        notify     TEXT,
+        orcpt      TEXT,
+        route      TEXT,
+        state      TEXT NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        PRIMARY KEY (queue_id, idx)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build creates and understands.

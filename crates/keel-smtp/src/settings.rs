@@ -1,0 +1,160 @@
+//! SMTP server settings (guide §12.2 Relay Control and Security Options, §12.6), stored as
+//! the MetaStore document `server_setting` / `smtp` and read per session (per transaction
+//! for the limits), so a change applies to the next session without a restart.
+//!
+//! Defaults follow requirements-1 §12.2 (the guide gives none): 20 connections per IP,
+//! 100 recipients, 10 failed commands, 30 hops, 25 MB, message-rate and harvest limits off.
+
+use std::time::Duration;
+
+use keel_store::{MetaStore, StoreError, StoreResult};
+use serde::{Deserialize, Serialize};
+
+/// MetaStore document kind of server settings.
+pub const SETTINGS_KIND: &str = "server_setting";
+/// Document key of the SMTP settings.
+pub const SETTINGS_KEY: &str = "smtp";
+
+/// RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for the next command.
+pub const DEFAULT_COMMAND_TIMEOUT_SECS: u64 = 300;
+/// RFC 5321 §4.5.3.2.5-6: 3 minutes per data block (we use one timeout per read) and
+/// 10 minutes for the final dot processing; one read timeout of 3 minutes covers DATA.
+pub const DEFAULT_DATA_TIMEOUT_SECS: u64 = 180;
+/// Default duration of a directory-harvest block: one hour (guide §12.2).
+pub const DEFAULT_HARVEST_BLOCK_SECS: u64 = 3600;
+/// Default "Limit maximum incoming SMTP message size": 25 MB (requirements-1 §12.2).
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
+
+/// The SMTP server settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    // --- Relay Control (guide §12.2) ---
+    /// "Users from IP address group": clients in this group may relay. `None` = off.
+    pub relay_ip_group: Option<String>,
+    /// "Users authenticated through SMTP" may relay. Default on.
+    pub relay_authenticated: bool,
+    /// "Users authenticated through POP3 from the same IP address" within this many
+    /// minutes (POP-before-SMTP). NOT IMPLEMENTED YET: POP3 login times are not recorded
+    /// by the POP3 server so far; the setting is accepted and ignored.
+    pub relay_pop_before_smtp_minutes: Option<u32>,
+    /// Open relay: anyone may relay. A warning goes to the warning log at each session
+    /// start while it is on (guide §12.2 "strong warning").
+    pub open_relay: bool,
+
+    // --- Security Options (guide §12.2) ---
+    /// Max messages per hour from one IP over a sliding hour; 0 = off.
+    pub max_messages_per_hour_per_ip: u32,
+    /// Max concurrent SMTP connections from one IP (421 4.7.0); 0 = off.
+    pub max_connections_per_ip: u32,
+    /// Max unknown recipients from one IP before it is blocked for
+    /// [`Self::harvest_block_secs`] (directory harvest); 0 = off.
+    pub max_unknown_recipients: u32,
+    /// Length of a harvest block in seconds (1 hour in the guide; shorter in tests).
+    pub harvest_block_secs: u64,
+    /// "Do not apply these limits to IP address group".
+    pub exempt_ip_group: Option<String>,
+    /// "Block if sender's mail domain was not found in DNS". NOT IMPLEMENTED YET: DNS comes
+    /// with the outbound step; the setting is accepted and ignored.
+    pub reject_unknown_sender_domain: bool,
+    /// Max recipients per message (452 4.5.3); 0 = unlimited.
+    pub max_recipients: u32,
+    /// Max failed commands in a session (421, then close); 0 = unlimited.
+    pub max_failed_commands: u32,
+    /// Max incoming message size in bytes (552 5.3.4); 0 = unlimited.
+    pub max_message_size: u64,
+    /// Max `Received:` headers (hops) accepted (554 5.4.6); 0 = unlimited.
+    pub max_received_headers: u32,
+
+    // --- Other ---
+    /// Below this much free space in the data directory MAIL and DATA answer 452 4.3.1
+    /// (requirements-1 §12.6 watchdog hard limit); 0 = off.
+    pub min_free_disk_bytes: u64,
+    /// Allow PLAIN/LOGIN over an unencrypted connection from non-loopback clients.
+    /// Loopback is always allowed (requirements-1 §0.8 / issue 3).
+    pub allow_plain_auth_without_tls: bool,
+    /// Hide the client IP in the Received header for clients of the relay group (§12.6).
+    pub hide_local_ip_in_received: bool,
+    /// Insert `X-Envelope-To:` on local delivery (§12.6).
+    pub insert_x_envelope_to: bool,
+    /// Answer VRFY (otherwise 252, RFC 5321 §3.5.3).
+    pub enable_vrfy: bool,
+    /// Answer EXPN (otherwise 502).
+    pub enable_expn: bool,
+    /// Accept body lines longer than 1000 octets (RFC 5321 §4.5.3.1.6) instead of 552 5.6.0.
+    pub lenient_line_length: bool,
+    /// Seconds to wait for a command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+    pub command_timeout_secs: u64,
+    /// Seconds to wait for each read of message data (RFC 5321 §4.5.3.2.5).
+    pub data_timeout_secs: u64,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            relay_ip_group: None,
+            relay_authenticated: true,
+            relay_pop_before_smtp_minutes: None,
+            open_relay: false,
+            max_messages_per_hour_per_ip: 0,
+            max_connections_per_ip: 20,
+            max_unknown_recipients: 0,
+            harvest_block_secs: DEFAULT_HARVEST_BLOCK_SECS,
+            exempt_ip_group: None,
+            reject_unknown_sender_domain: false,
+            max_recipients: 100,
+            max_failed_commands: 10,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_received_headers: 30,
+            min_free_disk_bytes: 0,
+            allow_plain_auth_without_tls: false,
+            hide_local_ip_in_received: false,
+            insert_x_envelope_to: false,
+            enable_vrfy: false,
+            enable_expn: false,
+            lenient_line_length: false,
+            command_timeout_secs: DEFAULT_COMMAND_TIMEOUT_SECS,
+            data_timeout_secs: DEFAULT_DATA_TIMEOUT_SECS,
+        }
+    }
+}
+
+impl SmtpSettings {
+    /// The command timeout.
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_secs(self.command_timeout_secs.max(1))
+    }
+    /// The data timeout.
+    pub fn data_timeout(&self) -> Duration {
+        Duration::from_secs(self.data_timeout_secs.max(1))
+    }
+}
+
+/// Reads the SMTP settings (defaults when never saved).
+pub fn load_settings(meta: &dyn MetaStore) -> StoreResult<SmtpSettings> {
+    match meta.get_doc(SETTINGS_KIND, SETTINGS_KEY)? {
+        Some(doc) => serde_json::from_value(doc.body)
+            .map_err(|e| StoreError::Corrupt(format!("{SETTINGS_KIND}/{SETTINGS_KEY}: {e}"))),
+        None => Ok(SmtpSettings::default()),
+    }
+}
+
+/// Saves the SMTP settings.
+pub fn save_settings(meta: &dyn MetaStore, settings: &SmtpSettings) -> StoreResult<()> {
+    let body = serde_json::to_value(settings)
+        .map_err(|e| StoreError::Backend(format!("encoding SMTP settings: {e}")))?;
+    meta.transact(&mut |tx| tx.put(SETTINGS_KIND, SETTINGS_KEY, "", &body).map(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected_and_missing_keys_default() {
+        let s: SmtpSettings = serde_json::from_str(r#"{"max_recipients": 3}"#).unwrap();
+        assert_eq!(s.max_recipients, 3);
+        assert!(s.relay_authenticated);
+        assert!(serde_json::from_str::<SmtpSettings>(r#"{"max_recipient": 3}"#).is_err());
+    }
+}
