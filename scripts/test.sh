@@ -26,6 +26,7 @@ check() { # name, command...
 
 check "cargo fmt --check" cargo fmt --all -- --check
 check "licence policy (deny.toml)" python3 scripts/check-licenses.py
+check "RFC index (docs/rfc-status.tsv)" python3 scripts/check-rfc-index.py
 check "cargo clippy -D warnings" cargo clippy --locked --workspace --all-targets -- -D warnings
 
 log "cargo test (workspace)"
