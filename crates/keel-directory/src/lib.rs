@@ -27,6 +27,7 @@ mod group;
 pub mod model;
 mod netobj;
 pub mod password;
+mod popgrant;
 mod resolve;
 pub mod sasl;
 mod user;

@@ -142,6 +142,27 @@ impl Mailboxes {
         self.copy_inner(from_folder, uids, to_folder, true)
     }
 
+    /// Moves messages between two folders of the same account (IMAP MOVE, RFC 6851): copy
+    /// without a quota check (the usage does not grow), then expunge the sources. Returns
+    /// (source UID, new UID) pairs in source UID order, as [`Self::copy`].
+    pub fn move_messages(
+        &self,
+        from_folder: i64,
+        uids: &[u32],
+        to_folder: i64,
+    ) -> MailResult<Vec<(u32, u32)>> {
+        if self.account_of(from_folder)? != self.account_of(to_folder)? {
+            return self.copy(from_folder, uids, to_folder).and_then(|pairs| {
+                let moved: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+                self.expunge(from_folder, &moved).map(|()| pairs)
+            });
+        }
+        let pairs = self.copy_unchecked(from_folder, uids, to_folder)?;
+        let moved: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+        self.expunge(from_folder, &moved)?;
+        Ok(pairs)
+    }
+
     /// [`Self::copy`] without the quota check (messages that move).
     pub(crate) fn copy_unchecked(
         &self,

@@ -33,9 +33,18 @@
 //! - "Local" in the local-domain-only restriction (guide §8.2 step 8) means any local
 //!   domain of this server. An outside sender is a session that is not authenticated and
 //!   whose envelope sender's domain is not local.
+//! - `session` is a module directory, one file per command family (greeting and EHLO,
+//!   AUTH, MAIL/RCPT, VRFY/EXPN, relay decision, DATA/BDAT, delivery, trace headers,
+//!   domain footers); its module notes cover the greeting delay (guide §13.6),
+//!   POP-before-SMTP (guide §12.2), VRFY/EXPN, footers (guide §7.3) and why no
+//!   `Delivered-To` is added.
 
 pub mod codec;
+pub mod dns;
+pub mod dsn;
 mod limits;
+pub mod outbound;
+pub mod queue;
 mod queueid;
 mod session;
 pub mod settings;
@@ -51,6 +60,7 @@ use keel_store::{BlobStore, MetaStore};
 
 pub use codec::{ReplyKind, SmtpReply, replies};
 pub use limits::IpLimits;
+pub use outbound::{QueueContext, QueueRunner, QueueWaker};
 pub use queueid::new_queue_id;
 pub use settings::{SmtpSettings, load_settings, save_settings};
 
@@ -94,6 +104,9 @@ pub struct SmtpContext {
     pub hostname: Arc<dyn Fn() -> String + Send + Sync>,
     /// Free bytes in the data directory, `None` when unknown.
     pub data_dir_free_space: Arc<dyn Fn() -> Option<u64> + Send + Sync>,
+    /// Wakes the outbound queue runner after remote recipients were queued; `None`
+    /// leaves the queue to its poll interval.
+    pub queue_waker: Option<QueueWaker>,
 }
 
 /// An SMTP service for one kind of listener; implements [`keel_net::Handler`].

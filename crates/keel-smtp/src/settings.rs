@@ -24,6 +24,92 @@ pub const DEFAULT_DATA_TIMEOUT_SECS: u64 = 180;
 pub const DEFAULT_HARVEST_BLOCK_SECS: u64 = 3600;
 /// Default "Limit maximum incoming SMTP message size": 25 MB (requirements-1 §12.2).
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
+/// Default delivery retry interval: 30 minutes (requirements-1 §0.12, guide §13.1).
+pub const DEFAULT_RETRY_INTERVAL_SECS: u64 = 30 * 60;
+/// Default "Bounce the message to sender if not delivered in": 5 days (requirements-1 §0.12).
+pub const DEFAULT_BOUNCE_AFTER_SECS: u64 = 5 * 24 * 3600;
+/// Default "Send warning to sender if not delivered in": 4 hours (requirements-2 §24.1).
+pub const DEFAULT_WARN_AFTER_SECS: u64 = 4 * 3600;
+/// Default maximum number of delivery tasks (guide §24.2).
+pub const DEFAULT_MAX_DELIVERY_TASKS: u32 = 32;
+
+/// TLS towards the relay SMTP server (guide §12.2 SMTP Delivery, requirements-1 §12.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayTls {
+    /// STARTTLS when offered, any certificate, plaintext otherwise ("Use SSL if supported
+    /// by remote SMTP server").
+    #[default]
+    Opportunistic,
+    /// Never TLS.
+    None,
+    /// STARTTLS required and the certificate verified against the system roots.
+    Starttls,
+    /// TLS from the first byte (port 465, RFC 8314), certificate verified.
+    Implicit,
+}
+
+/// SMTP AUTH credentials for the relay SMTP server (guide §12.2).
+///
+/// Limitation: the password is stored in clear in the settings document (it must be sent
+/// to the relay, so it cannot be hashed); the config log masks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayAuth {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Editable texts of the human-readable part of DSNs (guide §12.2 "Report language";
+/// requirements-1 §12.2: template-driven, localisable). Placeholders: `{hostname}`,
+/// `{sender}`, `{queue_id}`, `{subject}`, `{recipients}` (one line per recipient with its
+/// error), `{created}` (queue date), `{retry_until}` (bounce deadline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DsnTemplates {
+    /// Subject of a failure report.
+    pub failed_subject: String,
+    /// Body of a failure report.
+    pub failed: String,
+    /// Subject of a delay warning.
+    pub delayed_subject: String,
+    /// Body of a delay warning.
+    pub delayed: String,
+    /// Subject of a success report (`NOTIFY=SUCCESS`).
+    pub delivered_subject: String,
+    /// Body of a success report.
+    pub delivered: String,
+}
+
+impl Default for DsnTemplates {
+    fn default() -> Self {
+        Self {
+            failed_subject: "Undelivered mail: {subject}".into(),
+            failed: "This is the mail server {hostname}.\n\n\
+                     Your message could not be delivered to one or more recipients. \
+                     This is a permanent error; the message will not be retried.\n\n\
+                     {recipients}\n\n\
+                     Queue ID: {queue_id}\n"
+                .into(),
+            delayed_subject: "Delayed mail (still trying): {subject}".into(),
+            delayed: "This is the mail server {hostname}.\n\n\
+                      Your message, queued on {created}, has not been delivered yet to the \
+                      recipients below. The server will keep trying until {retry_until}; \
+                      you do not need to send it again.\n\n\
+                      {recipients}\n\n\
+                      Queue ID: {queue_id}\n"
+                .into(),
+            delivered_subject: "Delivered: {subject}".into(),
+            delivered: "This is the mail server {hostname}.\n\n\
+                        Your message was delivered to the recipients below, as you asked.\n\n\
+                        {recipients}\n\n\
+                        Queue ID: {queue_id}\n"
+                .into(),
+        }
+    }
+}
 
 /// The SMTP server settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +121,8 @@ pub struct SmtpSettings {
     /// "Users authenticated through SMTP" may relay. Default on.
     pub relay_authenticated: bool,
     /// "Users authenticated through POP3 from the same IP address" within this many
-    /// minutes (POP-before-SMTP). NOT IMPLEMENTED YET: POP3 login times are not recorded
-    /// by the POP3 server so far; the setting is accepted and ignored.
+    /// minutes (POP-before-SMTP). The POP3 server records each successful login through
+    /// `Directory::record_pop3_login`; `None` or 0 = off.
     pub relay_pop_before_smtp_minutes: Option<u32>,
     /// Open relay: anyone may relay. A warning goes to the warning log at each session
     /// start while it is on (guide §12.2 "strong warning").
@@ -87,6 +173,52 @@ pub struct SmtpSettings {
     pub command_timeout_secs: u64,
     /// Seconds to wait for each read of message data (RFC 5321 §4.5.3.2.5).
     pub data_timeout_secs: u64,
+
+    // --- Spam repellent (guide §13.6) ---
+    /// "Delay SMTP greeting by N seconds" on plaintext port 25 only (not 465, not 587);
+    /// a client that talks before the banner is disconnected. 0 = off (the default; the
+    /// guide recommends 25 s).
+    pub greeting_delay_secs: u64,
+    /// "Do not apply delay for connections from IP address group".
+    pub greeting_delay_exempt_group: Option<String>,
+    /// "Report the spam attack to the Security log" (off by default: log volume).
+    pub greeting_delay_report: bool,
+
+    // --- SMTP Delivery (guide §12.2) ---
+    /// "Use relay SMTP server": `host[:port]` (port 25 by default, 465 with implicit TLS);
+    /// `None` = deliver directly using DNS MX records. Recipients with a domain-forwarding
+    /// route (guide §7.9/§7.10) still go to their route.
+    pub relay_host: Option<String>,
+    /// TLS towards the relay host.
+    pub relay_tls: RelayTls,
+    /// "Relay server requires authentication" by SMTP AUTH. (POP3-before-SMTP is not
+    /// implemented.)
+    pub relay_auth: Option<RelayAuth>,
+    /// "Use SSL if supported by remote SMTP server" for direct MX delivery and routes:
+    /// STARTTLS when offered, any certificate accepted (opportunistic, RFC 3207 §4.1).
+    pub outbound_starttls: bool,
+    /// Port of direct MX delivery (25; other values only for tests and special setups).
+    pub mx_port: u16,
+
+    // --- Queue Options (guide §12.2) ---
+    /// "Maximum number of delivery threads" (guide §24.2 default 32).
+    pub max_delivery_tasks: u32,
+    /// "Delivery retry interval" in seconds (default 30 min).
+    pub retry_interval_secs: u64,
+    /// "Bounce the message to sender if not delivered in" seconds (default 5 days).
+    pub bounce_after_secs: u64,
+    /// "Send warning to sender if not delivered in" seconds (default 4 h; 0 = off).
+    pub warn_after_secs: u64,
+    /// Seconds to wait for a TCP connection to a remote server.
+    pub delivery_connect_timeout_secs: u64,
+    /// Seconds to wait for each reply of a remote server (RFC 5321 §4.5.3.2: 5 minutes
+    /// for the greeting, MAIL and RCPT; the final reply after the data gets twice this,
+    /// the 10 minutes of §4.5.3.2.6).
+    pub delivery_command_timeout_secs: u64,
+    /// "Report language" of DSNs: a key of [`Self::dsn_templates`] (falls back to `en`).
+    pub dsn_language: String,
+    /// DSN texts per language (admin-editable).
+    pub dsn_templates: std::collections::BTreeMap<String, DsnTemplates>,
 }
 
 impl Default for SmtpSettings {
@@ -115,6 +247,22 @@ impl Default for SmtpSettings {
             lenient_line_length: false,
             command_timeout_secs: DEFAULT_COMMAND_TIMEOUT_SECS,
             data_timeout_secs: DEFAULT_DATA_TIMEOUT_SECS,
+            greeting_delay_secs: 0,
+            greeting_delay_exempt_group: None,
+            greeting_delay_report: false,
+            relay_host: None,
+            relay_tls: RelayTls::default(),
+            relay_auth: None,
+            outbound_starttls: true,
+            mx_port: 25,
+            max_delivery_tasks: DEFAULT_MAX_DELIVERY_TASKS,
+            retry_interval_secs: DEFAULT_RETRY_INTERVAL_SECS,
+            bounce_after_secs: DEFAULT_BOUNCE_AFTER_SECS,
+            warn_after_secs: DEFAULT_WARN_AFTER_SECS,
+            delivery_connect_timeout_secs: 60,
+            delivery_command_timeout_secs: 300,
+            dsn_language: "en".into(),
+            dsn_templates: [("en".to_owned(), DsnTemplates::default())].into(),
         }
     }
 }
@@ -127,6 +275,14 @@ impl SmtpSettings {
     /// The data timeout.
     pub fn data_timeout(&self) -> Duration {
         Duration::from_secs(self.data_timeout_secs.max(1))
+    }
+    /// The DSN templates of the report language (English when the language is missing).
+    pub fn dsn_texts(&self) -> DsnTemplates {
+        self.dsn_templates
+            .get(&self.dsn_language)
+            .or_else(|| self.dsn_templates.get("en"))
+            .cloned()
+            .unwrap_or_default()
     }
 }
 

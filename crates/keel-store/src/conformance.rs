@@ -95,6 +95,11 @@ pub const CHECKS: &[(&str, Check)] = &[
         "queued_blobs_survive_orphan_collection",
         queued_blobs_survive_orphan_collection,
     ),
+    ("queue_claim_lease_release", queue_claim_lease_release),
+    (
+        "queue_next_attempt_and_warned_mark",
+        queue_next_attempt_and_warned_mark,
+    ),
 ];
 
 /// Runs every check of [`CHECKS`], each on fresh stores from `factory`.
@@ -138,6 +143,8 @@ macro_rules! conformance_tests {
             collect_orphan_blobs_removes_only_unreferenced,
             queue_enqueue_list_update_dequeue,
             queued_blobs_survive_orphan_collection,
+            queue_claim_lease_release,
+            queue_next_attempt_and_warned_mark,
         );
     };
     (@tests $fresh:path; $($check:ident),+ $(,)?) => {
@@ -1328,4 +1335,63 @@ pub fn queued_blobs_survive_orphan_collection(meta: &dyn MetaStore, blobs: &dyn 
     );
     assert_eq!(meta.dequeue(&q.id).expect("dequeue"), vec![q.blob.clone()]);
     assert_eq!(collect_orphan_blobs(meta, blobs).expect("collect"), 1);
+}
+
+/// `claim_queued` returns only due, unleased messages (with recipients), leases them so a
+/// second claim gets nothing until the lease expires or is released, and honours `limit`.
+pub fn queue_claim_lease_release(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let mut a = queued(blobs, "65000000-00000011", b"claim a", &["x@remote.test"]);
+    a.next_attempt = 100;
+    let mut b = queued(blobs, "65000000-00000012", b"claim b", &["y@remote.test"]);
+    b.next_attempt = 200;
+    let mut later = queued(blobs, "65000000-00000013", b"claim c", &["z@remote.test"]);
+    later.next_attempt = 10_000;
+    for m in [&a, &b, &later] {
+        meta.enqueue(m).expect("enqueue");
+    }
+    let got = meta.claim_queued(1_000, 600, 1).expect("claim one");
+    assert_eq!(got.len(), 1, "limit honoured");
+    assert_eq!(got[0].id, a.id, "oldest due first");
+    assert_eq!(got[0].recipients, a.recipients, "recipients included");
+    let got = meta.claim_queued(1_000, 600, 10).expect("claim rest");
+    assert_eq!(
+        got.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        [b.id.as_str()],
+        "leased and not-yet-due messages are skipped"
+    );
+    assert!(meta.claim_queued(1_000, 600, 10).expect("again").is_empty());
+    assert!(meta.release_queued(&a.id).expect("release"));
+    assert!(!meta.release_queued("nope").expect("release missing"));
+    let got = meta.claim_queued(1_000, 600, 10).expect("after release");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, a.id);
+    // The lease of b (until 1600) has expired at 1600.
+    let got = meta.claim_queued(1_600, 600, 10).expect("after expiry");
+    let ids: Vec<_> = got.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(ids, [a.id.clone(), b.id.clone()]);
+}
+
+/// `set_queue_next_attempt` moves the next attempt; `mark_queue_warned` is true once.
+pub fn queue_next_attempt_and_warned_mark(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let mut a = queued(blobs, "65000000-00000021", b"warn a", &["x@remote.test"]);
+    a.next_attempt = 5_000;
+    meta.enqueue(&a).expect("enqueue");
+    assert!(
+        meta.claim_queued(1_000, 60, 10)
+            .expect("not due")
+            .is_empty()
+    );
+    assert!(meta.set_queue_next_attempt(&a.id, 0).expect("retry now"));
+    assert!(!meta.set_queue_next_attempt("nope", 0).expect("missing"));
+    assert_eq!(meta.claim_queued(1_000, 60, 10).expect("due").len(), 1);
+    assert_eq!(
+        meta.queued_message(&a.id)
+            .expect("get")
+            .expect("queued")
+            .next_attempt,
+        0
+    );
+    assert!(meta.mark_queue_warned(&a.id).expect("first mark"));
+    assert!(!meta.mark_queue_warned(&a.id).expect("second mark"));
+    assert!(!meta.mark_queue_warned("nope").expect("missing"));
 }

@@ -424,6 +424,49 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Removes a queued message; returns the blobs that lost their last reference
     /// (empty when the id was not queued).
     fn dequeue(&self, id: &str) -> StoreResult<Vec<BlobId>>;
+
+    // The four queue-lease methods below have default bodies that fail with
+    // `StoreError::Backend`, so wrappers written before they existed (test doubles that
+    // delegate method by method) still compile; every real backend overrides them and the
+    // conformance suite checks them.
+
+    /// Claims up to `limit` due messages for delivery (DESIGN §4: queue items are claimed
+    /// with leases): messages with `next_attempt <= now` whose lease expired (`lease_until
+    /// <= now`), ordered by `next_attempt`, then id. Each gets `lease_until = now +
+    /// lease_secs` in the same transaction, so two claimers never get the same message
+    /// until the lease runs out. Messages are returned with their recipients.
+    fn claim_queued(
+        &self,
+        now: i64,
+        lease_secs: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<QueuedMessage>> {
+        let _ = (now, lease_secs, limit);
+        Err(unsupported("claim_queued"))
+    }
+    /// Ends the lease of a claimed message (it can be claimed again once due); returns
+    /// whether the message is still queued.
+    fn release_queued(&self, id: &str) -> StoreResult<bool> {
+        let _ = id;
+        Err(unsupported("release_queued"))
+    }
+    /// Sets a queued message's next attempt time (admin "Try to send now", guide §24.1);
+    /// returns whether the message is queued. The lease is not touched.
+    fn set_queue_next_attempt(&self, id: &str, next_attempt: i64) -> StoreResult<bool> {
+        let _ = (id, next_attempt);
+        Err(unsupported("set_queue_next_attempt"))
+    }
+    /// Marks that the delay warning of a message was sent. Returns `true` only for the
+    /// call that set the mark (so exactly one caller sends the warning), `false` when it
+    /// was already set or the message is not queued.
+    fn mark_queue_warned(&self, id: &str) -> StoreResult<bool> {
+        let _ = id;
+        Err(unsupported("mark_queue_warned"))
+    }
+}
+
+fn unsupported(what: &str) -> StoreError {
+    StoreError::Backend(format!("{what} is not supported by this MetaStore"))
 }
 
 /// The blob store (DESIGN §4). Blobs are immutable and content-addressed.

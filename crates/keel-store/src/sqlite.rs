@@ -1172,6 +1172,74 @@ impl MetaStore for SqliteStore {
             }
         })
     }
+
+    fn claim_queued(
+        &self,
+        now: i64,
+        lease_secs: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<QueuedMessage>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.write(|c| {
+            // One write transaction: the select and the lease update are atomic.
+            let mut msgs = {
+                let mut st = c
+                    .prepare_cached(&format!(
+                        "SELECT {QUEUE_COLS} FROM queue
+                         WHERE next_attempt <= ?1 AND lease_until <= ?1
+                         ORDER BY next_attempt, id LIMIT ?2"
+                    ))
+                    .db()?;
+                st.query_map(params![now, limit], queue_from_row)
+                    .db()?
+                    .collect::<Result<Vec<_>, _>>()
+                    .db()?
+            };
+            let until = now.saturating_add(lease_secs.max(1));
+            for m in &mut msgs {
+                c.execute(
+                    "UPDATE queue SET lease_until = ?2 WHERE id = ?1",
+                    params![m.id, until],
+                )
+                .db()?;
+                m.recipients = queue_recipients(c, &m.id)?;
+            }
+            Ok(msgs)
+        })
+    }
+
+    fn release_queued(&self, id: &str) -> StoreResult<bool> {
+        self.write(|c| {
+            let n = c
+                .execute("UPDATE queue SET lease_until = 0 WHERE id = ?1", [id])
+                .db()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn set_queue_next_attempt(&self, id: &str, next_attempt: i64) -> StoreResult<bool> {
+        self.write(|c| {
+            let n = c
+                .execute(
+                    "UPDATE queue SET next_attempt = ?2 WHERE id = ?1",
+                    params![id, next_attempt],
+                )
+                .db()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn mark_queue_warned(&self, id: &str) -> StoreResult<bool> {
+        self.write(|c| {
+            let n = c
+                .execute(
+                    "UPDATE queue SET warned = 1 WHERE id = ?1 AND warned = 0",
+                    [id],
+                )
+                .db()?;
+            Ok(n > 0)
+        })
+    }
 }
 
 const QUEUE_COLS: &str = "id, sender, envid, ret, size, blob, created, next_attempt";

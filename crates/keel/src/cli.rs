@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -50,6 +51,12 @@ pub(crate) enum AdminCommand {
     /// Security policy and account lockout (guide §12.6).
     #[command(subcommand)]
     Security(SecurityCmd),
+    /// The outgoing mail queue: list, retry, delete, run (guide §24.1).
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// SMTP server settings: relay control, limits (guide §12.2, §12.6).
+    #[command(subcommand)]
+    Smtp(SettingsCmd),
     /// Logs: debug categories, rotation (guide ch. 25).
     #[command(subcommand)]
     Log(LogCmd),
@@ -406,6 +413,55 @@ pub(crate) enum SecurityCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum QueueCmd {
+    /// List queued messages with totals, next try and status.
+    List(Out),
+    /// Show one queued message.
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Try to send now: one message, or every message with --all.
+    Retry {
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete messages without a report; criteria combine (guide §24.1).
+    Delete {
+        /// Exactly this queue ID.
+        #[arg(long)]
+        id: Option<String>,
+        /// Sender pattern (`*`, `?`; `<>` for the null sender).
+        #[arg(long)]
+        sender: Option<String>,
+        /// Recipient pattern.
+        #[arg(long)]
+        recipient: Option<String>,
+        /// Queued longer than this (e.g. 90m, 12h, 3d).
+        #[arg(long, value_name = "AGE", value_parser = parse_duration)]
+        older_than: Option<u64>,
+        /// Delete every message (when no other criterion is given).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Process the queue now: the running server is asked to; without a server the
+    /// delivery runs in this process.
+    Run,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SettingsCmd {
+    /// Show the settings.
+    Show(Out),
+    /// Change settings with a JSON object of the fields to change,
+    /// e.g. '{"max_recipients": 50, "relay_ip_group": "Office"}'.
+    Set { json: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub(crate) enum LogCmd {
     /// Show the settings of every log (guide §25.1).
     Show(Out),
@@ -461,6 +517,40 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// Parses `90m`, `12h`, `3d`, `45s` or plain seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration such as 12h"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit '{unit}' (use s, m, h, d or w)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too long"))
+}
+
+fn fmt_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 fn fmt_size(n: u64) -> String {
@@ -801,19 +891,7 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                 None
             }
             SecurityCmd::Set { json } => {
-                let current = serde_json::to_value(d.security_policy()?)?;
-                let patch: serde_json::Value = serde_json::from_str(&json)
-                    .context("the policy change must be a JSON object")?;
-                let merged = merge_json(current, patch.clone());
-                let policy: keel_directory::SecurityPolicy = serde_json::from_value(merged)
-                    .context("the resulting security policy is not valid")?;
-                let unknown = unknown_keys(&patch, &serde_json::to_value(&policy)?, "");
-                if !unknown.is_empty() {
-                    bail!(
-                        "unknown security policy setting(s): {}; see `keel security show --format json`",
-                        unknown.join(", ")
-                    );
-                }
+                let policy = apply_json_patch(&d.security_policy()?, &json, "security")?;
                 d.set_security_policy(policy)?;
                 println!("Security policy changed.");
                 Some("security set".to_owned())
@@ -824,6 +902,32 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                 Some("security unlock-all".to_owned())
             }
         },
+        AdminCommand::Queue(c) => queue_cmd(env, c)?,
+        AdminCommand::Smtp(c) => match c {
+            SettingsCmd::Show(out) => {
+                let s = keel_smtp::load_settings(env.meta.as_ref())?;
+                print_out(out.format, &s, pretty)?;
+                None
+            }
+            SettingsCmd::Set { json } => {
+                let current = keel_smtp::load_settings(env.meta.as_ref())?;
+                let new = apply_json_patch(&current, &json, "smtp")?;
+                if let Some(g) = &new.relay_ip_group {
+                    require_ip_group(env, g)?;
+                }
+                if let Some(g) = &new.exempt_ip_group {
+                    require_ip_group(env, g)?;
+                }
+                keel_smtp::save_settings(env.meta.as_ref(), &new)?;
+                if new.open_relay {
+                    eprintln!(
+                        "warning: open relay is on: anyone can send mail through this server"
+                    );
+                }
+                println!("SMTP settings changed.");
+                Some("smtp set".to_owned())
+            }
+        },
         AdminCommand::Log(c) => log_cmd(env, c)?,
         AdminCommand::Resolve { address } => {
             let r = d.resolve_recipient(&address)?;
@@ -831,6 +935,20 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
             None
         }
     })
+}
+
+fn require_ip_group(env: &Env, name: &str) -> Result<()> {
+    if env
+        .directory
+        .ip_groups()?
+        .names()
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+    {
+        Ok(())
+    } else {
+        bail!("there is no IP address group '{name}'")
+    }
 }
 
 fn parse_ip_items(entries: &[String]) -> Result<Vec<IpGroupItem>> {
@@ -850,6 +968,37 @@ fn parse_ip_items(entries: &[String]) -> Result<Vec<IpGroupItem>> {
 fn parse_forward(s: &str) -> Result<DomainForwarding> {
     DomainForwarding::parse(s)
         .with_context(|| format!("'{s}' is not a server of the form host[:port]"))
+}
+
+/// Applies a JSON merge patch to typed settings; unknown keys and invalid values are
+/// refused with the setting's name, so a typo never passes silently.
+fn apply_json_patch<T: Serialize + serde::de::DeserializeOwned>(
+    current: &T,
+    json: &str,
+    what: &str,
+) -> Result<T> {
+    let patch: serde_json::Value = serde_json::from_str(json)
+        .with_context(|| format!("the {what} change must be a JSON object"))?;
+    if !patch.is_object() {
+        bail!("the {what} change must be a JSON object such as '{{\"name\": value}}'");
+    }
+    let merged = merge_json(serde_json::to_value(current)?, patch.clone());
+    let unknown = unknown_keys(&patch, &merged, "");
+    let known = serde_json::to_value(current)?;
+    let unknown: Vec<String> = unknown
+        .into_iter()
+        .chain(unknown_keys(&patch, &known, ""))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "unknown {what} setting(s): {}; see `keel {what} show --format json`",
+            unknown.join(", ")
+        );
+    }
+    serde_json::from_value(merged)
+        .with_context(|| format!("the resulting {what} settings are not valid"))
 }
 
 /// Keys of `patch` that do not exist in `known` (dotted paths).
@@ -1193,6 +1342,107 @@ fn service_cmd(env: &Env, c: ServiceCmd) -> Result<Option<String>> {
             services::save_settings(meta, def.name, &s)?;
             println!("Service {} changed.", def.name);
             Some(format!("service set {}", def.name))
+        }
+    })
+}
+
+fn queue_text(v: &keel_smtp::queue::QueueView) -> String {
+    let rcpts: Vec<String> = v
+        .recipients
+        .iter()
+        .map(|r| format!("{} ({:?}, {} attempts)", r.address, r.state, r.attempts).to_lowercase())
+        .collect();
+    format!(
+        "{}  from <{}>  {}  age {}s  next {}\n    to: {}\n    status: {}\n",
+        v.id,
+        v.sender,
+        fmt_size(v.size),
+        v.age_secs,
+        v.next_attempt.map_or_else(|| "ASAP".to_owned(), fmt_time),
+        rcpts.join(", "),
+        if v.status.is_empty() { "-" } else { &v.status }
+    )
+}
+
+fn queue_cmd(env: &Env, c: QueueCmd) -> Result<Option<String>> {
+    use keel_smtp::queue;
+    let meta = env.meta.as_ref();
+    let now = env.clock.unix();
+    Ok(match c {
+        QueueCmd::List(out) => {
+            let list = queue::list(meta, now)?;
+            let totals = queue::totals(&list);
+            let v = serde_json::json!({ "totals": totals, "messages": list });
+            print_out(out.format, &v, |_| {
+                let mut t: String = list.iter().map(queue_text).collect();
+                t.push_str(&format!(
+                    "{} message(s), {}\n",
+                    totals.messages,
+                    fmt_size(totals.bytes)
+                ));
+                t
+            })?;
+            None
+        }
+        QueueCmd::Show { id, out } => {
+            let v = queue::show(meta, &id, now)?
+                .with_context(|| format!("there is no message {id} in the queue"))?;
+            print_out(out.format, &v, queue_text)?;
+            None
+        }
+        QueueCmd::Retry { id, all } => {
+            let target = match (id, all) {
+                (_, true) => queue::RetryTarget::All,
+                (Some(id), false) => queue::RetryTarget::One(id),
+                (None, false) => bail!("give a queue ID or --all"),
+            };
+            let n = queue::retry_now(meta, &target, now)?;
+            if n == 0 {
+                bail!("no matching message in the queue");
+            }
+            println!("{n} message(s) will be tried now.");
+            Some("queue retry".to_owned())
+        }
+        QueueCmd::Delete {
+            id,
+            sender,
+            recipient,
+            older_than,
+            all,
+        } => {
+            let criteria = queue::DeleteCriteria {
+                id,
+                sender,
+                recipient,
+                older_than_secs: older_than,
+                all,
+            };
+            if criteria == queue::DeleteCriteria::default() {
+                bail!(
+                    "say which messages to delete: --id, --sender, --recipient, --older-than or --all"
+                );
+            }
+            let removed = queue::delete(meta, env.blobs.as_ref(), &criteria, now)?;
+            println!("{} message(s) deleted.", removed.len());
+            Some(format!("queue delete {}", removed.join(" ")))
+        }
+        QueueCmd::Run => {
+            let n = queue::retry_now(meta, &queue::RetryTarget::All, now)?;
+            if crate::status::ServerStatus::read_live(&env.data.status_file()).is_some() {
+                println!("{n} message(s) handed to the running server.");
+            } else {
+                let cfg = crate::config::KeelToml::load(&env.data.config())?;
+                let hostname = crate::setup::load_general(meta)?
+                    .map_or_else(crate::config::system_hostname, |g| g.hostname);
+                let ctx =
+                    crate::setup::queue_context(env, &cfg, Arc::new(move || hostname.clone()))?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let attempts = rt.block_on(keel_smtp::QueueRunner::new(ctx).run_once())?;
+                println!("{attempts} delivery attempt(s) made.");
+            }
+            Some("queue run".to_owned())
         }
     })
 }

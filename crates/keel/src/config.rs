@@ -29,6 +29,18 @@ pub(crate) struct KeelToml {
     /// Where services listen.
     #[serde(default)]
     pub(crate) listen: ListenSection,
+    /// The DNS server for MX lookups.
+    #[serde(default)]
+    pub(crate) dns: DnsSection,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DnsSection {
+    /// `ip:port` of the DNS server for MX and address lookups; unset = the system's
+    /// resolver configuration (/etc/resolv.conf).
+    #[serde(default)]
+    pub(crate) server: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,10 +129,19 @@ impl KeelToml {
              addresses = [{}]\n\
              # Added to every standard port: 25 becomes 25 + port_offset, and so on.\n\
              # Ports below 1024 that cannot be bound without privileges fall back to port + 10000.\n\
-             port_offset = {}\n",
+             port_offset = {}\n\
+             \n\
+             [dns]\n\
+             # DNS server for MX lookups of outgoing mail, as \"ip:port\".\n\
+             # Unset: the system's resolver (/etc/resolv.conf).\n\
+             {}\n",
             self.store.backend,
             addrs.join(", "),
-            self.listen.port_offset
+            self.listen.port_offset,
+            match self.dns.server {
+                Some(a) => format!("server = \"{a}\""),
+                None => "# server = \"127.0.0.1:53\"".to_owned(),
+            }
         )
     }
 }
@@ -199,10 +220,14 @@ mod tests {
 
     #[test]
     fn rendered_config_parses_back_and_unknown_keys_are_rejected() {
-        let cfg = KeelToml {
+        let mut cfg = KeelToml {
             store: StoreSection::default(),
             listen: ListenSection::default(),
+            dns: DnsSection::default(),
         };
+        let back: KeelToml = toml::from_str(&cfg.render()).expect("rendered config parses");
+        assert_eq!(back, cfg);
+        cfg.dns.server = Some("127.0.0.1:5353".parse().expect("socket address"));
         let back: KeelToml = toml::from_str(&cfg.render()).expect("rendered config parses");
         assert_eq!(back, cfg);
         assert!(toml::from_str::<KeelToml>("[listen]\nport_ofset = 3\n").is_err());

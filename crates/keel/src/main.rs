@@ -57,6 +57,9 @@ struct ServeArgs {
     /// Listen on this address instead of all addresses (repeatable).
     #[arg(long, value_name = "ADDR")]
     listen: Vec<IpAddr>,
+    /// DNS server (ip:port) for MX lookups instead of the system's resolver.
+    #[arg(long, value_name = "IP:PORT")]
+    dns_server: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -92,6 +95,7 @@ fn run_server(data: DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
         domain: args.domain,
         port_offset: args.port_offset,
         listen: args.listen,
+        dns_server: args.dns_server,
     };
     runtime.block_on(server::serve(data, opts))?;
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use keel_core::log::LogKind;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{DataDir, KeelToml, ListenSection, StoreSection};
+use crate::config::{DataDir, DnsSection, KeelToml, ListenSection, StoreSection};
 use crate::http::HttpHandler;
 use crate::manager::{ManagerCtx, ServiceManager};
 use crate::services;
@@ -26,6 +26,7 @@ pub(crate) struct ServeOptions {
     pub(crate) domain: Option<String>,
     pub(crate) port_offset: Option<u16>,
     pub(crate) listen: Vec<IpAddr>,
+    pub(crate) dns_server: Option<std::net::SocketAddr>,
 }
 
 /// How often the server looks for changes made by the CLI or another process.
@@ -59,6 +60,9 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         let cfg = KeelToml {
             store: StoreSection::default(),
             listen,
+            dns: DnsSection {
+                server: opts.dns_server,
+            },
         };
         std::fs::write(data.config(), cfg.render())?;
         cfg
@@ -72,6 +76,9 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         }
         if let Some(off) = opts.port_offset {
             cfg.listen.port_offset = off;
+        }
+        if opts.dns_server.is_some() {
+            cfg.dns.server = opts.dns_server;
         }
     }
 
@@ -106,6 +113,21 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     let mut handlers: HashMap<&'static str, Arc<dyn Handler>> = HashMap::new();
     handlers.insert("http", http.clone());
     handlers.insert("https", http);
+    let hostname_fn: Arc<dyn Fn() -> String + Send + Sync> = {
+        let meta = env.meta.clone();
+        let fallback = hostname.clone();
+        Arc::new(move || {
+            setup::load_general(meta.as_ref())
+                .ok()
+                .flatten()
+                .map_or_else(|| fallback.clone(), |g| g.hostname)
+        })
+    };
+    // The outbound queue (guide §12.2, §24.2): one runner per server.
+    let runner =
+        keel_smtp::QueueRunner::new(setup::queue_context(&env, &cfg, hostname_fn.clone())?);
+    let (queue_stop, queue_stop_rx) = tokio::sync::watch::channel(false);
+    let queue_task = tokio::spawn(runner.clone().run(queue_stop_rx));
     let smtp_ctx = keel_smtp::SmtpContext {
         mailboxes: env.mailboxes.clone(),
         directory: env.directory.clone(),
@@ -113,16 +135,8 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         blobs: env.blobs.clone(),
         logs: env.logs.as_ref().clone(),
         clock: env.clock.clone(),
-        hostname: {
-            let meta = env.meta.clone();
-            let fallback = hostname.clone();
-            Arc::new(move || {
-                setup::load_general(meta.as_ref())
-                    .ok()
-                    .flatten()
-                    .map_or_else(|| fallback.clone(), |g| g.hostname)
-            })
-        },
+        hostname: hostname_fn,
+        queue_waker: Some(runner.waker()),
         data_dir_free_space: {
             let root = data.root.clone();
             Arc::new(move || crate::sys::free_space(&root))
@@ -222,6 +236,8 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         SHUTDOWN_GRACE.as_secs()
     );
     manager.shutdown(SHUTDOWN_GRACE).await;
+    let _ = queue_stop.send(true);
+    let _ = queue_task.await;
     env.logs.write(LogKind::Operations, "Keel stopped");
     let _ = std::fs::remove_file(data.status_file());
     drop(lock);

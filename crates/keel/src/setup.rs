@@ -36,6 +36,7 @@ pub(crate) struct Env {
     pub(crate) directory: Arc<Directory>,
     pub(crate) mailboxes: keel_mail::Mailboxes,
     pub(crate) clock: SharedClock,
+    pub(crate) data: DataDir,
 }
 
 impl Env {
@@ -77,6 +78,7 @@ impl Env {
             directory,
             mailboxes,
             clock,
+            data: data.clone(),
         })
     }
 
@@ -303,5 +305,29 @@ pub(crate) fn web_authenticator(env: &Env) -> Authenticate {
             }),
             Err(e) => Err(e.to_string()),
         }
+    })
+}
+
+/// The outbound queue's context; DNS from `[dns] server` in keel.toml, else the system's
+/// resolver configuration.
+pub(crate) fn queue_context(
+    env: &Env,
+    cfg: &crate::config::KeelToml,
+    hostname: Arc<dyn Fn() -> String + Send + Sync>,
+) -> Result<keel_smtp::QueueContext> {
+    let resolver = match cfg.dns.server {
+        Some(addr) => keel_smtp::dns::Resolver::with_nameserver(addr),
+        None => keel_smtp::dns::Resolver::from_system(),
+    }
+    .context("cannot set up the DNS resolver")?;
+    Ok(keel_smtp::QueueContext {
+        meta: env.meta.clone(),
+        blobs: env.blobs.clone(),
+        mailboxes: env.mailboxes.clone(),
+        logs: env.logs.as_ref().clone(),
+        clock: env.clock.clone(),
+        resolver,
+        settings: keel_smtp::QueueContext::settings_from_store(env.meta.clone()),
+        hostname,
     })
 }

@@ -821,3 +821,252 @@ print("ok")
         "{mail_log}"
     );
 }
+
+/// guide §12.2: SMTP limits set from the CLI apply to the running server's next session;
+/// unknown settings are refused by name.
+#[test]
+fn smtp_settings_from_the_cli_apply_without_restart() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    for u in ["a1", "a2", "a3"] {
+        let addr = format!("{u}@example.com");
+        assert!(
+            s.keel(&["user", "add", &addr, "--password", "Some-pass-1"])
+                .status
+                .success()
+        );
+    }
+    let out = s.keel(&["smtp", "set", r#"{"max_recipients": 2}"#]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bad = s.keel(&["smtp", "set", r#"{"max_recipents": 2}"#]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("max_recipents"), "{}", stderr(&bad));
+    let bad = s.keel(&["smtp", "set", r#"{"relay_ip_group": "Nope"}"#]);
+    assert!(
+        stderr(&bad).contains("no IP address group 'Nope'"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(stdout(&s.keel(&["smtp", "show"])).contains("\"max_recipients\": 2"));
+    let script = r#"
+import smtplib, sys
+c = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20)
+c.ehlo("client.test")
+c.mail("x@remote.test")
+print([c.rcpt(f"a{i}@example.com")[0] for i in (1, 2, 3)])
+c.quit()
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &s.port("smtp").to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "[250, 250, 452]");
+}
+
+/// Issue 3 §5 (durability): 20 clients send while the server is killed with SIGKILL.
+/// After a restart every message that was answered 250 is in the mailbox exactly once,
+/// and no message is there twice.
+#[test]
+fn kill_9_during_20_concurrent_senders_loses_no_acknowledged_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let offset = free_offset();
+    let mut s = Server::start(&data, offset, &["--hostname", "mail.example.com"]);
+    assert!(
+        s.keel(&[
+            "user",
+            "add",
+            "alice@example.com",
+            "--password",
+            "Alice-pass-1"
+        ])
+        .status
+        .success()
+    );
+    let acked = tmp.path().join("acked.txt");
+    let script = r#"
+import smtplib, sys, threading, os
+port, path = int(sys.argv[1]), sys.argv[2]
+lock = threading.Lock()
+out = open(path, "a")
+def sender(t):
+    n = 0
+    while True:
+        try:
+            c = smtplib.SMTP("127.0.0.1", port, timeout=10)
+            while True:
+                subj = f"m-{t}-{n}"
+                c.sendmail("x@remote.test", ["alice@example.com"],
+                           f"From: x@remote.test\r\nTo: alice@example.com\r\nSubject: {subj}\r\n\r\n" + ("x" * 98 + "\r\n") * 20)
+                with lock:
+                    out.write(subj + "\n"); out.flush(); os.fsync(out.fileno())
+                n += 1
+        except Exception:
+            return
+threads = [threading.Thread(target=sender, args=(t,)) for t in range(20)]
+for t in threads: t.start()
+for t in threads: t.join()
+"#;
+    let mut clients = Command::new("python3")
+        .args(["-c", script, &s.port("smtp").to_string()])
+        .arg(&acked)
+        .spawn()
+        .unwrap();
+    // Let the senders get going, then kill the server without warning.
+    assert!(eventually(Duration::from_secs(30), || {
+        std::fs::read_to_string(&acked)
+            .map(|t| t.lines().count() >= 40)
+            .unwrap_or(false)
+    }));
+    let _ = Command::new("kill")
+        .args(["-KILL", &s.child.id().to_string()])
+        .status();
+    let _ = s.child.wait();
+    let _ = wait_timeout(&mut clients, Duration::from_secs(30));
+    let _ = clients.kill();
+    drop(s);
+    let acked: Vec<String> = std::fs::read_to_string(&acked)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        acked.len() >= 40,
+        "only {} messages were acknowledged",
+        acked.len()
+    );
+
+    let s = Server::start(&data, offset, &[]);
+    let script = r#"
+import poplib, sys, re
+p = poplib.POP3("127.0.0.1", int(sys.argv[1]), timeout=30)
+p.user("alice"); p.pass_("Alice-pass-1")
+count, _ = p.stat()
+for i in range(1, count + 1):
+    for line in p.top(i, 0)[1]:
+        if line.startswith(b"Subject: "):
+            print(line[9:].decode())
+p.quit()
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &s.port("pop3").to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stored: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    let mut seen = std::collections::HashMap::new();
+    for subj in &stored {
+        *seen.entry(subj.clone()).or_insert(0) += 1;
+    }
+    for subj in &acked {
+        assert_eq!(
+            seen.get(subj),
+            Some(&1),
+            "acknowledged message {subj} stored {:?} times",
+            seen.get(subj)
+        );
+    }
+    assert!(seen.values().all(|&n| n == 1), "a message was stored twice");
+}
+
+/// Issue 3 §6 through the binary: mail a user submits to an outside address is queued,
+/// delivered through the configured relay host with SMTP AUTH (a Python sink), and logged;
+/// `keel queue` lists a deferred message and deletes it.
+#[test]
+fn submitted_mail_is_relayed_and_the_queue_cli_manages_it() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("sink.json");
+    let log = tmp.path().join("sink.jsonl");
+    std::fs::write(&cfg, r#"{"auth": ["relayuser", "relay-pw"]}"#).unwrap();
+    let sink_py = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../keel-smtp/tests/support/smtp_sink.py"
+    );
+    let mut sink = Command::new("python3")
+        .arg(sink_py)
+        .arg(&cfg)
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(sink.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().parse::<u16>().expect("sink prints its port")
+    };
+    let settings = format!(
+        r#"{{"relay_host": "127.0.0.1:{port}", "relay_tls": "none",
+            "relay_auth": {{"user": "relayuser", "password": "relay-pw"}}}}"#
+    );
+    let out = s.keel(&["smtp", "set", &settings]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let send = |subject: &str| {
+        let script = r#"
+import smtplib, ssl, sys
+c = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20)
+c.starttls(context=ssl._create_unverified_context())
+c.login("admin", sys.argv[2])
+c.sendmail("admin@example.com", ["y@remote.test"],
+           f"From: admin@example.com\r\nTo: y@remote.test\r\nSubject: {sys.argv[3]}\r\n\r\nhi\r\n")
+c.quit()
+"#;
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                script,
+                &s.port("submission").to_string(),
+                &s.admin_password(),
+                subject,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    send("relayed one");
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            std::fs::read_to_string(&log)
+                .is_ok_and(|l| l.contains("y@remote.test") && l.contains("relayuser"))
+        }),
+        "the relay host never received the message"
+    );
+    assert!(eventually(Duration::from_secs(10), || {
+        stdout(&s.keel(&["queue", "list"])).contains("0 message(s)")
+    }));
+    let mail_log = std::fs::read_to_string(s.data.join("logs/mail.log")).unwrap_or_default();
+    assert!(
+        mail_log.contains("Sent:") && mail_log.contains("y@remote.test"),
+        "{mail_log}"
+    );
+
+    // A temporary failure keeps the message queued; the CLI shows and deletes it.
+    std::fs::write(
+        &cfg,
+        r#"{"auth": ["relayuser", "relay-pw"], "rcpt": {"y@remote.test": "451 4.3.0 try later"}}"#,
+    )
+    .unwrap();
+    send("deferred one");
+    assert!(eventually(Duration::from_secs(20), || {
+        stdout(&s.keel(&["queue", "list"])).contains("try later")
+    }));
+    let list = stdout(&s.keel(&["queue", "list", "--format", "json"]));
+    assert!(
+        list.contains("\"messages\": 1") || list.contains("\"messages\":1"),
+        "{list}"
+    );
+    let out = s.keel(&["queue", "delete", "--recipient", "*@remote.test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 message(s) deleted"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&s.keel(&["queue", "list"])).contains("0 message(s)"));
+    let _ = sink.kill();
+    let _ = sink.wait();
+}

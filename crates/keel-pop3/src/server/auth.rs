@@ -262,6 +262,7 @@ impl Session {
 
     /// Locks the maildrop and snapshots INBOX (RFC 1939 §4, §8; guide §6.2).
     async fn enter_transaction(&mut self, user: AuthedUser) -> Flow {
+        self.record_login_for_relay().await;
         let Some(lock) = self.ctx.mailboxes.lock_maildrop(&user.user) else {
             // RFC 2449 §8.1.1; the session stays in AUTHORIZATION.
             self.state = State::Authorization { user: None };
@@ -319,6 +320,21 @@ impl Session {
             _lock: lock,
         }));
         Flow::Continue
+    }
+}
+
+impl Session {
+    /// guide §12.2 POP-before-SMTP: every successful authentication (USER/PASS and
+    /// SASL AUTH alike) records the client IP and time in the directory, where the SMTP relay
+    /// decision finds it. A failure to record is logged and does not refuse the login.
+    async fn record_login_for_relay(&self) {
+        let dir = self.ctx.mailboxes.directory().clone();
+        let ip = keel_net::canonical_ip(self.peer.ip());
+        match tokio::task::spawn_blocking(move || dir.record_pop3_login(ip)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("POP3: cannot record the login from {ip}: {e}"),
+            Err(e) => tracing::warn!("POP3: recording the login from {ip} failed: {e}"),
+        }
     }
 }
 

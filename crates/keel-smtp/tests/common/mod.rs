@@ -118,6 +118,7 @@ impl TestServer {
             clock: shared_clock.clone(),
             hostname: Arc::new(|| HOSTNAME.to_owned()),
             data_dir_free_space: Arc::new(move || Some(fs.load(Ordering::SeqCst))),
+            queue_waker: None,
         };
         let limits = Arc::new(keel_smtp::IpLimits::default());
         let groups = Arc::new(directory.ip_groups().expect("groups"));

@@ -110,6 +110,12 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (queue_id, idx)
     ) WITHOUT ROWID;
     "#,
+    // Version 3: queue leases (DESIGN §4: queue items are claimed with leases) and the
+    // "delay warning sent" mark (RFC 3464 action=delayed is sent once per message).
+    r#"
+    ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build creates and understands.

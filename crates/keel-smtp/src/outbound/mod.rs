@@ -1,0 +1,908 @@
+//! The outbound side of the MTA: the queue runner, SMTP delivery to MX hosts, routes and
+//! the relay host, and DSN generation (guide §12.1, §12.2 SMTP Delivery and Queue
+//! Options, §24.2; DESIGN §3).
+//!
+//! Implementation notes:
+//! - The queue is the MetaStore's queue rows plus blobs. The runner claims due messages
+//!   with a lease ([`MetaStore::claim_queued`], one hour), so another process (a second
+//!   node, the CLI's `queue run`) never works on the same message at the same time; a
+//!   crash leaves the lease to expire. After an attempt the lease is released.
+//! - Each message is one delivery task (guide §24.2); at most `max_delivery_tasks` run at
+//!   once (read from the settings at every poll). Within a task the recipients are grouped
+//!   by destination: a domain-forwarding route (`host:port`), else the relay host when one
+//!   is configured, else the recipient's domain (MX lookup). Groups are sent one after the
+//!   other, each in one SMTP transaction.
+//! - MX fail-over (RFC 5321 §5.1): hosts in preference order, every address of a host in
+//!   turn. Failures before MAIL FROM (connect, greeting, EHLO, TLS) move to the next
+//!   address; once MAIL FROM was answered the per-recipient replies are the result.
+//! - Results: 2xx → delivered, 5xx → failed, anything else (4xx, connection lost, DNS
+//!   temporary failure, every MX unreachable) → deferred until now + retry interval. A
+//!   deferral after the bounce deadline (created + `bounce_after_secs`) becomes a failure
+//!   with status 4.4.7 (RFC 3463 "delivery time expired").
+//! - The "relay" time-unit remark of guide §12.2 is resolved as: the same retry and
+//!   bounce rules apply when delivering through the relay host.
+//! - TLS: opportunistic STARTTLS for MX and routes accepts any certificate (RFC 3207 §4.1;
+//!   an MX certificate cannot be verified without DANE/MTA-STS); a failed handshake is
+//!   retried once in plaintext. Towards the relay host `starttls` and `implicit` verify
+//!   the certificate against the system roots.
+//! - DSNs ([`crate::dsn`]): a failure report for recipients that failed in this attempt, a
+//!   delay warning once per message (store mark) after `warn_after_secs`, a success report
+//!   (action `relayed`) for NOTIFY=SUCCESS when the next hop did not take the DSN
+//!   parameters on (RFC 3461 §6.2.2). Never to the null sender. A report to a local sender
+//!   is stored through [`Mailboxes::deliver`]; otherwise it is queued with the null
+//!   sender.
+//! - Every recipient attempt writes a `Sent:` line, every report a `Recv: … Service: DSN`
+//!   line (guide §25.3).
+//! - Blocking store and mailbox calls run in `spawn_blocking`.
+
+mod client;
+pub mod tasks;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keel_core::clock::SharedClock;
+use keel_core::log::{DeliveryResult, DsnReport, Logs, MailLogEntry, MailService};
+use keel_directory::{Resolution, Target};
+use keel_mail::{Delivery, Mailboxes};
+use keel_store::{
+    BlobStore, MetaStore, QueueRcptState, QueuedMessage, QueuedRecipient, StoreError, StoreResult,
+};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
+
+use crate::dns::{DnsError, MxTargets, Resolver};
+use crate::dsn::{self, DsnAction, DsnKind, DsnRecipient, DsnRequest};
+use crate::settings::{RelayTls, SmtpSettings};
+use client::{Conn, Envelope, HostResult, RcptReq, Reply, TlsMode};
+use tasks::TaskHandle;
+pub use tasks::{DeliveryTask, DeliveryTasks, TaskPhase};
+
+/// How long a claimed message stays leased if the runner dies mid-delivery.
+const LEASE_SECS: i64 = 3600;
+/// Default real-time interval between queue polls (the queue is also woken on enqueue).
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Errors of the queue runner.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task panicked or was cancelled.
+    #[error("queue task failed: {0}")]
+    Task(String),
+}
+
+/// Loads the current SMTP settings (read at every poll and every delivery task).
+pub type SettingsLoader = Arc<dyn Fn() -> StoreResult<SmtpSettings> + Send + Sync>;
+
+/// What the queue runner needs from the rest of the server.
+#[derive(Clone)]
+pub struct QueueContext {
+    /// Queue rows.
+    pub meta: Arc<dyn MetaStore>,
+    /// Message bytes.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Local delivery of reports (and the directory, to find local senders).
+    pub mailboxes: Mailboxes,
+    /// Mail, warning and error logs.
+    pub logs: Logs,
+    /// Time (tests move it).
+    pub clock: SharedClock,
+    /// DNS.
+    pub resolver: Resolver,
+    /// The SMTP settings; usually `crate::load_settings` on `meta`.
+    pub settings: SettingsLoader,
+    /// The Internet hostname (EHLO, `Reporting-MTA`, `MAILER-DAEMON@…`).
+    pub hostname: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl QueueContext {
+    /// The settings loader reading the `smtp` settings document of `meta`.
+    pub fn settings_from_store(meta: Arc<dyn MetaStore>) -> SettingsLoader {
+        Arc::new(move || crate::settings::load_settings(&*meta))
+    }
+}
+
+/// Wakes the queue runner (after an enqueue, "Run queue", "Try to send now").
+#[derive(Clone, Debug, Default)]
+pub struct QueueWaker(Arc<Notify>);
+
+impl QueueWaker {
+    /// Asks the runner to poll now. A wake-up while the runner is busy is kept.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+struct Inner {
+    ctx: QueueContext,
+    waker: QueueWaker,
+    tasks: DeliveryTasks,
+    poll: Mutex<Duration>,
+    in_flight: Mutex<HashSet<String>>,
+    insecure_tls: Result<TlsConnector, String>,
+    verified_tls: Result<TlsConnector, String>,
+}
+
+/// The queue runner. Cheap to clone; clones share the registry, waker and in-flight set.
+#[derive(Clone)]
+pub struct QueueRunner {
+    inner: Arc<Inner>,
+}
+
+fn tls_connector(allow_invalid: bool) -> Result<TlsConnector, String> {
+    // mail-send builds its configs with rustls' process-default provider; make sure one
+    // is installed (ignored when another component installed one already).
+    let _ = rustls::crypto::CryptoProvider::install_default(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    );
+    mail_send::smtp::tls::build_tls_connector(allow_invalid)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, QueueError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| QueueError::Task(e.to_string()))
+}
+
+/// Where a group of recipients goes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Dest {
+    /// A domain-forwarding route `host:port` (guide §7.9/§7.10).
+    Route(String),
+    /// The relay SMTP server (guide §12.2).
+    Relay,
+    /// Direct delivery to the domain's MX.
+    Domain(String),
+}
+
+/// The outcome of one recipient in one attempt.
+#[derive(Debug, Clone)]
+struct Outcome {
+    reply: Reply,
+    server: Option<String>,
+    dsn_passed_on: bool,
+}
+
+impl QueueRunner {
+    /// A runner for `ctx`.
+    pub fn new(ctx: QueueContext) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                ctx,
+                waker: QueueWaker::default(),
+                tasks: DeliveryTasks::default(),
+                poll: Mutex::new(DEFAULT_POLL_INTERVAL),
+                in_flight: Mutex::new(HashSet::new()),
+                insecure_tls: tls_connector(true),
+                verified_tls: tls_connector(false),
+            }),
+        }
+    }
+
+    /// Sets the real-time interval between polls (default [`DEFAULT_POLL_INTERVAL`]).
+    #[must_use]
+    pub fn with_poll_interval(self, every: Duration) -> Self {
+        *lock(&self.inner.poll) = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The waker the inbound side calls after it queued a message.
+    pub fn waker(&self) -> QueueWaker {
+        self.inner.waker.clone()
+    }
+
+    /// The delivery tasks in progress (guide §24.2).
+    pub fn tasks(&self) -> DeliveryTasks {
+        self.inner.tasks.clone()
+    }
+
+    fn settings(&self) -> SmtpSettings {
+        match (self.inner.ctx.settings)() {
+            Ok(s) => s,
+            Err(e) => {
+                self.inner.ctx.logs.error(&format!(
+                    "queue: cannot read SMTP settings, using defaults: {e}"
+                ));
+                SmtpSettings::default()
+            }
+        }
+    }
+
+    /// Claims up to `free` due messages not already in flight here.
+    async fn claim(&self, free: usize) -> Result<Vec<QueuedMessage>, QueueError> {
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        let meta = self.inner.ctx.meta.clone();
+        let now = self.inner.ctx.clock.unix();
+        let claimed = blocking(move || meta.claim_queued(now, LEASE_SECS, free)).await??;
+        let mut in_flight = lock(&self.inner.in_flight);
+        Ok(claimed
+            .into_iter()
+            .filter(|m| in_flight.insert(m.id.clone()))
+            .collect())
+    }
+
+    fn spawn(&self, set: &mut JoinSet<()>, msg: QueuedMessage) {
+        let me = self.clone();
+        set.spawn(async move {
+            let id = msg.id.clone();
+            if let Err(e) = me.process(msg).await {
+                me.inner
+                    .ctx
+                    .logs
+                    .error(&format!("queue: delivery of {id} failed: {e}"));
+                me.postpone(&id).await;
+            }
+            lock(&me.inner.in_flight).remove(&id);
+        });
+    }
+
+    /// After an internal error: try again one retry interval later.
+    async fn postpone(&self, id: &str) {
+        let meta = self.inner.ctx.meta.clone();
+        let next = self.inner.ctx.clock.unix() + self.settings().retry_interval_secs as i64;
+        let id = id.to_owned();
+        let _ = blocking(move || {
+            let _ = meta.set_queue_next_attempt(&id, next);
+            meta.release_queued(&id)
+        })
+        .await;
+    }
+
+    /// Delivers every message that is due now (including reports queued meanwhile) and
+    /// returns how many attempts were made. This is `keel queue run` and what tests use.
+    pub async fn run_once(&self) -> Result<usize, QueueError> {
+        let mut set = JoinSet::new();
+        let mut attempts = 0;
+        loop {
+            let max = self.settings().max_delivery_tasks.max(1) as usize;
+            let batch = self.claim(max.saturating_sub(set.len())).await?;
+            attempts += batch.len();
+            for m in batch {
+                self.spawn(&mut set, m);
+            }
+            if set.join_next().await.is_none() {
+                return Ok(attempts);
+            }
+        }
+    }
+
+    /// Runs until `shutdown` becomes true: polls the queue every poll interval and when
+    /// woken, keeping at most `max_delivery_tasks` deliveries in flight. On shutdown it
+    /// waits up to 30 s for running deliveries, then abandons them (their leases expire).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut set: JoinSet<()> = JoinSet::new();
+        let poll = *lock(&self.inner.poll);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let max = self.settings().max_delivery_tasks.max(1) as usize;
+            match self.claim(max.saturating_sub(set.len())).await {
+                Ok(batch) => {
+                    for m in batch {
+                        self.spawn(&mut set, m);
+                    }
+                }
+                Err(e) => self
+                    .inner
+                    .ctx
+                    .logs
+                    .error(&format!("queue: claim failed: {e}")),
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                () = self.inner.waker.0.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+                Some(_) = set.join_next(), if !set.is_empty() => {}
+            }
+        }
+        let drain = async { while set.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(30), drain)
+            .await
+            .is_err()
+        {
+            set.abort_all();
+        }
+    }
+
+    /// One delivery attempt of one message (one task, guide §24.2).
+    async fn process(&self, msg: QueuedMessage) -> Result<(), QueueError> {
+        let ctx = &self.inner.ctx;
+        let settings = self.settings();
+        let now = ctx.clock.unix();
+        let pending: Vec<QueuedRecipient> = msg
+            .recipients
+            .iter()
+            .filter(|r| !r.state.is_final())
+            .cloned()
+            .collect();
+        let task = self.inner.tasks.start(DeliveryTask {
+            id: msg.id.clone(),
+            size: msg.size,
+            from: msg.sender.clone(),
+            to: pending.iter().map(|r| r.address.clone()).collect(),
+            phase: TaskPhase::Executing,
+            server: None,
+            started: now,
+            percent: 0,
+        });
+        let blobs = ctx.blobs.clone();
+        let blob = msg.blob.clone();
+        let raw = blocking(move || blobs.get(&blob)).await?;
+
+        // Group by destination.
+        let mut groups: BTreeMap<Dest, Vec<QueuedRecipient>> = BTreeMap::new();
+        for r in &pending {
+            let dest = match (&r.route, &settings.relay_host) {
+                (Some(route), _) => Dest::Route(route.clone()),
+                (None, Some(_)) => Dest::Relay,
+                (None, None) => Dest::Domain(domain_of(&r.address)),
+            };
+            groups.entry(dest).or_default().push(r.clone());
+        }
+
+        let mut results: Vec<(QueuedRecipient, Outcome, bool)> = Vec::new();
+        match &raw {
+            Ok(raw) => {
+                for (dest, rcpts) in groups {
+                    let outcomes = self
+                        .deliver_group(&dest, &rcpts, &msg, raw, &settings, &task)
+                        .await;
+                    let relay = dest == Dest::Relay;
+                    results.extend(rcpts.into_iter().zip(outcomes).map(|(r, o)| (r, o, relay)));
+                }
+            }
+            Err(e) => {
+                ctx.logs.error(&format!(
+                    "queue: message data of {} unreadable: {e}",
+                    msg.id
+                ));
+                for r in pending {
+                    let o = Outcome {
+                        reply: Reply::local(554, "5.3.0", format!("message data lost: {e}")),
+                        server: None,
+                        dsn_passed_on: false,
+                    };
+                    results.push((r, o, false));
+                }
+            }
+        }
+        task.phase(TaskPhase::Terminating, None);
+        let raw = raw.unwrap_or_default();
+
+        // Record the results (guide §25.3: one Sent line per recipient).
+        let expired = now
+            >= msg
+                .created
+                .saturating_add(settings.bounce_after_secs as i64);
+        let next = now + settings.retry_interval_secs.max(1) as i64;
+        let mut failed = Vec::new();
+        let mut deferred = Vec::new();
+        let mut relayed = Vec::new();
+        for (r, o, via_relay) in results {
+            let (state, result, status, error) = if o.reply.is_ok() {
+                let res = if via_relay {
+                    DeliveryResult::Relayed
+                } else {
+                    DeliveryResult::Delivered
+                };
+                (QueueRcptState::Delivered, res, o.reply.status.clone(), None)
+            } else if o.reply.is_permanent() {
+                (
+                    QueueRcptState::Failed,
+                    DeliveryResult::Failed,
+                    o.reply.status.clone(),
+                    Some(o.reply.text.clone()),
+                )
+            } else if expired {
+                // RFC 3463 X.4.7: delivery time expired.
+                (
+                    QueueRcptState::Failed,
+                    DeliveryResult::Failed,
+                    "4.4.7".to_owned(),
+                    Some(format!(
+                        "delivery time expired; last error: {}",
+                        o.reply.text
+                    )),
+                )
+            } else {
+                (
+                    QueueRcptState::Deferred,
+                    DeliveryResult::Deferred,
+                    o.reply.status.clone(),
+                    Some(o.reply.text.clone()),
+                )
+            };
+            let meta = ctx.meta.clone();
+            let (id, addr, err) = (msg.id.clone(), r.address.clone(), error.clone());
+            let stored = blocking(move || {
+                meta.update_queue_recipient(&id, &addr, state, err.as_deref(), next)
+            })
+            .await?;
+            if let Err(e) = stored {
+                // Deleted by the admin meanwhile (guide §24.1): nothing more to do.
+                ctx.logs
+                    .warning(&format!("queue: {} recipient {}: {e}", msg.id, r.address));
+                continue;
+            }
+            ctx.logs.mail(&MailLogEntry::sent(
+                msg.id.clone(),
+                r.address.clone(),
+                result,
+                status.clone(),
+            ));
+            let dsn_r = DsnRecipient {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                action: match state {
+                    QueueRcptState::Failed => DsnAction::Failed,
+                    QueueRcptState::Delivered => DsnAction::Relayed,
+                    _ => DsnAction::Delayed,
+                },
+                status,
+                remote_mta: o.server.clone(),
+                diagnostic: error.or_else(|| Some(o.reply.text.clone())),
+            };
+            match state {
+                QueueRcptState::Failed if dsn::wants(r.notify.as_deref(), DsnKind::Failed) => {
+                    failed.push(dsn_r);
+                }
+                QueueRcptState::Deferred => deferred.push((r.notify.clone(), dsn_r)),
+                // RFC 3461 §6.2.2: the next hop took NOTIFY on → it reports; else "relayed".
+                QueueRcptState::Delivered
+                    if !o.dsn_passed_on && dsn::wants(r.notify.as_deref(), DsnKind::Delivered) =>
+                {
+                    relayed.push(dsn_r);
+                }
+                _ => {}
+            }
+        }
+
+        let base = |kind: DsnKind, recipients: Vec<DsnRecipient>| Report { kind, recipients };
+        if !failed.is_empty() {
+            self.report(&msg, &raw, &settings, base(DsnKind::Failed, failed), &task)
+                .await?;
+        }
+        if !relayed.is_empty() {
+            self.report(
+                &msg,
+                &raw,
+                &settings,
+                base(DsnKind::Delivered, relayed),
+                &task,
+            )
+            .await?;
+        }
+        if !deferred.is_empty()
+            && settings.warn_after_secs > 0
+            && now >= msg.created.saturating_add(settings.warn_after_secs as i64)
+        {
+            let wanted: Vec<DsnRecipient> = deferred
+                .into_iter()
+                .filter(|(n, _)| dsn::wants(n.as_deref(), DsnKind::Delayed))
+                .map(|(_, r)| r)
+                .collect();
+            let meta = ctx.meta.clone();
+            let id = msg.id.clone();
+            if !wanted.is_empty()
+                && !msg.sender.is_empty()
+                && blocking(move || meta.mark_queue_warned(&id)).await??
+            {
+                self.report(&msg, &raw, &settings, base(DsnKind::Delayed, wanted), &task)
+                    .await?;
+            }
+        }
+
+        // Dequeue once every recipient is final; delete the blobs nobody references.
+        let meta = ctx.meta.clone();
+        let blobs = ctx.blobs.clone();
+        let id = msg.id.clone();
+        blocking(move || -> StoreResult<()> {
+            match meta.queued_message(&id)? {
+                Some(m) if m.recipients.iter().all(|r| r.state.is_final()) => {
+                    for b in meta.dequeue(&id)? {
+                        blobs.delete(&b)?;
+                    }
+                }
+                Some(_) => {
+                    meta.release_queued(&id)?;
+                }
+                None => {}
+            }
+            Ok(())
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// Sends one group of recipients; one outcome per recipient, in order.
+    async fn deliver_group(
+        &self,
+        dest: &Dest,
+        rcpts: &[QueuedRecipient],
+        msg: &QueuedMessage,
+        raw: &[u8],
+        settings: &SmtpSettings,
+        task: &TaskHandle,
+    ) -> Vec<Outcome> {
+        let all = |reply: Reply| {
+            vec![
+                Outcome {
+                    reply,
+                    server: None,
+                    dsn_passed_on: false
+                };
+                rcpts.len()
+            ]
+        };
+        let opportunistic = if settings.outbound_starttls {
+            match &self.inner.insecure_tls {
+                Ok(c) => TlsMode::Opportunistic(c.clone()),
+                Err(_) => TlsMode::Off,
+            }
+        } else {
+            TlsMode::Off
+        };
+        let mut auth = None;
+        // (host, port) candidates in order, and the TLS mode.
+        let (hosts, tls): (Vec<(String, u16)>, TlsMode) = match dest {
+            Dest::Route(route) => (vec![split_host_port(route, 25)], opportunistic),
+            Dest::Relay => {
+                let relay = settings.relay_host.clone().unwrap_or_default();
+                let default_port = if settings.relay_tls == RelayTls::Implicit {
+                    465
+                } else {
+                    25
+                };
+                auth = settings
+                    .relay_auth
+                    .as_ref()
+                    .map(|a| (a.user.clone(), a.password.clone()));
+                let verified = |mk: fn(TlsConnector) -> TlsMode| match &self.inner.verified_tls {
+                    Ok(c) => Ok(mk(c.clone())),
+                    Err(e) => Err(Reply::local(
+                        451,
+                        "4.7.5",
+                        format!("TLS set-up failed: {e}"),
+                    )),
+                };
+                let tls = match settings.relay_tls {
+                    RelayTls::None => Ok(TlsMode::Off),
+                    RelayTls::Opportunistic => Ok(opportunistic),
+                    RelayTls::Starttls => verified(TlsMode::Required),
+                    RelayTls::Implicit => verified(TlsMode::Implicit),
+                };
+                match tls {
+                    Ok(t) => (vec![split_host_port(&relay, default_port)], t),
+                    Err(r) => return all(r),
+                }
+            }
+            Dest::Domain(domain) => {
+                task.phase(TaskPhase::Resolving, None);
+                match self.inner.ctx.resolver.mx(domain).await {
+                    Ok(MxTargets::NullMx) => {
+                        // RFC 7505 §4.2: 556 5.1.10 for a domain with a null MX.
+                        return all(Reply::local(
+                            556,
+                            "5.1.10",
+                            format!("556 5.1.10 {domain} does not accept mail (null MX)"),
+                        ));
+                    }
+                    Ok(MxTargets::Hosts(h)) => (
+                        h.into_iter().map(|h| (h.name, settings.mx_port)).collect(),
+                        opportunistic,
+                    ),
+                    Err(e) if e.is_permanent() => {
+                        return all(Reply::local(550, "5.1.2", format!("550 5.1.2 {e}")));
+                    }
+                    Err(e) => {
+                        return all(Reply::local(451, "4.4.3", format!("451 4.4.3 {e}")));
+                    }
+                }
+            }
+        };
+        let reqs: Vec<RcptReq> = rcpts
+            .iter()
+            .map(|r| RcptReq {
+                address: r.address.clone(),
+                notify: r.notify.clone(),
+                orcpt: r.orcpt.clone(),
+            })
+            .collect();
+        let env = Envelope {
+            sender: &msg.sender,
+            envid: msg.envid.as_deref(),
+            ret: msg.ret.as_deref(),
+            rcpts: &reqs,
+            message: raw,
+        };
+        let helo = (self.inner.ctx.hostname)();
+        let mut last = Reply::local(451, "4.4.1", "no mail server could be reached");
+        let mut permanent_dns = true;
+        for (host, port) in &hosts {
+            task.phase(TaskPhase::Resolving, Some(host));
+            let ips = match self.inner.ctx.resolver.ip_addrs(host).await {
+                Ok(ips) => {
+                    permanent_dns = false;
+                    ips
+                }
+                Err(e) => {
+                    if !matches!(e, DnsError::NotFound(_)) {
+                        permanent_dns = false;
+                    }
+                    last = Reply::local(451, "4.4.3", format!("451 4.4.3 {e}"));
+                    continue;
+                }
+            };
+            for ip in ips {
+                let conn = Conn {
+                    addr: SocketAddr::new(ip, *port),
+                    host,
+                    helo: &helo,
+                    tls: tls.clone(),
+                    auth: auth.clone(),
+                    connect_timeout: Duration::from_secs(
+                        settings.delivery_connect_timeout_secs.max(1),
+                    ),
+                    command_timeout: Duration::from_secs(
+                        settings.delivery_command_timeout_secs.max(1),
+                    ),
+                };
+                let (mut result, retry_plain) = client::deliver(&conn, &env, task).await;
+                if retry_plain {
+                    result = client::deliver_plain(&conn, &env, task).await;
+                }
+                match result {
+                    HostResult::Done { replies, dsn } => {
+                        return replies
+                            .into_iter()
+                            .map(|reply| Outcome {
+                                reply,
+                                server: Some(host.clone()),
+                                dsn_passed_on: dsn,
+                            })
+                            .collect();
+                    }
+                    HostResult::TryNext(r) => {
+                        tracing::debug!(queue_id = %msg.id, %host, %ip, reply = %r.text, "trying next server");
+                        last = r;
+                    }
+                }
+            }
+        }
+        if permanent_dns && matches!(dest, Dest::Domain(_)) && !hosts.is_empty() {
+            // RFC 5321 §5.1: no MX host has an address → the domain cannot receive mail.
+            return all(Reply::local(
+                550,
+                "5.1.2",
+                format!("550 5.1.2 {}", last.text),
+            ));
+        }
+        // Every server failed before the transaction: temporary (RFC 5321 §4.5.4.1).
+        if last.code >= 500 {
+            last = Reply::local(451, "4.4.1", format!("all servers refused: {}", last.text));
+        }
+        all(last)
+    }
+
+    /// Builds a DSN and delivers or queues it (never to `<>`).
+    async fn report(
+        &self,
+        msg: &QueuedMessage,
+        raw: &[u8],
+        settings: &SmtpSettings,
+        report: Report,
+        task: &TaskHandle,
+    ) -> Result<(), QueueError> {
+        if msg.sender.is_empty() {
+            // RFC 3461 §6.2, RFC 5321 §4.5.5: no report about a report.
+            return Ok(());
+        }
+        let ctx = &self.inner.ctx;
+        let hostname = (ctx.hostname)();
+        let now = ctx.clock.unix();
+        let templates = settings.dsn_texts();
+        let bytes = dsn::build(&DsnRequest {
+            kind: report.kind,
+            hostname: &hostname,
+            queue_id: &msg.id,
+            sender: &msg.sender,
+            envid: msg.envid.as_deref(),
+            ret: msg.ret.as_deref(),
+            original: raw,
+            arrival: msg.created,
+            now,
+            retry_until: Some(
+                msg.created
+                    .saturating_add(settings.bounce_after_secs as i64),
+            ),
+            language: &settings.dsn_language,
+            templates: &templates,
+            recipients: report.recipients,
+        });
+        let id = crate::new_queue_id(now);
+        let log_kind = match report.kind {
+            DsnKind::Failed => DsnReport::Failed,
+            DsnKind::Delayed => DsnReport::Delayed,
+            DsnKind::Delivered => DsnReport::Delivered,
+        };
+        ctx.logs.mail(
+            &MailLogEntry::recv(
+                id.clone(),
+                MailService::Dsn,
+                "",
+                vec![msg.sender.clone()],
+                bytes.len() as u64,
+            )
+            .report(log_kind),
+        );
+        let dir = ctx.mailboxes.directory().clone();
+        let sender = msg.sender.clone();
+        let resolution = blocking(move || dir.resolve_recipient(&sender)).await?;
+        let mut local = Vec::new();
+        let mut remote = Vec::new();
+        match resolution {
+            Ok(Resolution::Deliver { targets, .. }) => {
+                for t in targets {
+                    match t {
+                        Target::LocalUser { user, .. } => local.push(user),
+                        Target::External { address } => remote.push((address, None)),
+                        Target::Forwarded {
+                            address,
+                            host,
+                            port,
+                            ..
+                        } => remote.push((address, Some(format!("{host}:{port}")))),
+                        Target::PublicFolder { path, .. } => ctx.logs.warning(&format!(
+                            "queue: report {id} to public folder {path} not delivered"
+                        )),
+                    }
+                }
+            }
+            Ok(Resolution::NotLocal) => remote.push((msg.sender.clone(), None)),
+            Ok(Resolution::NotFound) => {
+                ctx.logs.warning(&format!(
+                    "queue: report {id} dropped: local sender {} does not exist",
+                    msg.sender
+                ));
+            }
+            Err(e) => ctx.logs.warning(&format!(
+                "queue: report {id} dropped: sender {} not resolvable: {e}",
+                msg.sender
+            )),
+        }
+        if !local.is_empty() {
+            task.phase(TaskPhase::LocalDelivery, None);
+            let mut stored = b"Return-Path: <>\r\n".to_vec();
+            stored.extend_from_slice(&bytes);
+            let mb = ctx.mailboxes.clone();
+            let delivery = Delivery {
+                raw: stored,
+                recipients: local,
+                internal_date: now,
+            };
+            match blocking(move || mb.deliver(&delivery)).await? {
+                Ok(outcomes) => {
+                    for o in outcomes {
+                        let (result, status) = match &o.result {
+                            Ok(_) => (DeliveryResult::Delivered, "2.0.0"),
+                            Err(_) => (DeliveryResult::Failed, "5.2.0"),
+                        };
+                        if let Err(e) = &o.result {
+                            ctx.logs
+                                .warning(&format!("queue: report {id} to {}: {e}", o.user));
+                        }
+                        ctx.logs.mail(&MailLogEntry::sent(
+                            id.clone(),
+                            o.user.clone(),
+                            result,
+                            status,
+                        ));
+                    }
+                }
+                Err(e) => ctx
+                    .logs
+                    .error(&format!("queue: report {id} not stored: {e}")),
+            }
+        }
+        if !remote.is_empty() {
+            let meta = ctx.meta.clone();
+            let blobs = ctx.blobs.clone();
+            let size = bytes.len() as u64;
+            let qid = id.clone();
+            blocking(move || -> StoreResult<()> {
+                let blob = blobs.put(&bytes)?;
+                meta.enqueue(&QueuedMessage {
+                    id: qid,
+                    sender: String::new(),
+                    envid: None,
+                    ret: None,
+                    size,
+                    blob,
+                    created: now,
+                    next_attempt: now,
+                    recipients: remote
+                        .into_iter()
+                        .map(|(a, route)| {
+                            let mut r = QueuedRecipient::new(a);
+                            r.route = route;
+                            r
+                        })
+                        .collect(),
+                })
+            })
+            .await??;
+            self.inner.waker.wake();
+        }
+        Ok(())
+    }
+}
+
+struct Report {
+    kind: DsnKind,
+    recipients: Vec<DsnRecipient>,
+}
+
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// `host[:port]`, `[v6]:port`, or a bare IPv6 literal.
+fn split_host_port(s: &str, default_port: u16) -> (String, u16) {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some((host, tail)) = rest.split_once(']')
+    {
+        let port = tail
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(default_port);
+        return (host.to_owned(), port);
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => match p.parse() {
+            Ok(port) => (h.to_owned(), port),
+            Err(_) => (s.to_owned(), default_port),
+        },
+        _ => (s.to_owned(), default_port),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(
+            split_host_port("smtp.isp.test", 25),
+            ("smtp.isp.test".into(), 25)
+        );
+        assert_eq!(
+            split_host_port("smtp.isp.test:587", 25),
+            ("smtp.isp.test".into(), 587)
+        );
+        assert_eq!(split_host_port("[::1]:2525", 25), ("::1".into(), 2525));
+        assert_eq!(split_host_port("::1", 25), ("::1".into(), 25));
+    }
+}

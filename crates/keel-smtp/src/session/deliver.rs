@@ -1,0 +1,242 @@
+//! The end of a transaction: checks on the complete message, the domain footer, local
+//! delivery (one blob for all local recipients), public folders and the queue; the `250`
+//! only once everything is durable (DESIGN §3).
+
+use keel_core::log::{MailLogEntry, MailService};
+use keel_mail::{Delivery, DeliveryError};
+use keel_store::{QueuedMessage, QueuedRecipient};
+
+use super::footer::Footer;
+use super::{Session, Txn, blocking, internal};
+use crate::codec::{BodyError, SmtpReply, count_received, replies};
+use crate::new_queue_id;
+
+impl Session {
+    /// Checks the complete message and makes it durable (DESIGN §3).
+    pub(super) async fn finish_message(
+        &mut self,
+        body: Result<Vec<u8>, BodyError>,
+    ) -> Result<SmtpReply, SmtpReply> {
+        let body = match body {
+            Ok(b) => b,
+            Err(BodyError::TooBig) => return Err(replies::TOO_BIG),
+            Err(BodyError::LineTooLong) => return Err(replies::BODY_LINE_TOO_LONG),
+        };
+        // guide §12.2: maximum number of Received headers (hops), RFC 5321 §6.3.
+        let max_hops = self.settings.max_received_headers;
+        if max_hops > 0 && count_received(&body) > max_hops as usize {
+            return Err(replies::TOO_MANY_HOPS);
+        }
+        if let Some(limit) = self.outgoing_limit().await?
+            && body.len() as u64 > limit
+        {
+            return Err(replies::TOO_BIG.with_text("Message exceeds your outgoing size limit"));
+        }
+        let Some(tx) = self.tx.take() else {
+            return Err(replies::BAD_SEQUENCE);
+        };
+        // guide §7.3: the sender's domain footer, once, for every copy.
+        let body = match self.sender_footer(&tx).await? {
+            Some(footer) => blocking(move || footer.apply(&body).unwrap_or(body)).await?,
+            None => body,
+        };
+        let now = self.now();
+        let qid = new_queue_id(now);
+        let single = (tx.rcpts.len() == 1).then(|| tx.rcpts[0].address.clone());
+        let received = self.received_header(&qid, single.as_deref());
+        let return_path = Self::return_path_header(&tx.from);
+
+        // Local delivery: ONE deliver call and ONE blob for every local recipient, unless
+        // X-Envelope-To asks for one copy per RCPT (crate notes).
+        let mut groups: Vec<(Option<String>, Vec<String>)> = Vec::new();
+        if self.settings.insert_x_envelope_to {
+            for r in &tx.rcpts {
+                if !r.local_users.is_empty() {
+                    groups.push((Some(r.address.clone()), r.local_users.clone()));
+                }
+            }
+        } else {
+            let all: Vec<String> = tx
+                .rcpts
+                .iter()
+                .flat_map(|r| r.local_users.iter().cloned())
+                .collect();
+            if !all.is_empty() {
+                groups.push((None, all));
+            }
+        }
+        let mut delivered = 0usize;
+        let mut quota_failures = 0usize;
+        let mut other_failures = 0usize;
+        for (env_to, users) in groups {
+            let mut raw = Vec::with_capacity(body.len() + 512);
+            raw.extend_from_slice(return_path.as_bytes());
+            raw.extend_from_slice(received.as_bytes());
+            if let Some(t) = &env_to {
+                raw.extend_from_slice(Self::envelope_to_header(t).as_bytes());
+            }
+            raw.extend_from_slice(&body);
+            let mb = self.ctx().mailboxes.clone();
+            let delivery = Delivery {
+                raw,
+                recipients: users,
+                internal_date: now,
+            };
+            let outcomes = blocking(move || mb.deliver(&delivery))
+                .await?
+                .map_err(|e| internal("local delivery", e))?;
+            for o in outcomes {
+                match o.result {
+                    Ok(_) => delivered += 1,
+                    Err(DeliveryError::QuotaExceeded { .. }) => {
+                        quota_failures += 1;
+                        self.ctx().logs.warning(&format!(
+                            "Queue-ID {qid}: {} over quota after DATA; not delivered",
+                            o.user
+                        ));
+                    }
+                    Err(e) => {
+                        other_failures += 1;
+                        self.ctx().logs.warning(&format!(
+                            "Queue-ID {qid}: delivery to {} failed: {e}",
+                            o.user
+                        ));
+                    }
+                }
+            }
+        }
+        // Public folders (guide §12.3 `#public/Folder`).
+        for r in &tx.rcpts {
+            for (domain, path) in &r.public {
+                let mut raw = Vec::with_capacity(body.len() + 512);
+                raw.extend_from_slice(return_path.as_bytes());
+                raw.extend_from_slice(received.as_bytes());
+                raw.extend_from_slice(&body);
+                let mb = self.ctx().mailboxes.clone();
+                let owner = format!("#public@{domain}");
+                let p = path.clone();
+                let res = blocking(move || {
+                    if mb.folder(&owner, &p)?.is_none() {
+                        mb.create_folder(&owner, &p)?;
+                    }
+                    mb.append(&owner, &p, &raw, &[], now)
+                })
+                .await?;
+                match res {
+                    Ok(_) => delivered += 1,
+                    Err(e) => {
+                        other_failures += 1;
+                        self.ctx().logs.warning(&format!(
+                            "Queue-ID {qid}: delivery to public folder {path} failed: {e}"
+                        ));
+                    }
+                }
+            }
+        }
+        let remote: Vec<QueuedRecipient> = tx
+            .rcpts
+            .iter()
+            .flat_map(|r| {
+                r.remote.iter().map(|(addr, route)| {
+                    let mut q = QueuedRecipient::new(addr.clone());
+                    q.notify = r.notify.clone();
+                    q.orcpt = r.orcpt.clone();
+                    q.route = route.clone();
+                    q
+                })
+            })
+            .collect();
+        if delivered == 0 && remote.is_empty() {
+            return Err(if quota_failures > 0 {
+                replies::MAILBOX_FULL_TEMP
+            } else {
+                replies::LOCAL_ERROR.server()
+            });
+        }
+        let _ = other_failures;
+        if !remote.is_empty() {
+            // DESIGN §3: blob durable first, then the queue row in one transaction.
+            let mut raw = Vec::with_capacity(body.len() + 512);
+            raw.extend_from_slice(received.as_bytes());
+            raw.extend_from_slice(&body);
+            let blobs = self.ctx().blobs.clone();
+            let meta = self.ctx().meta.clone();
+            let msg_id = qid.clone();
+            let from = tx.from.clone();
+            let (envid, ret) = (tx.envid.clone(), tx.ret.clone());
+            blocking(move || -> keel_store::StoreResult<()> {
+                let size = raw.len() as u64;
+                let blob = blobs.put(&raw)?;
+                meta.enqueue(&QueuedMessage {
+                    id: msg_id,
+                    sender: from,
+                    envid,
+                    ret,
+                    size,
+                    blob,
+                    created: now,
+                    next_attempt: now,
+                    recipients: remote,
+                })
+            })
+            .await?
+            .map_err(|e| internal("enqueue", e))?;
+            if let Some(waker) = &self.ctx().queue_waker {
+                waker.wake();
+            }
+        }
+        self.sh.limits.message_accepted(self.ip, now);
+        let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
+        // guide §25.3: one Recv line per accepted message.
+        let mut entry = MailLogEntry::recv(
+            qid.clone(),
+            MailService::Smtp,
+            tx.from.clone(),
+            to,
+            body.len() as u64,
+        )
+        .sender_host(self.ip)
+        .ssl(self.tls);
+        if let Some(a) = &self.auth {
+            entry = entry.user(a.user.clone());
+        }
+        self.ctx().logs.mail(&entry);
+        Ok(SmtpReply::new(250, "2.0.0", "").with_text(format!("Message accepted, queue id {qid}")))
+    }
+
+    /// The footer of the sender's domain (guide §7.3) when it applies to this
+    /// transaction: the sender is an authenticated user of the domain, or a relay-allowed
+    /// client whose MAIL FROM is in the domain; not when every recipient is internal and
+    /// the domain says so. Lookup failures only skip the footer (logged).
+    async fn sender_footer(&self, tx: &Txn) -> Result<Option<Footer>, SmtpReply> {
+        let domain = match &self.auth {
+            Some(a) => Some(a.domain.clone()),
+            None => match tx.from.rsplit_once('@') {
+                Some((_, d)) if self.relay_allowed().await? => {
+                    let dir = self.ctx().directory.clone();
+                    let d = d.to_owned();
+                    blocking(move || dir.local_domain(&d))
+                        .await?
+                        .unwrap_or_else(|e| {
+                            tracing::warn!("smtp footer: local domain lookup: {e}");
+                            None
+                        })
+                }
+                _ => None,
+            },
+        };
+        let Some(domain) = domain else {
+            return Ok(None);
+        };
+        let dir = self.ctx().directory.clone();
+        let dom = match blocking(move || dir.get_domain(&domain)).await? {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("smtp footer: domain lookup: {e}");
+                return Ok(None);
+            }
+        };
+        Ok(Footer::from_settings(&dom.settings)
+            .filter(|f| !(f.skip_internal && tx.rcpts.iter().all(|r| r.internal))))
+    }
+}

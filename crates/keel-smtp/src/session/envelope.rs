@@ -1,0 +1,271 @@
+//! MAIL (RFC 5321 §4.1.1.2) and RCPT (RFC 5321 §4.1.1.3): the per-IP limits of guide
+//! §12.2, recipient resolution through the directory, quotas at RCPT and the relay
+//! decision of [`super::relay`].
+
+use keel_core::log::{SecurityEvent, SecurityLimit};
+use keel_directory::{Resolution, Target};
+use keel_mail::QuotaStatus;
+
+use super::{Rcpt, Session, Txn, blocking, internal};
+use crate::SmtpKind;
+use crate::codec::{SmtpReply, replies};
+
+impl Session {
+    pub(super) fn low_disk(&self) -> bool {
+        let min = self.settings.min_free_disk_bytes;
+        min > 0 && (self.ctx().data_dir_free_space)().is_some_and(|free| free < min)
+    }
+
+    pub(super) async fn mail(
+        &mut self,
+        from: smtp_proto::MailFrom<String>,
+    ) -> Result<SmtpReply, SmtpReply> {
+        if self.helo.is_none() || self.tx.is_some() {
+            return Err(replies::BAD_SEQUENCE);
+        }
+        // RFC 6409 §4.3 / RFC 4954 §6: submission requires authentication.
+        if self.sh.kind == SmtpKind::Submission && self.auth.is_none() {
+            return Err(replies::AUTH_REQUIRED);
+        }
+        if self.low_disk() {
+            self.ctx()
+                .logs
+                .warning("free disk space below the SMTP minimum: refusing mail (452 4.3.1)");
+            return Err(replies::LOW_DISK.server());
+        }
+        if !self.exempt && self.sh.limits.is_blocked(self.ip, self.now()) {
+            return Err(replies::HARVEST_BLOCKED.closing());
+        }
+        // guide §12.2: max messages per hour from one IP, sliding hour.
+        let per_hour = self.settings.max_messages_per_hour_per_ip;
+        if per_hour > 0
+            && !self.exempt
+            && self.sh.limits.messages_last_hour(self.ip, self.now()) >= per_hour as usize
+        {
+            self.ctx().logs.security(&SecurityEvent::LimitExceeded {
+                ip: self.ip,
+                limit: SecurityLimit::MessagesPerHour(per_hour),
+            });
+            return Err(replies::RATE_LIMITED);
+        }
+        if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
+            return Err(replies::UNSUPPORTED_PARAMETER);
+        }
+        if !from.address.is_ascii() && from.flags & smtp_proto::MAIL_SMTPUTF8 == 0 {
+            return Err(replies::UTF8_NOT_DECLARED);
+        }
+        // RFC 1870 §6: SIZE above the limit → 552 5.3.4.
+        let size = from.size as u64;
+        let max = self.settings.max_message_size;
+        if max > 0 && size > max {
+            return Err(replies::TOO_BIG);
+        }
+        if size > 0
+            && let Some(limit) = self.outgoing_limit().await?
+            && size > limit
+        {
+            return Err(replies::TOO_BIG.with_text("Message exceeds your outgoing size limit"));
+        }
+        let ret = if from.flags & smtp_proto::MAIL_RET_FULL != 0 {
+            Some("FULL".to_owned())
+        } else if from.flags & smtp_proto::MAIL_RET_HDRS != 0 {
+            Some("HDRS".to_owned())
+        } else {
+            None
+        };
+        self.tx = Some(Txn {
+            from: from.address.to_lowercase(),
+            envid: from.env_id,
+            ret,
+            ..Txn::default()
+        });
+        Ok(replies::SENDER_OK)
+    }
+
+    /// The authenticated sender's outgoing size limit (guide §18.1: the user's own value
+    /// overrides the domain's), `None` when unauthenticated or unlimited.
+    pub(super) async fn outgoing_limit(&self) -> Result<Option<u64>, SmtpReply> {
+        let Some(user) = self.auth.as_ref().map(|a| a.user.clone()) else {
+            return Ok(None);
+        };
+        let dir = self.ctx().directory.clone();
+        let limit = blocking(move || dir.effective_outgoing_limit(&user))
+            .await?
+            .map_err(|e| internal("outgoing limit", e))?;
+        Ok((limit > 0).then_some(limit))
+    }
+
+    pub(super) async fn rcpt(
+        &mut self,
+        to: smtp_proto::RcptTo<String>,
+    ) -> Result<SmtpReply, SmtpReply> {
+        let Some(tx) = &mut self.tx else {
+            return Err(replies::BAD_SEQUENCE);
+        };
+        let now = self.sh.ctx.clock.unix();
+        if !self.exempt && self.sh.limits.is_blocked(self.ip, now) {
+            return Err(replies::HARVEST_BLOCKED_RCPT);
+        }
+        // guide §12.2: max recipients per message → 452 4.5.3 (RFC 5321 §4.5.3.1.10).
+        let max = self.settings.max_recipients;
+        if max > 0 && tx.rcpts.len() >= max as usize {
+            if !tx.recipients_limit_logged {
+                tx.recipients_limit_logged = true;
+                self.sh.ctx.logs.security(&SecurityEvent::LimitExceeded {
+                    ip: self.ip,
+                    limit: SecurityLimit::Recipients(max),
+                });
+            }
+            return Err(replies::TOO_MANY_RECIPIENTS);
+        }
+        let address = to.address.trim().to_lowercase();
+        if address.is_empty() || !address.contains('@') {
+            return Err(replies::BAD_RECIPIENT);
+        }
+        let from = tx.from.clone();
+        let dir = self.sh.ctx.directory.clone();
+        let a = address.clone();
+        let resolution = blocking(move || dir.resolve_recipient(&a))
+            .await?
+            .map_err(|_| replies::BAD_RECIPIENT)?;
+        let mut rcpt = Rcpt {
+            address: address.clone(),
+            notify: notify_param(to.flags),
+            orcpt: to.orcpt.map(|o| format!("rfc822;{o}")),
+            local_users: Vec::new(),
+            public: Vec::new(),
+            remote: Vec::new(),
+            internal: false,
+        };
+        let sender_local_only = self.sender_local_only().await?;
+        match resolution {
+            Resolution::NotFound => {
+                // guide §12.3: reject unknown recipients at RCPT (no backscatter) and count
+                // them for the directory-harvest limit (guide §12.2).
+                self.count_unknown_recipient();
+                return Err(replies::NO_SUCH_USER);
+            }
+            Resolution::NotLocal => {
+                if sender_local_only {
+                    return Err(replies::LOCAL_ONLY);
+                }
+                if !self.relay_allowed().await? {
+                    self.sh.ctx.logs.security(&SecurityEvent::RelayAttempt {
+                        ip: self.ip,
+                        from: &from,
+                        to: &address,
+                    });
+                    return Err(replies::RELAY_DENIED);
+                }
+                rcpt.remote.push((address.clone(), None));
+            }
+            Resolution::Deliver { targets, .. } => {
+                rcpt.internal = true;
+                let outside = self.auth.is_none() && !self.is_local_domain(&from).await?;
+                for t in targets {
+                    match t {
+                        Target::LocalUser { user, .. } => {
+                            self.check_local_user(&user, outside).await?;
+                            rcpt.local_users.push(user);
+                        }
+                        Target::External { address: ext } => {
+                            if sender_local_only {
+                                return Err(replies::LOCAL_ONLY);
+                            }
+                            rcpt.remote.push((ext, None));
+                        }
+                        Target::Forwarded {
+                            address: fwd,
+                            host,
+                            port,
+                            ..
+                        } => rcpt.remote.push((fwd, Some(format!("{host}:{port}")))),
+                        Target::PublicFolder { domain, path } => rcpt.public.push((domain, path)),
+                    }
+                }
+            }
+        }
+        if let Some(tx) = &mut self.tx {
+            tx.rcpts.push(rcpt);
+        }
+        Ok(replies::RECIPIENT_OK)
+    }
+
+    /// Counts an address that does not resolve (RCPT, VRFY, EXPN) toward the
+    /// directory-harvest limit of guide §12.2 and logs the block when it starts.
+    pub(super) fn count_unknown_recipient(&self) {
+        if !self.exempt
+            && self.sh.limits.unknown_recipient(
+                self.ip,
+                self.now(),
+                self.settings.max_unknown_recipients,
+                self.settings.harvest_block_secs,
+            )
+        {
+            self.ctx()
+                .logs
+                .security(&SecurityEvent::DirectoryHarvest { ip: self.ip });
+        }
+    }
+
+    /// guide §8.2 step 8 and §7: quota at RCPT, and local-only users do not receive mail
+    /// from outside.
+    async fn check_local_user(&self, user: &str, outside: bool) -> Result<(), SmtpReply> {
+        let dir = self.ctx().directory.clone();
+        let mb = self.ctx().mailboxes.clone();
+        let u = user.to_owned();
+        let (local_only, quota) = blocking(move || {
+            let local_only = dir.get_user(&u).map(|x| x.local_domain_only);
+            let quota = mb.quota_check(&u, 0);
+            (local_only, quota)
+        })
+        .await?;
+        if outside && local_only.map_err(|e| internal("get user", e))? {
+            return Err(replies::LOCAL_ONLY);
+        }
+        match quota.map_err(|e| internal("quota check", e))? {
+            QuotaStatus::Ok => Ok(()),
+            // RFC 3463 §3.3 X.2.2, temporary: see the crate notes.
+            QuotaStatus::Exceeded { .. } => Err(replies::MAILBOX_FULL_TEMP),
+        }
+    }
+
+    async fn sender_local_only(&self) -> Result<bool, SmtpReply> {
+        let Some(user) = self.auth.as_ref().map(|a| a.user.clone()) else {
+            return Ok(false);
+        };
+        let dir = self.ctx().directory.clone();
+        blocking(move || dir.get_user(&user).map(|u| u.local_domain_only))
+            .await?
+            .map_err(|e| internal("get user", e))
+    }
+
+    pub(super) async fn is_local_domain(&self, address: &str) -> Result<bool, SmtpReply> {
+        let Some((_, domain)) = address.rsplit_once('@') else {
+            return Ok(false);
+        };
+        let dir = self.ctx().directory.clone();
+        let d = domain.to_owned();
+        blocking(move || dir.local_domain(&d).map(|x| x.is_some()))
+            .await?
+            .map_err(|e| internal("local domain", e))
+    }
+}
+
+/// RFC 3461 §4.1: the NOTIFY parameter as text.
+fn notify_param(flags: u64) -> Option<String> {
+    if flags & smtp_proto::RCPT_NOTIFY_NEVER != 0 {
+        return Some("NEVER".to_owned());
+    }
+    let mut v = Vec::new();
+    if flags & smtp_proto::RCPT_NOTIFY_SUCCESS != 0 {
+        v.push("SUCCESS");
+    }
+    if flags & smtp_proto::RCPT_NOTIFY_FAILURE != 0 {
+        v.push("FAILURE");
+    }
+    if flags & smtp_proto::RCPT_NOTIFY_DELAY != 0 {
+        v.push("DELAY");
+    }
+    (!v.is_empty()).then(|| v.join(","))
+}
