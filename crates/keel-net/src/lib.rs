@@ -13,6 +13,8 @@
 //!   (the `shutdown` watch), then waits for them up to a grace period: in-flight
 //!   transactions complete, nothing accepted is dropped.
 
+pub mod services;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;

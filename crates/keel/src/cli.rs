@@ -20,9 +20,9 @@ use keel_directory::{
 use serde::Serialize;
 
 use crate::config::DataDir;
-use crate::services::{self, CATALOGUE, Startup};
 use crate::setup::Env;
 use crate::status::{ServerStatus, ServiceStatus, render_table};
+use keel_net::services::{self, CATALOGUE, Startup};
 
 /// Administration commands.
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,6 @@ mod config;
 mod http;
 mod manager;
 mod server;
-mod services;
 mod setup;
 mod status;
 mod sys;

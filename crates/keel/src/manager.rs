@@ -12,8 +12,8 @@ use keel_core::ipgroup::IpGroups;
 use keel_store::MetaStore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::services::{self, CATALOGUE, ServiceDef, ServiceSettings, Startup, TlsMode};
 use crate::status::ServiceStatus;
+use keel_net::services::{self, CATALOGUE, ServiceDef, ServiceSettings, Startup, TlsMode};
 use keel_net::{self, Admission, Handler, RunningService};
 
 struct Live {

@@ -13,10 +13,10 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{DataDir, DnsSection, KeelToml, ListenSection, StoreSection};
 use crate::http::HttpHandler;
 use crate::manager::{ManagerCtx, ServiceManager};
-use crate::services;
 use crate::setup::{self, Env};
 use crate::status::{ServerStatus, render_table};
 use crate::tls::{self, CertSet};
+use keel_net::services;
 use keel_net::{Handler, SHUTDOWN_GRACE};
 
 /// Options of `keel serve`.

@@ -451,21 +451,15 @@ fn second_server_refused_and_restart_keeps_data() {
     assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
     let password = s.admin_password();
     let data = s.data.clone();
-    let offset = s.offset;
-    let tmp = tempfile::tempdir().unwrap();
-    let keep = tmp.path().join("data");
-    // Move ownership of the temp dir: copy the data dir path into a place we own.
-    std::fs::rename(&data, &keep).ok();
-    std::fs::rename(&keep, &data).ok();
-    let (status, _) = {
+    // Keep the temporary directory alive past the first server.
+    let (status, _, tmp) = {
         let mut s = s;
-        let t = s._tmp.take();
-        let r = s.terminate();
-        std::mem::forget(t); // keep the directory for the restart below
-        r
+        let tmp = s._tmp.take();
+        let (status, rest) = s.terminate();
+        (status, rest, tmp)
     };
     assert!(status.success());
-    let s2 = Server::start(&data, offset, &[]);
+    let s2 = Server::start(&data, free_offset(), &[]);
     assert!(!s2.summary.contains("Password:"), "{}", s2.summary);
     assert!(s2.summary.contains("Internet hostname: mail.example.com"));
     assert_eq!(
@@ -473,7 +467,7 @@ fn second_server_refused_and_restart_keeps_data() {
         200
     );
     drop(s2);
-    let _ = std::fs::remove_dir_all(data.parent().unwrap_or(&data));
+    drop(tmp);
 }
 
 /// DESIGN §5: a port that needs privileges the process lacks falls back to port + 10000,
@@ -633,7 +627,7 @@ fn sni_selects_the_domain_certificate() {
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", stderr(&made));
-    let s = Server::start(&data, offset, &[]);
+    let s = Server::start(&data, free_offset(), &[]);
     let subject = |sni: &str| {
         let out = Command::new("sh")
             .arg("-c")
@@ -936,7 +930,7 @@ for t in threads: t.join()
         acked.len()
     );
 
-    let s = Server::start(&data, offset, &[]);
+    let s = Server::start(&data, free_offset(), &[]);
     let script = r#"
 import poplib, sys, re
 p = poplib.POP3("127.0.0.1", int(sys.argv[1]), timeout=30)

@@ -3,14 +3,51 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use anyhow::{Context, Result, bail};
 use keel_store::{DocTxn, MetaStore, StoreError};
+
+/// Errors of the service operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No such service.
+    #[error("there is no service '{name}'; the services are: {known}")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// Every service name.
+        known: String,
+    },
+    /// The service is not part of this build.
+    #[error("service {0} is not available in this build")]
+    NotAvailable(String),
+    /// The offset moves a port past 65535.
+    #[error("port offset {offset} takes {service} beyond port 65535")]
+    PortOverflow {
+        /// The offset.
+        offset: u16,
+        /// The service.
+        service: String,
+    },
+    /// Stored settings could not be read.
+    #[error("stored settings of service {service} are invalid: {reason}")]
+    Corrupt {
+        /// The service.
+        service: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Result of the service operations.
+pub type Result<T> = std::result::Result<T, ServiceError>;
 use serde::{Deserialize, Serialize};
 
 /// How a service uses TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum TlsMode {
+pub enum TlsMode {
     /// Plaintext, may upgrade with STARTTLS where the protocol has it.
     Plain,
     /// TLS from the first byte (RFC 8314).
@@ -20,7 +57,7 @@ pub(crate) enum TlsMode {
 /// Startup type (guide §6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Startup {
+pub enum Startup {
     /// Started with the server.
     Automatic,
     /// Started only on request.
@@ -29,26 +66,26 @@ pub(crate) enum Startup {
 
 /// One entry of the catalogue.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ServiceDef {
+pub struct ServiceDef {
     /// Short name used by the CLI (`smtp`, `imaps`, …).
-    pub(crate) name: &'static str,
+    pub name: &'static str,
     /// Name shown to the admin (guide figure 6.1).
-    pub(crate) title: &'static str,
-    pub(crate) port: u16,
-    pub(crate) tls: TlsMode,
-    pub(crate) startup: Startup,
+    pub title: &'static str,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub startup: Startup,
     /// Access limited to this IP group by default (figure 6.1: plaintext POP3, IMAP and
     /// HTTP are limited to local clients).
-    pub(crate) default_access: Option<&'static str>,
+    pub default_access: Option<&'static str>,
     /// Whether this build has the protocol; the others are shown as not available.
-    pub(crate) available: bool,
+    pub available: bool,
 }
 
 const LOCAL: Option<&str> = Some(keel_core::ipgroup::LOCAL_CLIENTS);
 
 /// Every service in the order the guide's figure 6.1 lists them, with submission added.
 #[rustfmt::skip]
-pub(crate) const CATALOGUE: &[ServiceDef] = &[
+pub const CATALOGUE: &[ServiceDef] = &[
     svc("smtp",       "SMTP",            25,  TlsMode::Plain,    Startup::Automatic, None,  true),
     svc("smtps",      "Secure SMTP",     465, TlsMode::Implicit, Startup::Automatic, None,  true),
     svc("submission", "SMTP Submission", 587, TlsMode::Plain,    Startup::Automatic, None,  true),
@@ -85,40 +122,41 @@ const fn svc(
     }
 }
 
-pub(crate) fn find(name: &str) -> Result<&'static ServiceDef> {
+/// The catalogue entry of a service by its short name.
+pub fn find(name: &str) -> Result<&'static ServiceDef> {
     let lower = name.to_ascii_lowercase();
-    CATALOGUE.iter().find(|d| d.name == lower).with_context(|| {
+    CATALOGUE.iter().find(|d| d.name == lower).ok_or_else(|| {
         let names: Vec<&str> = CATALOGUE.iter().map(|d| d.name).collect();
-        format!(
-            "there is no service '{name}'; the services are: {}",
-            names.join(", ")
-        )
+        ServiceError::Unknown {
+            name: name.to_owned(),
+            known: names.join(", "),
+        }
     })
 }
 
 /// Default maximum concurrent connections of a service (guide §6.1 leaves it to the admin).
-pub(crate) const DEFAULT_MAX_CONNECTIONS: u32 = 1000;
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 1000;
 /// Default maximum concurrent connections from one IP address.
-pub(crate) const DEFAULT_MAX_PER_IP: u32 = 50;
+pub const DEFAULT_MAX_PER_IP: u32 = 50;
 
 /// A service's settings (guide §6.1); stored as document `service/<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ServiceSettings {
-    pub(crate) startup: Startup,
+pub struct ServiceSettings {
+    pub startup: Startup,
     /// Explicit `addr:port` bindings; empty means the listen addresses of keel.toml on the
     /// standard port plus the port offset ("Default" in the guide).
     #[serde(default)]
-    pub(crate) bindings: Vec<SocketAddr>,
+    pub bindings: Vec<SocketAddr>,
     /// Only clients in this IP group may connect; `None` means everyone.
     #[serde(default)]
-    pub(crate) access_group: Option<String>,
-    pub(crate) max_connections: u32,
-    pub(crate) max_connections_per_ip: u32,
+    pub access_group: Option<String>,
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
 }
 
 impl ServiceSettings {
-    pub(crate) fn defaults(def: &ServiceDef) -> Self {
+    pub fn defaults(def: &ServiceDef) -> Self {
         Self {
             startup: def.startup,
             bindings: Vec::new(),
@@ -129,34 +167,36 @@ impl ServiceSettings {
     }
 }
 
-pub(crate) const SERVICE_KIND: &str = "service";
+pub const SERVICE_KIND: &str = "service";
 /// Run-time requests (start, stop, restart) from the CLI or the admin API.
-pub(crate) const CONTROL_KIND: &str = "service_control";
+pub const CONTROL_KIND: &str = "service_control";
 
 /// A run-time request for a service.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ServiceControl {
+pub struct ServiceControl {
     /// `Some(true)` started on request, `Some(false)` stopped on request.
-    pub(crate) running: Option<bool>,
+    pub running: Option<bool>,
     /// Incremented by every restart request.
-    pub(crate) restarts: u64,
+    pub restarts: u64,
 }
 
-pub(crate) fn load_settings(meta: &dyn MetaStore, def: &ServiceDef) -> Result<ServiceSettings> {
+pub fn load_settings(meta: &dyn MetaStore, def: &ServiceDef) -> Result<ServiceSettings> {
     match meta.get_doc(SERVICE_KIND, def.name)? {
-        Some(doc) => serde_json::from_value(doc.body)
-            .with_context(|| format!("stored settings of service {} are invalid", def.name)),
+        Some(doc) => serde_json::from_value(doc.body).map_err(|e| ServiceError::Corrupt {
+            service: def.name.to_owned(),
+            reason: e.to_string(),
+        }),
         None => Ok(ServiceSettings::defaults(def)),
     }
 }
 
-pub(crate) fn save_settings(meta: &dyn MetaStore, name: &str, s: &ServiceSettings) -> Result<()> {
-    let body = serde_json::to_value(s)?;
+pub fn save_settings(meta: &dyn MetaStore, name: &str, s: &ServiceSettings) -> Result<()> {
+    let body = serde_json::to_value(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     meta.transact(&mut |txn: &mut dyn DocTxn| txn.put(SERVICE_KIND, name, "", &body).map(|_| ()))?;
     Ok(())
 }
 
-pub(crate) fn load_control(meta: &dyn MetaStore, name: &str) -> Result<ServiceControl> {
+pub fn load_control(meta: &dyn MetaStore, name: &str) -> Result<ServiceControl> {
     Ok(match meta.get_doc(CONTROL_KIND, name)? {
         Some(doc) => serde_json::from_value(doc.body).unwrap_or_default(),
         None => ServiceControl::default(),
@@ -164,10 +204,10 @@ pub(crate) fn load_control(meta: &dyn MetaStore, name: &str) -> Result<ServiceCo
 }
 
 /// Applies a start/stop/restart request; the running server picks it up within a second.
-pub(crate) fn request(meta: &dyn MetaStore, name: &str, action: &str) -> Result<()> {
+pub fn request(meta: &dyn MetaStore, name: &str, action: &str) -> Result<()> {
     let def = find(name)?;
     if !def.available {
-        bail!("service {} is not available in this build", def.name);
+        return Err(ServiceError::NotAvailable(def.name.to_owned()));
     }
     let action = action.to_owned();
     meta.transact(&mut |txn: &mut dyn DocTxn| {
@@ -191,7 +231,7 @@ pub(crate) fn request(meta: &dyn MetaStore, name: &str, action: &str) -> Result<
 }
 
 /// Forgets run-time requests (at server start the startup type decides again).
-pub(crate) fn clear_controls(meta: &dyn MetaStore) -> Result<()> {
+pub fn clear_controls(meta: &dyn MetaStore) -> Result<()> {
     meta.transact(&mut |txn: &mut dyn DocTxn| {
         for d in txn.list(CONTROL_KIND, None)? {
             txn.delete(CONTROL_KIND, &d.key)?;
@@ -203,7 +243,7 @@ pub(crate) fn clear_controls(meta: &dyn MetaStore) -> Result<()> {
 
 /// The addresses a service binds: its own bindings, or each listen address on the
 /// standard port plus the offset.
-pub(crate) fn bind_addresses(
+pub fn bind_addresses(
     def: &ServiceDef,
     settings: &ServiceSettings,
     listen: &[IpAddr],
@@ -212,11 +252,12 @@ pub(crate) fn bind_addresses(
     if !settings.bindings.is_empty() {
         return Ok(settings.bindings.clone());
     }
-    let port = def.port.checked_add(port_offset).with_context(|| {
-        format!(
-            "port offset {port_offset} takes {} beyond port 65535",
-            def.name
-        )
-    })?;
+    let port = def
+        .port
+        .checked_add(port_offset)
+        .ok_or_else(|| ServiceError::PortOverflow {
+            offset: port_offset,
+            service: def.name.to_owned(),
+        })?;
     Ok(listen.iter().map(|ip| SocketAddr::new(*ip, port)).collect())
 }
