@@ -8,14 +8,21 @@ cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*"; }
 SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
 
-# External clients the tests drive (DESIGN §8): curl (HTTP), openssl (TLS probes).
+# External clients the tests drive (DESIGN §8): curl (HTTP), openssl (TLS probes),
+# mbsync (IMAP sync), setpriv (unprivileged-port test); Python's smtplib/imaplib/poplib
+# come with python3.
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v mbsync >/dev/null || need_apt+=(isync)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# Python libraries used as independent clients (dkimpy verifies Keel's DKIM signatures).
+python3 -c "import dkim" 2>/dev/null || python3 -m pip install --quiet dkimpy || true
 
 passed=0; failed=0; failures=()
 check() { # name, command...

@@ -152,6 +152,16 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         let svc = keel_smtp::SmtpService::with_limits(kind, smtp_ctx.clone(), ip_limits.clone());
         handlers.insert(name, Arc::new(svc));
     }
+    for (name, implicit_tls) in [("imap", false), ("imaps", true)] {
+        let ctx = keel_imap::ImapContext {
+            mailboxes: env.mailboxes.clone(),
+            hostname: hostname.clone(),
+            implicit_tls,
+            logs: Some(env.logs.as_ref().clone()),
+            limits: keel_imap::codec::Limits::default(),
+        };
+        handlers.insert(name, Arc::new(keel_imap::ImapService::new(ctx)));
+    }
     for (name, implicit_tls) in [("pop3", false), ("pop3s", true)] {
         let ctx = keel_pop3::Pop3Context {
             mailboxes: env.mailboxes.clone(),

@@ -16,6 +16,8 @@ const BUILT: &[&str] = &[
     "submission",
     "pop3",
     "pop3s",
+    "imap",
+    "imaps",
     "http",
     "https",
 ];
@@ -64,7 +66,7 @@ fn scenario_default_service_listeners_and_first_run_admin_login() {
         assert_eq!(state, expected, "{name} state");
     }
     // Services not built are not listening.
-    assert!(TcpStream::connect(("127.0.0.1", s.port("imap"))).is_err());
+    assert!(TcpStream::connect(("127.0.0.1", s.port("ldap"))).is_err());
 
     let password = s.admin_password();
     assert!(password.len() >= 16);
@@ -299,7 +301,7 @@ fn service_stop_start_restart_at_run_time() {
     assert!(s.keel(&["service", "restart", "http"]).status.success());
     assert!(eventually(Duration::from_secs(5), || connection_kept(http)));
 
-    let out = s.keel(&["service", "start", "imap"]);
+    let out = s.keel(&["service", "start", "ldap"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not available"), "{}", stderr(&out));
     let out = s.keel(&["service", "stop", "gopher"]);
@@ -1063,4 +1065,178 @@ c.quit()
     assert!(stdout(&s.keel(&["queue", "list"])).contains("0 message(s)"));
     let _ = sink.kill();
     let _ = sink.wait();
+}
+
+/// requirements-1 acceptance 1 through the binary: login-name rules over IMAP
+/// (imaplib), and a message alice moves from INBOX to Archive over IMAP no longer
+/// appears in POP3 LIST (POP3 sees INBOX only, guide §6.2).
+#[test]
+fn scenario_login_names_and_case_rules_imap_move_hides_from_pop3() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    assert!(
+        s.keel(&[
+            "user",
+            "add",
+            "alice@example.com",
+            "--password",
+            "Alice-pass-1"
+        ])
+        .status
+        .success()
+    );
+    assert!(s.keel(&["domain", "add", "other.test"]).status.success());
+    assert!(
+        s.keel(&[
+            "user",
+            "add",
+            "bob@other.test",
+            "--password",
+            "Bob-pass-123"
+        ])
+        .status
+        .success()
+    );
+    let script = r#"
+import imaplib, poplib, smtplib, sys
+smtp, imap, pop = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+with smtplib.SMTP("127.0.0.1", smtp, timeout=20) as c:
+    for i in (1, 2):
+        c.sendmail("x@remote.test", ["alice@example.com"],
+                   f"From: x@remote.test\r\nTo: alice@example.com\r\nSubject: n{i}\r\n\r\nhello\r\n")
+def login(user, pw):
+    m = imaplib.IMAP4("127.0.0.1", imap)
+    try:
+        m.login(user, pw)
+        return m
+    except imaplib.IMAP4.error:
+        return None
+assert login("alice", "Alice-pass-1")
+assert login("ALICE@Example.COM", "Alice-pass-1")
+assert login("alice", "ALICE-PASS-1") is None
+assert login("bob", "Bob-pass-123") is None
+assert login("bob@other.test", "Bob-pass-123")
+m = login("alice@example.com", "Alice-pass-1")
+m.create("Archive")
+typ, data = m.select("INBOX")
+assert data[0] == b"2", data
+typ, data = m.uid("SEARCH", None, "SUBJECT", "n1")
+uid = data[0].split()[0]
+typ, data = m.uid("MOVE", uid, "Archive")
+assert typ == "OK", (typ, data)
+m.logout()
+p = poplib.POP3("127.0.0.1", pop, timeout=20)
+p.user("alice"); p.pass_("Alice-pass-1")
+assert p.stat()[0] == 1, p.stat()
+assert b"Subject: n2" in b"\n".join(p.top(1, 0)[1])
+p.quit()
+print("ok")
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &s.port("smtp").to_string(),
+            &s.port("imap").to_string(),
+            &s.port("pop3").to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+/// Issue 4 tests: mbsync (isync) synchronises a mailbox over IMAPS both ways — messages
+/// arrive in a local Maildir, a flag set locally reaches the server, a folder created
+/// locally is created on the server.
+#[test]
+fn mbsync_synchronises_over_imaps() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    assert!(
+        s.keel(&[
+            "user",
+            "add",
+            "alice@example.com",
+            "--password",
+            "Alice-pass-1"
+        ])
+        .status
+        .success()
+    );
+    let send = r#"
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as c:
+    for i in range(3):
+        c.sendmail("x@remote.test", ["alice@example.com"],
+                   f"From: x@remote.test\r\nTo: alice@example.com\r\nSubject: sync {i}\r\n\r\nbody {i}\r\n")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", send, &s.port("smtp").to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tmp = tempfile::tempdir().unwrap();
+    let maildir = tmp.path().join("mail");
+    std::fs::create_dir_all(&maildir).unwrap();
+    let cfg = tmp.path().join("mbsyncrc");
+    std::fs::write(
+        &cfg,
+        format!(
+            "IMAPAccount keel\nHost 127.0.0.1\nPort {port}\nUser alice@example.com\nPass Alice-pass-1\n\
+             SSLType IMAPS\nCertificateFile {cert}\n\n\
+             IMAPStore remote\nAccount keel\n\n\
+             MaildirStore local\nPath {md}/\nInbox {md}/INBOX\nSubFolders Verbatim\n\n\
+             Channel all\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nSyncState *\n",
+            port = s.port("imaps"),
+            cert = s.data.join("tls/cert.pem").display(),
+            md = maildir.display()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = Command::new("mbsync")
+            .arg("-c")
+            .arg(&cfg)
+            .arg("-a")
+            .output()
+            .expect("mbsync is installed");
+        assert!(
+            out.status.success(),
+            "mbsync failed:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    };
+    run();
+    let new_dir = maildir.join("INBOX/new");
+    let cur_dir = maildir.join("INBOX/cur");
+    let files: Vec<_> = std::fs::read_dir(&new_dir)
+        .unwrap()
+        .chain(std::fs::read_dir(&cur_dir).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    // Mark one message seen locally and create a folder; sync back.
+    let first = &files[0];
+    let name = first.file_name().unwrap().to_string_lossy().to_string();
+    let base = name.split(":2,").next().unwrap().to_owned();
+    std::fs::rename(first, cur_dir.join(format!("{base}:2,S"))).unwrap();
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join("Projects").join(d)).unwrap();
+    }
+    run();
+    let check = r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("alice@example.com", "Alice-pass-1")
+typ, data = m.list()
+assert any(b"Projects" in l for l in data), data
+m.select("INBOX")
+typ, data = m.search(None, "SEEN")
+assert len(data[0].split()) == 1, data
+print("ok")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", check, &s.port("imap").to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }

@@ -1,0 +1,61 @@
+//! APPEND (RFC 9051 §6.3.12), MULTIAPPEND (RFC 3502), APPENDUID (RFC 4315 §3),
+//! OVERQUOTA (RFC 9208 §4.1), TRYCREATE.
+
+use keel_mail::MailError;
+
+use crate::codec::{AppendMessage, Code, Flag, MailboxName, SequenceSet};
+use crate::server::cmd::copy::trycreate;
+use crate::server::cmd::epoch_of;
+use crate::server::{CmdResult, Reply, Session, ok_code};
+
+impl Session {
+    pub(crate) async fn append(
+        &mut self,
+        mailbox: MailboxName,
+        messages: Vec<AppendMessage>,
+    ) -> CmdResult {
+        if messages.iter().any(|m| m.data.is_empty()) {
+            return Err(Reply::no("empty message").code(Code::Cannot));
+        }
+        let user = self.account().unwrap_or_default();
+        let name = mailbox.as_str().to_owned();
+        let now = chrono::Utc::now().timestamp();
+        let (validity, uids) = self
+            .blocking(move |mb| {
+                let folder = mb
+                    .folder(&user, &name)?
+                    .ok_or_else(|| MailError::NoSuchFolder {
+                        user: user.clone(),
+                        name: name.clone(),
+                    })?;
+                let mut uids = Vec::with_capacity(messages.len());
+                for m in &messages {
+                    let flags: Vec<String> = m
+                        .flags
+                        .iter()
+                        .filter(|f| **f != Flag::Recent)
+                        .map(ToString::to_string)
+                        .collect();
+                    let date = m.date.as_ref().and_then(epoch_of).unwrap_or(now);
+                    match mb.append(&user, &name, &m.data, &flags, date) {
+                        Ok((uid, _)) => uids.push(uid),
+                        Err(e) => {
+                            // RFC 3502 §6: all or nothing.
+                            let _ = mb.expunge(folder.id, &uids);
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok((folder.uid_validity, uids))
+            })
+            .await
+            .map_err(trycreate)?;
+        ok_code(
+            Code::AppendUid {
+                uidvalidity: validity,
+                uids: SequenceSet::from_numbers(&uids),
+            },
+            "APPEND completed",
+        )
+    }
+}

@@ -1,0 +1,247 @@
+//! FETCH / UID FETCH (RFC 9051 §6.4.5, §7.5.2), CHANGEDSINCE and VANISHED (RFC 7162
+//! §3.1.4.1, §3.2.6).
+
+use keel_mail::{BlobId, ChangeKind, MessageMeta};
+
+use crate::codec::{Data, FetchAttribute, FetchCommand, FetchItem, SectionText, SequenceSet};
+use crate::server::cmd::imap_datetime;
+use crate::server::mime::Part;
+use crate::server::selected::wire_flags;
+use crate::server::{CmdResult, Reply, Session, ok};
+
+/// Messages whose blobs are read together.
+const BLOB_BATCH: usize = 32;
+
+fn needs_blob(a: &FetchAttribute) -> bool {
+    matches!(
+        a,
+        FetchAttribute::Envelope
+            | FetchAttribute::Body
+            | FetchAttribute::BodyStructure
+            | FetchAttribute::BodySection { .. }
+            | FetchAttribute::Rfc822
+            | FetchAttribute::Rfc822Header
+            | FetchAttribute::Rfc822Text
+    )
+}
+
+/// Whether fetching `a` sets `\Seen` (RFC 9051 §6.4.5: BODY[...] without .PEEK, RFC822,
+/// RFC822.TEXT).
+fn sets_seen(a: &FetchAttribute) -> bool {
+    matches!(
+        a,
+        FetchAttribute::BodySection { peek: false, .. }
+            | FetchAttribute::Rfc822
+            | FetchAttribute::Rfc822Text
+    )
+}
+
+/// Builds the items of one message.
+fn items_for(attrs: &[FetchAttribute], meta: &MessageMeta, raw: Option<&[u8]>) -> Vec<FetchItem> {
+    let parsed = raw.map(Part::message);
+    let mut out = Vec::with_capacity(attrs.len());
+    for a in attrs {
+        let item = match a {
+            FetchAttribute::Flags => FetchItem::Flags(wire_flags(&meta.flags)),
+            FetchAttribute::Uid => FetchItem::Uid(meta.uid),
+            FetchAttribute::ModSeq => FetchItem::ModSeq(meta.modseq.max(1)),
+            FetchAttribute::InternalDate => {
+                FetchItem::InternalDate(imap_datetime(meta.internal_date))
+            }
+            FetchAttribute::Rfc822Size => FetchItem::Rfc822Size(meta.size),
+            FetchAttribute::Envelope => match &parsed {
+                Some(p) => FetchItem::Envelope(Box::new(p.envelope())),
+                None => continue,
+            },
+            FetchAttribute::Body | FetchAttribute::BodyStructure => match &parsed {
+                Some(p) => {
+                    let s = Box::new(p.structure());
+                    if matches!(a, FetchAttribute::Body) {
+                        FetchItem::Body(s)
+                    } else {
+                        FetchItem::BodyStructure(s)
+                    }
+                }
+                None => continue,
+            },
+            FetchAttribute::BodySection {
+                section, partial, ..
+            } => {
+                let (Some(p), Some(raw)) = (&parsed, raw) else {
+                    continue;
+                };
+                let data = p.section(raw, section);
+                let (origin, data) = match partial {
+                    // RFC 9051 §6.4.5: <origin.count>; an origin past the end gives "".
+                    Some(pr) => {
+                        let d = data.map(|d| {
+                            let start = usize::try_from(pr.origin)
+                                .unwrap_or(usize::MAX)
+                                .min(d.len());
+                            let end = start
+                                .saturating_add(usize::try_from(pr.count).unwrap_or(usize::MAX))
+                                .min(d.len());
+                            d.get(start..end).unwrap_or_default().to_vec()
+                        });
+                        (Some(pr.origin), d)
+                    }
+                    None => (None, data),
+                };
+                FetchItem::BodySection {
+                    section: section.clone(),
+                    origin,
+                    data,
+                }
+            }
+            FetchAttribute::Rfc822 => FetchItem::Rfc822(raw.map(<[u8]>::to_vec)),
+            FetchAttribute::Rfc822Header => FetchItem::Rfc822Header(
+                parsed
+                    .as_ref()
+                    .and_then(|p| raw.and_then(|r| p.section(r, &header_section()))),
+            ),
+            FetchAttribute::Rfc822Text => {
+                FetchItem::Rfc822Text(parsed.as_ref().map(|p| p.body.to_vec()))
+            }
+            FetchAttribute::Binary { .. } | FetchAttribute::BinarySize(_) => continue,
+        };
+        out.push(item);
+    }
+    out
+}
+
+fn header_section() -> crate::codec::Section {
+    crate::codec::Section {
+        part: Vec::new(),
+        text: Some(SectionText::Header),
+    }
+}
+
+impl Session {
+    pub(crate) async fn fetch(&mut self, f: FetchCommand) -> CmdResult {
+        let mut attrs = f.attributes.to_list();
+        if attrs.iter().any(|a| {
+            matches!(
+                a,
+                FetchAttribute::Binary { .. } | FetchAttribute::BinarySize(_)
+            )
+        }) {
+            return Err(Reply::bad("BINARY is not supported"));
+        }
+        // RFC 9051 §6.4.9: UID FETCH always returns UID.
+        if f.uid && !attrs.contains(&FetchAttribute::Uid) {
+            attrs.insert(0, FetchAttribute::Uid);
+        }
+        if f.changed_since.is_some() {
+            // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ and enables CONDSTORE.
+            if !attrs.contains(&FetchAttribute::ModSeq) {
+                attrs.push(FetchAttribute::ModSeq);
+            }
+        }
+        if attrs.contains(&FetchAttribute::ModSeq) {
+            self.enabled.condstore = true;
+        }
+        if f.vanished && !self.enabled.qresync {
+            return Err(Reply::bad("VANISHED needs ENABLE QRESYNC"));
+        }
+        let account = self.account().unwrap_or_default();
+        let Some(sel) = &self.selected else {
+            return Err(Reply::bad("no mailbox selected"));
+        };
+        let idxs: Vec<usize> = sel
+            .resolve(&f.set, f.uid)?
+            .into_iter()
+            .filter(|&i| sel.msgs.get(i).is_some_and(|m| !m.expunged))
+            .filter(|&i| {
+                f.changed_since
+                    .is_none_or(|cs| sel.msgs.get(i).is_some_and(|m| m.meta.modseq > cs))
+            })
+            .collect();
+        let folder_id = sel.folder_id;
+        let read_only = sel.read_only;
+        let max_uid = sel.max_uid();
+        // RFC 7162 §3.2.6: VANISHED (EARLIER) for expunged UIDs in the set.
+        if let (true, Some(cs)) = (f.vanished, f.changed_since) {
+            let set = f.set.clone();
+            let changes = self
+                .blocking(move |mb| Ok(mb.meta().changes_since(&account, cs)?))
+                .await?;
+            let gone: Vec<u32> = changes
+                .iter()
+                .filter(|c| c.folder == folder_id && c.kind == ChangeKind::MessageExpunged)
+                .map(|c| c.uid)
+                .filter(|u| set.contains(*u, max_uid.max(*u)))
+                .collect();
+            if !gone.is_empty() {
+                self.data(Data::Vanished {
+                    earlier: true,
+                    uids: SequenceSet::from_numbers(&gone),
+                });
+            }
+        }
+        // Implicit \Seen first, so the responses show the new flags (RFC 9051 §6.4.5).
+        let mut flags_changed = std::collections::HashSet::new();
+        if !read_only && attrs.iter().any(sets_seen) {
+            let todo: Vec<(usize, u32, Vec<String>)> = idxs
+                .iter()
+                .filter_map(|&i| self.selected.as_ref()?.msgs.get(i).map(|m| (i, m)))
+                .filter(|(_, m)| !m.meta.flags.iter().any(|f| f == "\\Seen"))
+                .map(|(i, m)| {
+                    let mut fl = m.meta.flags.clone();
+                    fl.push("\\Seen".into());
+                    fl.sort();
+                    (i, m.meta.uid, fl)
+                })
+                .collect();
+            if !todo.is_empty() {
+                let updated = self
+                    .blocking(move |mb| {
+                        let mut out = Vec::new();
+                        for (i, uid, fl) in todo {
+                            let modseq = mb.set_flags(folder_id, uid, &fl)?;
+                            out.push((i, fl, modseq));
+                        }
+                        Ok(out)
+                    })
+                    .await?;
+                if let Some(sel) = &mut self.selected {
+                    for (i, fl, modseq) in updated {
+                        if let Some(m) = sel.msgs.get_mut(i) {
+                            m.meta.flags = fl;
+                            m.meta.modseq = modseq;
+                            flags_changed.insert(i);
+                        }
+                    }
+                }
+            }
+        }
+        let blob = attrs.iter().any(needs_blob);
+        for chunk in idxs.chunks(BLOB_BATCH) {
+            let metas: Vec<(usize, MessageMeta)> = chunk
+                .iter()
+                .filter_map(|&i| Some((i, self.selected.as_ref()?.msgs.get(i)?.meta.clone())))
+                .collect();
+            let raws: Vec<Option<Vec<u8>>> = if blob {
+                let ids: Vec<BlobId> = metas.iter().map(|(_, m)| m.blob.clone()).collect();
+                self.blocking(move |mb| Ok(ids.iter().map(|id| mb.read(id).ok()).collect()))
+                    .await?
+            } else {
+                vec![None; metas.len()]
+            };
+            for ((i, meta), raw) in metas.iter().zip(raws) {
+                let mut items = items_for(&attrs, meta, raw.as_deref());
+                if flags_changed.contains(i) && !attrs.contains(&FetchAttribute::Flags) {
+                    items.push(FetchItem::Flags(wire_flags(&meta.flags)));
+                }
+                self.data(Data::Fetch {
+                    seq: (*i + 1) as u32,
+                    items,
+                });
+            }
+        }
+        ok(if f.uid {
+            "UID FETCH completed"
+        } else {
+            "FETCH completed"
+        })
+    }
+}

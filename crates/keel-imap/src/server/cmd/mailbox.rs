@@ -1,0 +1,225 @@
+//! Mailbox management: CREATE (RFC 9051 §6.3.4, CREATE-SPECIAL-USE RFC 6154 §3), DELETE
+//! (§6.3.5), RENAME (§6.3.6), SUBSCRIBE/UNSUBSCRIBE (§6.3.7-8), STATUS (§6.3.11, STATUS=SIZE
+//! RFC 8438, HIGHESTMODSEQ RFC 7162 §3.1.6), GETQUOTAROOT/GETQUOTA (RFC 9208 §4.2-4.3).
+
+use keel_mail::{Folder, HIERARCHY_SEPARATOR, MailError};
+
+use crate::codec::{Code, Data, MailboxName, QuotaResource, StatusItem, StatusValue};
+use crate::server::docs;
+use crate::server::{CmdResult, Reply, Session, ok};
+
+/// The special uses a client may set with CREATE (RFC 6154 §2); `\All` and `\Flagged`
+/// are virtual mailboxes this server does not build.
+const SETTABLE_USES: [&str; 5] = ["\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"];
+
+/// The single quota root: the whole account (RFC 9208 §3.1).
+const QUOTA_ROOT: &str = "";
+
+impl Session {
+    /// RFC 9051 §6.3.4 CREATE. A trailing separator only declares intent (§6.3.4).
+    pub(crate) async fn create(
+        &mut self,
+        mailbox: MailboxName,
+        special_use: Vec<String>,
+    ) -> CmdResult {
+        let name = mailbox
+            .as_str()
+            .trim_end_matches(HIERARCHY_SEPARATOR)
+            .to_owned();
+        if mailbox.is_inbox() {
+            return Err(Reply::no("INBOX already exists").code(Code::AlreadyExists));
+        }
+        let mut uses = Vec::new();
+        for u in special_use {
+            match SETTABLE_USES.iter().find(|s| s.eq_ignore_ascii_case(&u)) {
+                Some(s) => uses.push((*s).to_owned()),
+                // RFC 6154 §3: an attribute the server cannot set.
+                None => {
+                    return Err(
+                        Reply::no(format!("cannot create a {u} mailbox")).code(Code::UseAttr)
+                    );
+                }
+            }
+        }
+        let user = self.account().unwrap_or_default();
+        self.blocking(move |mb| {
+            mb.create_folder(&user, &name)?;
+            if !uses.is_empty() {
+                docs::set_special_use(mb, &user, &name, &uses)?;
+            }
+            Ok(())
+        })
+        .await?;
+        ok("CREATE completed")
+    }
+
+    /// RFC 9051 §6.3.5 DELETE (inferiors are kept; the subscription stays).
+    pub(crate) async fn delete(&mut self, mailbox: MailboxName) -> CmdResult {
+        let user = self.account().unwrap_or_default();
+        let name = mailbox.as_str().to_owned();
+        self.blocking(move |mb| mb.delete_folder(&user, &name))
+            .await?;
+        ok("DELETE completed")
+    }
+
+    /// RFC 9051 §6.3.6 RENAME; subscriptions follow the mailbox.
+    pub(crate) async fn rename(&mut self, from: MailboxName, to: MailboxName) -> CmdResult {
+        let user = self.account().unwrap_or_default();
+        let (f, t) = (from.as_str().to_owned(), to.as_str().to_owned());
+        self.blocking(move |mb| {
+            mb.rename_folder(&user, &f, &t)?;
+            docs::rename_subscriptions(mb, &user, &f, &t)
+        })
+        .await?;
+        ok("RENAME completed")
+    }
+
+    /// RFC 9051 §6.3.7 SUBSCRIBE / §6.3.8 UNSUBSCRIBE.
+    pub(crate) async fn subscribe(&mut self, mailbox: MailboxName, on: bool) -> CmdResult {
+        let user = self.account().unwrap_or_default();
+        let name = mailbox.as_str().to_owned();
+        self.blocking(move |mb| {
+            if on && mb.folder(&user, &name)?.is_none() {
+                return Err(MailError::NoSuchFolder { user, name });
+            }
+            docs::set_subscribed(mb, &user, &name, on)
+        })
+        .await?;
+        ok(if on {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        })
+    }
+
+    /// The values of STATUS items, from the folder row; SIZE and DELETED read the rows.
+    pub(crate) async fn status_values(
+        &self,
+        f: &Folder,
+        items: &[StatusItem],
+    ) -> Result<Vec<StatusValue>, Reply> {
+        let needs_rows = items
+            .iter()
+            .any(|i| matches!(i, StatusItem::Size | StatusItem::Deleted));
+        let rows = if needs_rows {
+            Some(self.load_messages(f.id).await?)
+        } else {
+            None
+        };
+        let rows = rows.unwrap_or_default();
+        Ok(items
+            .iter()
+            .map(|item| {
+                let value = match item {
+                    StatusItem::Messages => u64::from(f.messages),
+                    StatusItem::Recent => 0,
+                    StatusItem::UidNext => u64::from(f.uid_next),
+                    StatusItem::UidValidity => u64::from(f.uid_validity),
+                    StatusItem::Unseen => u64::from(f.unseen),
+                    StatusItem::Deleted => rows
+                        .iter()
+                        .filter(|m| m.flags.iter().any(|x| x == "\\Deleted"))
+                        .count() as u64,
+                    StatusItem::Size => rows.iter().map(|m| m.size).sum(),
+                    StatusItem::HighestModSeq => f.highest_modseq.max(1),
+                    StatusItem::AppendLimit => self.ctx.limits.max_literal,
+                };
+                StatusValue {
+                    item: item.clone(),
+                    value,
+                }
+            })
+            .collect())
+    }
+
+    /// RFC 9051 §6.3.11 STATUS.
+    pub(crate) async fn status(
+        &mut self,
+        mailbox: MailboxName,
+        items: Vec<StatusItem>,
+    ) -> CmdResult {
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.enabled.condstore = true; // RFC 7162 §3.1: a CONDSTORE-enabling command
+        }
+        let user = self.account().unwrap_or_default();
+        let name = mailbox.as_str().to_owned();
+        let folder = self
+            .blocking(move |mb| {
+                mb.folder(&user, &name)?
+                    .ok_or(MailError::NoSuchFolder { user, name })
+            })
+            .await?;
+        let values = self.status_values(&folder, &items).await?;
+        self.data(Data::Status {
+            mailbox,
+            items: values,
+        });
+        ok("STATUS completed")
+    }
+
+    async fn quota_resources(&self) -> Result<Vec<QuotaResource>, Reply> {
+        let user = self.account().unwrap_or_default();
+        let (quota, usage) = self
+            .blocking(move |mb| {
+                let q = mb
+                    .directory()
+                    .get_user(&user)
+                    .map_err(MailError::from)?
+                    .quota;
+                Ok((q, mb.usage(&user)?))
+            })
+            .await?;
+        let mut out = Vec::new();
+        // RFC 9208 §5.1: STORAGE in units of 1024 octets; unlimited resources are omitted.
+        if quota.bytes > 0 {
+            out.push(QuotaResource {
+                name: "STORAGE".into(),
+                usage: usage.bytes.div_ceil(1024),
+                limit: quota.bytes / 1024,
+            });
+        }
+        if quota.messages > 0 {
+            out.push(QuotaResource {
+                name: "MESSAGE".into(),
+                usage: usage.messages,
+                limit: quota.messages,
+            });
+        }
+        Ok(out)
+    }
+
+    /// RFC 9208 §4.3 GETQUOTAROOT.
+    pub(crate) async fn get_quota_root(&mut self, mailbox: MailboxName) -> CmdResult {
+        let user = self.account().unwrap_or_default();
+        let name = mailbox.as_str().to_owned();
+        self.blocking(move |mb| {
+            mb.folder(&user, &name)?
+                .ok_or(MailError::NoSuchFolder { user, name })
+        })
+        .await?;
+        let resources = self.quota_resources().await?;
+        let roots = if resources.is_empty() {
+            Vec::new()
+        } else {
+            vec![QUOTA_ROOT.to_owned()]
+        };
+        self.data(Data::QuotaRoot { mailbox, roots });
+        if !resources.is_empty() {
+            self.data(Data::Quota {
+                root: QUOTA_ROOT.into(),
+                resources,
+            });
+        }
+        ok("GETQUOTAROOT completed")
+    }
+
+    /// RFC 9208 §4.2 GETQUOTA.
+    pub(crate) async fn get_quota(&mut self, root: String) -> CmdResult {
+        let resources = self.quota_resources().await?;
+        if root != QUOTA_ROOT || resources.is_empty() {
+            return Err(Reply::no("no such quota root").code(Code::NonExistent));
+        }
+        self.data(Data::Quota { root, resources });
+        ok("GETQUOTA completed")
+    }
+}

@@ -1,0 +1,143 @@
+//! STORE / UID STORE (RFC 9051 §6.4.6), UNCHANGEDSINCE and MODIFIED (RFC 7162 §3.1.3).
+
+use std::collections::BTreeSet;
+
+use crate::codec::{Code, Data, FetchItem, Flag, SequenceSet, StoreCommand, StoreOperation};
+use crate::server::selected::wire_flags;
+use crate::server::{CmdResult, Reply, Session, ok, ok_code};
+
+/// The new flag list of a message (stored form, sorted).
+fn apply(old: &[String], op: StoreOperation, flags: &[Flag]) -> Vec<String> {
+    // \Recent cannot be changed by a client (RFC 3501 §2.3.2).
+    let given: BTreeSet<String> = flags
+        .iter()
+        .filter(|f| **f != Flag::Recent)
+        .map(ToString::to_string)
+        .collect();
+    let mut set: BTreeSet<String> = old.iter().cloned().collect();
+    match op {
+        StoreOperation::Replace => set = given,
+        StoreOperation::Add => set.extend(given),
+        StoreOperation::Remove => {
+            for g in &given {
+                set.retain(|f| !f.eq_ignore_ascii_case(g));
+            }
+        }
+    }
+    set.into_iter().collect()
+}
+
+impl Session {
+    pub(crate) async fn store(&mut self, s: StoreCommand) -> CmdResult {
+        if s.unchanged_since.is_some() {
+            self.enabled.condstore = true; // RFC 7162 §3.1: CONDSTORE-enabling
+        }
+        let condstore = self.enabled.condstore;
+        let Some(sel) = &self.selected else {
+            return Err(Reply::bad("no mailbox selected"));
+        };
+        if sel.read_only {
+            return Err(Reply::no("mailbox is read-only").code(Code::ReadOnly));
+        }
+        let idxs = sel.resolve(&s.set, s.uid)?;
+        let mut modified = Vec::new();
+        let mut todo = Vec::new();
+        let mut touched = Vec::new();
+        for &i in &idxs {
+            let Some(m) = sel.msgs.get(i).filter(|m| !m.expunged) else {
+                continue;
+            };
+            if s.unchanged_since.is_some_and(|u| m.meta.modseq > u) {
+                modified.push(if s.uid { m.meta.uid } else { (i + 1) as u32 });
+                continue;
+            }
+            touched.push(i);
+            let new = apply(&m.meta.flags, s.operation, &s.flags);
+            let mut old = m.meta.flags.clone();
+            old.sort();
+            if new != old {
+                todo.push((i, m.meta.uid, new));
+            }
+        }
+        let folder_id = sel.folder_id;
+        let updated = self
+            .blocking(move |mb| {
+                let mut out = Vec::new();
+                for (i, uid, fl) in todo {
+                    let modseq = mb.set_flags(folder_id, uid, &fl)?;
+                    out.push((i, fl, modseq));
+                }
+                Ok(out)
+            })
+            .await?;
+        let mut changed = std::collections::HashSet::new();
+        if let Some(sel) = &mut self.selected {
+            for (i, fl, modseq) in updated {
+                if let Some(m) = sel.msgs.get_mut(i) {
+                    m.meta.flags = fl;
+                    m.meta.modseq = modseq;
+                    changed.insert(i);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(sel) = &self.selected {
+            for i in touched {
+                let Some(m) = sel.msgs.get(i) else { continue };
+                // RFC 9051 §6.4.6: .SILENT suppresses the FETCH; RFC 7162 §3.1.3: with
+                // CONDSTORE the MODSEQ of changed messages is still reported.
+                let silent_condstore = s.silent && condstore && changed.contains(&i);
+                if s.silent && !silent_condstore {
+                    continue;
+                }
+                let mut items = Vec::new();
+                if !s.silent {
+                    items.push(FetchItem::Flags(wire_flags(&m.meta.flags)));
+                }
+                if s.uid || silent_condstore {
+                    items.push(FetchItem::Uid(m.meta.uid));
+                }
+                if condstore {
+                    items.push(FetchItem::ModSeq(m.meta.modseq.max(1)));
+                }
+                out.push(Data::Fetch {
+                    seq: (i + 1) as u32,
+                    items,
+                });
+            }
+        }
+        for d in out {
+            self.data(d);
+        }
+        if modified.is_empty() {
+            ok("STORE completed")
+        } else {
+            ok_code(
+                Code::Modified(SequenceSet::from_numbers(&modified)),
+                "conditional STORE failed for some messages",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_operations() {
+        let old = vec!["\\Seen".to_owned(), "$Junk".to_owned()];
+        assert_eq!(
+            apply(&old, StoreOperation::Add, &[Flag::Deleted]),
+            vec!["$Junk", "\\Deleted", "\\Seen"]
+        );
+        assert_eq!(
+            apply(&old, StoreOperation::Remove, &[Flag::Seen, Flag::Recent]),
+            vec!["$Junk"]
+        );
+        assert_eq!(
+            apply(&old, StoreOperation::Replace, &[Flag::Flagged]),
+            vec!["\\Flagged"]
+        );
+    }
+}
