@@ -182,14 +182,6 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     });
     manager.reconcile().await?;
 
-    print_summary(
-        &data,
-        &hostname,
-        &primary,
-        first_run,
-        created_admin.as_ref(),
-        &manager,
-    );
     let started_at = chrono::Utc::now().to_rfc3339();
     let write_status = |m: &ServiceManager| {
         let st = ServerStatus {
@@ -202,7 +194,16 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
             tracing::warn!("{e:#}");
         }
     };
+    // The status file first: `keel status` must see a server that printed "Ready.".
     write_status(&manager);
+    print_summary(
+        &data,
+        &hostname,
+        &primary,
+        first_run,
+        created_admin.as_ref(),
+        &manager,
+    );
     env.logs
         .write(LogKind::Operations, &format!("Keel started on {hostname}"));
 

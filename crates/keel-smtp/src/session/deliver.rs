@@ -32,6 +32,15 @@ impl Session {
         {
             return Err(replies::TOO_BIG.with_text("Message exceeds your outgoing size limit"));
         }
+        // DESIGN §3: spam scoring before the 250; a block is a 5xx, never a bounce.
+        let verdict = match &self.tx {
+            Some(tx) => self.spam_scan(tx, &body).await?,
+            None => return Err(replies::BAD_SEQUENCE),
+        };
+        let body = match &verdict {
+            Some(v) => v.apply(&body),
+            None => body,
+        };
         let Some(tx) = self.tx.take() else {
             return Err(replies::BAD_SEQUENCE);
         };
@@ -156,7 +165,10 @@ impl Session {
         let _ = other_failures;
         if !remote.is_empty() {
             // DESIGN §3: blob durable first, then the queue row in one transaction.
+            // The queued copy of an authenticated sender's mail is DKIM-signed (RFC 6376).
+            let signature = self.dkim_signature(&body).await;
             let mut raw = Vec::with_capacity(body.len() + 512);
+            raw.extend_from_slice(signature.as_bytes());
             raw.extend_from_slice(received.as_bytes());
             raw.extend_from_slice(&body);
             let blobs = self.ctx().blobs.clone();

@@ -66,6 +66,8 @@ impl Session {
         {
             return Err(replies::TOO_BIG.with_text("Message exceeds your outgoing size limit"));
         }
+        // guide §13.3 envelope rules (553) and §13.5 SPF set to block.
+        self.spam_check_mail(&from.address.to_lowercase()).await?;
         let ret = if from.flags & smtp_proto::MAIL_RET_FULL != 0 {
             Some("FULL".to_owned())
         } else if from.flags & smtp_proto::MAIL_RET_HDRS != 0 {
@@ -123,6 +125,8 @@ impl Session {
             return Err(replies::BAD_RECIPIENT);
         }
         let from = tx.from.clone();
+        // guide §13.3: envelope From/To rules at the top of the list → 553.
+        self.spam_check_rcpt(&from, &address).await?;
         let dir = self.sh.ctx.directory.clone();
         let a = address.clone();
         let resolution = blocking(move || dir.resolve_recipient(&a))

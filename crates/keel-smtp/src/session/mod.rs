@@ -41,6 +41,7 @@ mod footer;
 mod greeting;
 mod headers;
 mod relay;
+mod spam;
 mod vrfy;
 
 use std::net::IpAddr;
