@@ -1,10 +1,11 @@
 //! The HTTP and HTTPS services. This build serves the first pieces of the web front-end:
 //! `/server.cer` (guide §36.4), a health check, and `POST /api/v1/login`, the admin API's
 //! sign-in that checks a password through the directory (the same rules as every
-//! protocol: security policy, lockout, login names).
+//! protocol: security policy, lockout, login names). The JSON admin API of keel-http is
+//! merged in under `/admin/api/` (issue 5).
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use axum::{Json, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use keel_core::log::{DebugCategory, Logs};
+use keel_http::ConnInfo;
 use serde::{Deserialize, Serialize};
 
 use keel_net::{Conn, Handler, canonical_ip};
@@ -47,20 +49,18 @@ struct AppState {
     logs: Logs,
 }
 
-#[derive(Clone, Copy)]
-struct ConnInfo {
-    peer: SocketAddr,
-    local: SocketAddr,
-    tls: bool,
-}
-
 /// The HTTP(S) protocol handler.
 pub(crate) struct HttpHandler {
     router: Router,
 }
 
 impl HttpHandler {
-    pub(crate) fn new(authenticate: Authenticate, server_cer: Vec<u8>, logs: Logs) -> Self {
+    pub(crate) fn new(
+        authenticate: Authenticate,
+        server_cer: Vec<u8>,
+        logs: Logs,
+        admin: keel_http::admin::AdminState,
+    ) -> Self {
         let state = AppState {
             authenticate,
             server_cer: Arc::new(server_cer),
@@ -70,11 +70,9 @@ impl HttpHandler {
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/server.cer", get(server_cer_handler))
             .route("/api/v1/login", post(login))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                debug_log,
-            ))
-            .with_state(state);
+            .with_state(state.clone())
+            .merge(keel_http::admin::router(admin))
+            .layer(axum::middleware::from_fn_with_state(state, debug_log));
         Self { router }
     }
 }

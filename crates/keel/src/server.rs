@@ -105,14 +105,7 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     let tls = TlsAcceptor::from(certs.server_config()?);
 
     services::clear_controls(env.meta.as_ref())?;
-    let http: Arc<dyn Handler> = Arc::new(HttpHandler::new(
-        setup::web_authenticator(&env),
-        certs.default_der(),
-        env.logs.as_ref().clone(),
-    ));
     let mut handlers: HashMap<&'static str, Arc<dyn Handler>> = HashMap::new();
-    handlers.insert("http", http.clone());
-    handlers.insert("https", http);
     let hostname_fn: Arc<dyn Fn() -> String + Send + Sync> = {
         let meta = env.meta.clone();
         let fallback = hostname.clone();
@@ -128,6 +121,23 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         keel_smtp::QueueRunner::new(setup::queue_context(&env, &cfg, hostname_fn.clone())?);
     let (queue_stop, queue_stop_rx) = tokio::sync::watch::channel(false);
     let queue_task = tokio::spawn(runner.clone().run(queue_stop_rx));
+    // The JSON admin API (issue 5) on the HTTP(S) services.
+    let admin = keel_http::admin::AdminState::new(
+        env.directory.clone(),
+        env.meta.clone(),
+        env.blobs.clone(),
+        env.logs.as_ref().clone(),
+        env.clock.clone(),
+        Some(runner.waker()),
+    );
+    let http: Arc<dyn Handler> = Arc::new(HttpHandler::new(
+        setup::web_authenticator(&env),
+        certs.default_der(),
+        env.logs.as_ref().clone(),
+        admin,
+    ));
+    handlers.insert("http", http.clone());
+    handlers.insert("https", http);
     let smtp_ctx = keel_smtp::SmtpContext {
         mailboxes: env.mailboxes.clone(),
         directory: env.directory.clone(),

@@ -1240,3 +1240,81 @@ print("ok")
         .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
+
+/// Issue 5 through the binary: the admin signs in to the JSON admin API with the printed
+/// password (curl with a cookie jar), creates a user with the CSRF token, and that user
+/// can read mail over POP3 at once; a change without the token is refused.
+#[test]
+fn admin_api_through_the_binary_creates_a_working_user() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let jar = tmp.path().join("jar");
+    let base = format!("https://127.0.0.1:{}/admin/api/v1", s.port("https"));
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-sk",
+                "-c",
+                jar.to_str().unwrap(),
+                "-b",
+                jar.to_str().unwrap(),
+                "-w",
+                "\n%{http_code}",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse::<u16>().unwrap_or(0), body.to_owned())
+    };
+    let login = serde_json::json!({"login": "admin", "password": s.admin_password()}).to_string();
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &login,
+        &format!("{base}/session"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let csrf = v["csrf_token"].as_str().expect("csrf token").to_owned();
+    let user = r#"{"address": "carol@example.com", "password": "Carol-pass-1"}"#;
+    let (code, _) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        user,
+        &format!("{base}/users"),
+    ]);
+    assert_eq!(code, 403, "a change without the CSRF token must be refused");
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        &format!("x-csrf-token: {csrf}"),
+        "--data-binary",
+        user,
+        &format!("{base}/users"),
+    ]);
+    assert!(code == 200 || code == 201, "{code} {body}");
+    let (code, body) = curl(&[&format!("{base}/users?q=carol")]);
+    assert_eq!(code, 200);
+    assert!(body.contains("carol@example.com"), "{body}");
+    let out = Command::new("python3")
+        .args(["-c", "import poplib,sys; p=poplib.POP3('127.0.0.1', int(sys.argv[1])); p.user('carol'); p.pass_('Carol-pass-1'); print(p.stat()); p.quit()", &s.port("pop3").to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config_log = std::fs::read_to_string(s.data.join("logs/config.log")).unwrap();
+    assert!(
+        config_log.contains("carol@example.com") && !config_log.contains("Carol-pass-1"),
+        "{config_log}"
+    );
+}

@@ -1,0 +1,240 @@
+//! The OpenAPI 3.1 document, generated from the route table that also builds the router
+//! (so a route cannot be served without being documented). Schemas are named objects with
+//! a description; the field-level shapes are the serde forms of the `keel_directory`,
+//! `keel_net` and `keel_smtp` types named in each description.
+
+use serde_json::{Map, Value, json};
+
+use super::RouteDoc;
+
+/// `(name, description)` of every schema the routes name.
+const SCHEMAS: &[(&str, &str)] = &[
+    ("Empty", "No content."),
+    ("OpenApi", "This document."),
+    ("LoginRequest", "{\"login\": string, \"password\": string}"),
+    (
+        "SessionInfo",
+        "{\"user\", \"rights\": none|read-only|full, \"csrf_token\", \"idle_timeout_secs\"}",
+    ),
+    (
+        "AdminSettings",
+        "Remote administration (guide §19.3) and session settings: remote_enabled, remote_ip_group, session_idle_minutes, bind_session_to_ip.",
+    ),
+    ("Domain", "keel_directory::Domain."),
+    ("DomainList", "{\"domains\": [Domain]}"),
+    ("NewDomain", "keel_directory::NewDomain."),
+    (
+        "DomainPatch",
+        "keel_directory::DomainPatch; absent = unchanged, null turns forwarding/bound_ip off.",
+    ),
+    ("User", "keel_directory::User (never contains a secret)."),
+    ("UserList", "{\"users\": [User]}"),
+    (
+        "UserDetail",
+        "{\"user\": User, \"logins\": LoginStats, \"usage\": Usage, \"effective_admin_rights\"}",
+    ),
+    (
+        "NewUser",
+        "keel_directory::NewUser; a password is required.",
+    ),
+    (
+        "UserPatch",
+        "keel_directory::UserPatch; quota and forwarding merge into the current values.",
+    ),
+    (
+        "BulkUserPatch",
+        "{\"addresses\": [string], \"patch\": UserPatch without password or addresses}",
+    ),
+    (
+        "UserStatistics",
+        "{\"statistics\": [{address, full_name, last_login, login_count, services}]} or text/csv.",
+    ),
+    ("UnlockResult", "{\"unlocked\": number}"),
+    ("Group", "keel_directory::Group."),
+    ("GroupList", "{\"groups\": [Group]}"),
+    ("NewGroup", "keel_directory::NewGroup."),
+    ("GroupPatch", "keel_directory::GroupPatch."),
+    ("MemberList", "{\"members\": [string]}"),
+    ("Alias", "keel_directory::Alias."),
+    ("AliasList", "{\"aliases\": [Alias]}"),
+    ("NewAlias", "keel_directory::NewAlias."),
+    (
+        "AliasTargets",
+        "{\"targets\": [string], \"description\": string}",
+    ),
+    ("CheckAddress", "{\"address\": string}"),
+    (
+        "Resolution",
+        "keel_directory::Resolution: deliver (targets, notes), not-found or not-local.",
+    ),
+    (
+        "IpGroup",
+        "keel_core::ipgroup::IpGroup: {name, items: [{entry, description, enabled}]}",
+    ),
+    ("IpGroupList", "{\"ip_groups\": [IpGroup]}"),
+    ("Items", "{\"items\": [...]} of the object's item type."),
+    (
+        "TimeInterval",
+        "keel_core::timeinterval::TimeInterval: {name, items: [TimeItem]}",
+    ),
+    ("TimeIntervalList", "{\"time_intervals\": [TimeInterval]}"),
+    (
+        "SecurityPolicy",
+        "keel_directory::SecurityPolicy (guide §12.6).",
+    ),
+    (
+        "Service",
+        "{name, title, port, tls, available, settings: ServiceSettings}",
+    ),
+    ("ServiceList", "{\"services\": [Service]}"),
+    (
+        "ServiceSettings",
+        "keel_net::services::ServiceSettings (guide §6.1).",
+    ),
+    ("ServiceAction", "{service, action, status}"),
+    (
+        "SmtpSettings",
+        "keel_smtp::SmtpSettings; the relay password reads as xxxxxx.",
+    ),
+    (
+        "QueueList",
+        "{\"totals\": {messages, bytes}, \"messages\": [QueueMessage]}",
+    ),
+    (
+        "QueueMessage",
+        "keel_smtp::queue::QueueView (guide §24.1 columns).",
+    ),
+    ("QueueCount", "{\"messages\": number}"),
+    (
+        "QueueDeleteCriteria",
+        "{id?, sender?, recipient?, older_than_secs?, all?}; patterns use * and ?.",
+    ),
+    ("QueueDeleted", "{\"deleted\": [id]}"),
+    ("LogList", "{\"logs\": [{name, file, size, settings}]}"),
+    ("LogLines", "{\"log\": name, \"lines\": [string]}"),
+];
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn operation(r: &RouteDoc) -> Value {
+    let params: Vec<Value> = r
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|p| json!({ "name": p, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect();
+    let (code, desc) = match (r.method, r.response) {
+        (_, "Empty") => ("204", "Done"),
+        ("POST", _) if r.summary.starts_with("Create") || r.summary.starts_with("Add an alias") => {
+            ("201", "Created")
+        }
+        _ => ("200", "OK"),
+    };
+    let mut responses = Map::new();
+    let ok = if code == "204" {
+        json!({ "description": desc })
+    } else {
+        json!({ "description": desc, "content": { "application/json": { "schema": schema_ref(r.response) } } })
+    };
+    responses.insert(code.to_owned(), ok);
+    for (c, d) in [
+        ("400", "Invalid request; `field` names the input at fault"),
+        ("401", "Not signed in"),
+        (
+            "403",
+            "Not allowed (rights, CSRF token or remote administration)",
+        ),
+        ("404", "No such object"),
+        ("409", "Conflicts with existing data"),
+    ] {
+        responses.insert(
+            c.to_owned(),
+            json!({ "description": d, "content": { "application/json": { "schema": schema_ref("Error") } } }),
+        );
+    }
+    let mut op = json!({
+        "summary": r.summary,
+        "operationId": format!("{} {}", r.method, r.path),
+        "responses": responses,
+        "x-read-only-admin": r.read_only_ok,
+    });
+    if !params.is_empty() {
+        op["parameters"] = Value::Array(params);
+    }
+    if let Some(req) = r.request {
+        op["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": schema_ref(req) } }
+        });
+    }
+    op
+}
+
+/// Builds the document.
+pub(super) fn document(routes: &[RouteDoc]) -> Value {
+    let mut paths = Map::new();
+    for r in routes {
+        let entry = paths
+            .entry(r.path.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(r.method.to_ascii_lowercase(), operation(r));
+        }
+    }
+    let mut schemas = Map::new();
+    schemas.insert(
+        "Error".into(),
+        json!({
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": { "type": "string", "description": "A sentence the administrator can act on." },
+                "field": { "type": "string", "description": "The request field at fault." }
+            }
+        }),
+    );
+    for (name, desc) in SCHEMAS {
+        schemas.insert(
+            (*name).into(),
+            json!({ "type": "object", "description": desc }),
+        );
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Keel admin API",
+            "version": "1",
+            "description": "Administration of the Keel mail server. Sign in with POST /admin/api/v1/session; \
+                            send the returned csrf_token as X-CSRF-Token with every change."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "session": { "type": "apiKey", "in": "cookie", "name": super::SESSION_COOKIE }
+            }
+        },
+        "security": [ { "session": [] } ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_named_schema_is_defined() {
+        let doc = super::super::openapi_document();
+        let schemas = &doc["components"]["schemas"];
+        for r in super::super::route_table() {
+            for name in r.request.into_iter().chain([r.response]) {
+                assert!(
+                    schemas.get(name).is_some(),
+                    "schema {name} of {} {}",
+                    r.method,
+                    r.path
+                );
+            }
+        }
+    }
+}

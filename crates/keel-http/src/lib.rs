@@ -1,0 +1,11 @@
+//! Keel's web front-end (DESIGN §6, §10). This build holds the JSON admin API
+//! ([`admin`]); the admin UI, webmail and DAV come later on top of the same operations.
+//!
+//! The binary owns the listeners (keel-net) and hands every HTTP connection to an axum
+//! [`axum::Router`], inserting a [`ConnInfo`] request extension so handlers know the client
+//! address and whether the connection is TLS-protected.
+
+pub mod admin;
+mod conn;
+
+pub use conn::ConnInfo;
