@@ -157,6 +157,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// Hashes a password with Argon2id and a random 16-byte salt; returns the PHC string.
 pub fn hash_password(password: &str, params: &HashParams) -> DirResult<String> {
+    let _permit = HashPermit::acquire();
     let salt: [u8; 16] = random_bytes();
     let hash = argon2(params)?
         .hash_password_with_salt(password.as_bytes(), &salt)
@@ -173,6 +174,8 @@ pub fn verify_password(password: &str, hash: &str) -> Verification {
     let Some(kind) = hash_kind(hash) else {
         return Verification::Unsupported;
     };
+    // Every format is deliberately slow: at most one hash per core at a time.
+    let _permit = HashPermit::acquire();
     let ok = match kind {
         HashKind::Argon2id | HashKind::Argon2Other => {
             // The algorithm, version and parameters are read from the PHC string.
@@ -206,6 +209,7 @@ pub fn verify_password(password: &str, hash: &str) -> Verification {
 /// A fixed Argon2id hash used to spend the same time on unknown accounts as on known ones, so
 /// response timing does not reveal which login names exist.
 pub(crate) fn dummy_verify(password: &str, params: &HashParams) {
+    let _permit = HashPermit::acquire();
     let salt = [0x5au8; 16];
     if let Ok(a) = argon2(params) {
         let _ = a.hash_password_with_salt(password.as_bytes(), &salt);
@@ -357,6 +361,34 @@ pub fn new_secret(password: &str, params: &HashParams) -> DirResult<StoredSecret
         hash: Some(hash_password(password, params)?),
         scram_sha256: Some(scram_credentials(password, params.scram_iterations)?),
     })
+}
+
+/// Bounds concurrent password hashing to the number of cores. Each Argon2 computation
+/// takes its memory cost (19 MiB by default) for a moment; a burst of logins must not
+/// multiply that by the number of blocking threads (DESIGN §9: memory budgets).
+struct HashPermit;
+
+static HASH_SLOTS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+static HASH_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl HashPermit {
+    fn acquire() -> Self {
+        let max = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let mut busy = HASH_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy >= max {
+            busy = HASH_FREED.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy += 1;
+        Self
+    }
+}
+
+impl Drop for HashPermit {
+    fn drop(&mut self) {
+        let mut busy = HASH_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        *busy = busy.saturating_sub(1);
+        HASH_FREED.notify_one();
+    }
 }
 
 #[cfg(test)]

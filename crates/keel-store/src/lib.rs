@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod check;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod file;

@@ -60,6 +60,15 @@ pub(crate) enum AdminCommand {
     /// Logs: debug categories, rotation (guide ch. 25).
     #[command(subcommand)]
     Log(LogCmd),
+    /// Check the store and the message files: missing blobs, orphans, folder counters and
+    /// quota usage; `--repair` fixes what can be fixed (server stopped).
+    Check {
+        /// Remove orphan blobs and recount counters and usage.
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        out: Out,
+    },
     /// Show where mail to an address would be delivered (guide §12.3 "Check address").
     Resolve {
         /// The recipient address.
@@ -929,6 +938,25 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
             }
         },
         AdminCommand::Log(c) => log_cmd(env, c)?,
+        AdminCommand::Check { repair, out } => {
+            if repair && ServerStatus::read_live(&env.data.status_file()).is_some() {
+                bail!(
+                    "stop the server before `keel check --repair`: a message being received looks like an orphan"
+                );
+            }
+            let report =
+                keel_store::check::check_sqlite(&env.data.db(), env.blobs.as_ref(), repair)?;
+            print_out(out.format, &report, |r| format!("{r}\n"))?;
+            if !repair && !report.is_clean() {
+                bail!("the store has problems; run `keel check --repair` with the server stopped");
+            }
+            if repair && report.problems_left() > 0 {
+                bail!(
+                    "problems remain that repair cannot fix (missing message files): restore them from a backup"
+                );
+            }
+            repair.then(|| "check --repair".to_owned())
+        }
         AdminCommand::Resolve { address } => {
             let r = d.resolve_recipient(&address)?;
             println!("{}", serde_json::to_string_pretty(&r)?);

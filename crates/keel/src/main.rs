@@ -79,6 +79,7 @@ fn main() -> ExitCode {
 }
 
 fn run_server(data: DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    sys::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")

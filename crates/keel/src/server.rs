@@ -204,6 +204,10 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
             tracing::warn!("{e:#}");
         }
     };
+    // Signals before "Ready.": a SIGTERM right after start must stop gracefully.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     // The status file first: `keel status` must see a server that printed "Ready.".
     write_status(&manager);
     print_summary(
@@ -217,9 +221,6 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     env.logs
         .write(LogKind::Operations, &format!("Keel started on {hostname}"));
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let mut generation = env.meta.docs_generation()?;
     let mut tick = tokio::time::interval(RELOAD_POLL);
     loop {

@@ -1318,3 +1318,37 @@ fn admin_api_through_the_binary_creates_a_working_user() {
         "{config_log}"
     );
 }
+
+/// Issue 7 §5: `keel check` reports a clean store, finds a planted orphan blob, and
+/// `--repair` (server stopped) removes it; `--repair` is refused while the server runs.
+#[test]
+fn keel_check_finds_and_repairs_an_orphan_blob() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let out = s.keel(&["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = s.keel(&["check", "--repair"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("stop the server"), "{}", stderr(&out));
+    let data = s.data.clone();
+    let (status, _, tmp) = {
+        let mut s = s;
+        let tmp = s._tmp.take();
+        let (st, rest) = s.terminate();
+        (st, rest, tmp)
+    };
+    assert!(status.success());
+    let orphan = data.join("blobs/ab/cd");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(
+        orphan.join(format!("abcd{}", "0".repeat(60))),
+        b"not referenced",
+    )
+    .unwrap();
+    let out = keel(&data, &["check"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let out = keel(&data, &["check", "--repair"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = keel(&data, &["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    drop(tmp);
+}
