@@ -24,6 +24,53 @@ fi
 # Python libraries used as independent clients (dkimpy verifies Keel's DKIM signatures).
 python3 -c "import dkim" 2>/dev/null || python3 -m pip install --quiet dkimpy || true
 
+# A throw-away PostgreSQL cluster for the PostgreSQL MetaStore tests (DESIGN §8: the test
+# command starts what it needs; issue 8 item 5). Skipped when KEEL_TEST_PG_URL is already
+# set. Debian's initdb/pg_ctl run in a temporary directory on a free loopback port; initdb
+# refuses root, so as root the server runs as the `postgres` (or `nobody`) user via setpriv.
+# fsync=off: the cluster is deleted afterwards, durability is not under test here.
+PG_TMP=""; PG_BIN=""; PG_RUN=()
+pg_bindir() { find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1; }
+stop_test_postgres() {
+  [ -n "$PG_TMP" ] || return 0
+  echo "stopping the test PostgreSQL cluster in $PG_TMP"
+  (cd "$PG_TMP" && "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m fast -w -t 30 stop >/dev/null 2>&1)
+  rm -rf "$PG_TMP" 2>/dev/null || { sleep 1; rm -rf "$PG_TMP"; }
+  PG_TMP=""
+}
+start_test_postgres() {
+  if [ -n "${KEEL_TEST_PG_URL:-}" ]; then echo "PostgreSQL: using KEEL_TEST_PG_URL=$KEEL_TEST_PG_URL"; return 0; fi
+  PG_BIN=$(pg_bindir)
+  if [ -z "$PG_BIN" ]; then
+    echo "installing postgresql"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+    PG_BIN=$(pg_bindir)
+  fi
+  if [ -z "$PG_BIN" ]; then echo "PostgreSQL is not installed: the PostgreSQL tests will report themselves skipped"; return 1; fi
+  PG_TMP=$(mktemp -d /tmp/keel-pg.XXXXXX)
+  PG_RUN=()
+  if [ "$(id -u)" -eq 0 ]; then
+    local user=postgres
+    id -u "$user" >/dev/null 2>&1 || user=nobody
+    chown "$(id -u "$user"):$(id -g "$user")" "$PG_TMP"
+    PG_RUN=(setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --clear-groups)
+  fi
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  echo "starting a throw-away PostgreSQL ($PG_BIN) in $PG_TMP on 127.0.0.1:$port"
+  trap stop_test_postgres EXIT
+  if ! (cd "$PG_TMP" && "${PG_RUN[@]}" "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres --auth=trust -E UTF8 --no-sync >"$PG_TMP/initdb.log" 2>&1 \
+      && "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 30 \
+           -o "-p $port -k $PG_TMP -h 127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+      && "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
+           -c "CREATE ROLE keel LOGIN" -c "CREATE DATABASE keel_test OWNER keel"); then
+    echo "could not start PostgreSQL:"; tail -n 20 "$PG_TMP"/*.log 2>/dev/null
+    stop_test_postgres; return 1
+  fi
+  export KEEL_TEST_PG_URL="host=127.0.0.1 port=$port user=keel dbname=keel_test"
+  echo "KEEL_TEST_PG_URL=$KEEL_TEST_PG_URL"
+}
+
 passed=0; failed=0; failures=()
 check() { # name, command...
   local name=$1; shift
@@ -35,6 +82,9 @@ check "cargo fmt --check" cargo fmt --all -- --check
 check "licence policy (deny.toml)" python3 scripts/check-licenses.py
 check "RFC index (docs/rfc-status.tsv)" python3 scripts/check-rfc-index.py
 check "cargo clippy -D warnings" cargo clippy --locked --workspace --all-targets -- -D warnings
+
+log "PostgreSQL for the cluster-mode tests"
+start_test_postgres || true
 
 log "cargo test (workspace)"
 out=$(mktemp)

@@ -20,15 +20,24 @@
 //!   everyone except authenticated users (guide §13.2).
 //! - The mail-auth crate is used only inside [`auth`].
 
+pub mod antivirus;
 pub mod auth;
+pub mod bayes;
 pub mod dns;
 pub mod message;
+pub mod mime;
 pub mod rules;
 mod scorer;
 pub mod settings;
 
+pub use antivirus::{
+    AntivirusSettings, ClamdScanner, ContentFilter, ContentVerdict, EICAR, ScanError, ScanResult,
+    load_antivirus_settings, save_antivirus_settings, save_antivirus_settings_checked,
+    validate_antivirus_settings,
+};
 pub use auth::sign::{DkimKey, dkim_key_for_signing, generate_dkim_key, load_dkim_key};
 pub use auth::{AuthReport, AuthRequest, AuthResult, DmarcPolicy, EmailAuth};
+pub use bayes::{Bayes, BayesSettings, BayesStatus, Learned};
 pub use dns::FilterDns;
 pub use rules::{CustomRule, EnvelopeDecision, RuleAction, RuleField, RuleMatch};
 pub use scorer::{Action, GTUBE, Rejection, ScanInput, Scorer, Verdict};

@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::FilterError;
 use crate::auth::{AuthReport, AuthRequest, AuthResult, DmarcPolicy, EmailAuth};
+use crate::bayes::Bayes;
 use crate::dns::{FilterDns, dnsbl_name, is_private_or_loopback};
 use crate::message::{MessageView, link_hosts, uribl_candidates};
 use crate::rules::{EnvelopeDecision, envelope_walk, header_walk};
@@ -91,6 +92,7 @@ pub struct Verdict {
     headers: String,
     subject_prefix: Option<String>,
     authserv_id: String,
+    junk: bool,
 }
 
 /// What the scorer looks at.
@@ -123,6 +125,7 @@ impl Verdict {
             headers: String::new(),
             subject_prefix: None,
             authserv_id: authserv_id.to_owned(),
+            junk: false,
         }
     }
 
@@ -130,6 +133,12 @@ impl Verdict {
     /// each with its line end.
     pub fn headers(&self) -> &str {
         &self.headers
+    }
+
+    /// Whether local copies go to the recipients' `Junk E-mail` folder instead of the
+    /// INBOX: tagged mail with `junk_folder` on (guide §13.1, §13.4).
+    pub fn file_in_junk(&self) -> bool {
+        self.junk
     }
 
     /// Whether the message counts as spam (tagged or blocked).
@@ -171,6 +180,7 @@ pub struct Scorer {
     auth: EmailAuth,
     hostname: String,
     logs: Option<Logs>,
+    bayes: Option<Bayes>,
 }
 
 impl Scorer {
@@ -199,12 +209,20 @@ impl Scorer {
             auth,
             hostname: hostname.to_owned(),
             logs: None,
+            bayes: None,
         }
     }
 
     /// Writes Spam-log and Security-log lines to `logs`.
     pub fn with_logs(mut self, logs: Logs) -> Self {
         self.logs = Some(logs);
+        self
+    }
+
+    /// Adds the Bayes classifier to the content tests (guide §13.4); it contributes only
+    /// once active and when `bayes.enabled` is on.
+    pub fn with_bayes(mut self, bayes: Bayes) -> Self {
+        self.bayes = Some(bayes);
         self
     }
 
@@ -455,6 +473,25 @@ impl Scorer {
         if contains_bytes(body, GTUBE.as_bytes()) {
             tests.push(("GTUBE".into(), GTUBE_SCORE));
         }
+        // Bayes (guide §13.4): a content test, so it applies to private and loopback
+        // clients too. The store is blocking; a failure only skips the test.
+        if let Some(b) = &self.bayes
+            && s.bayes.enabled
+        {
+            let b = b.clone().with_max_bytes(s.max_scan_bytes);
+            let cfg = s.bayes.clone();
+            let msg = input.message[..input.message.len().min(s.max_scan_bytes)].to_vec();
+            match tokio::task::spawn_blocking(move || b.classify(&msg, &cfg)).await {
+                Ok(Ok(Some(p))) => {
+                    if let Some((name, v)) = s.bayes.test_for(p) {
+                        tests.push((name.into(), v));
+                    }
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::warn!("Bayes classifier unavailable: {e}"),
+                Err(e) => tracing::warn!("Bayes classifier failed: {e}"),
+            }
+        }
         if !local_software {
             let mut domains: Vec<String> = Vec::new();
             for h in link_hosts(body, MAX_LINK_DOMAINS) {
@@ -522,6 +559,7 @@ impl Scorer {
             headers.push_str(&a.header);
         }
         let spam = !matches!(action, Action::Accept);
+        let junk = s.junk_folder && matches!(action, Action::Tag);
         headers.push_str(&status_header(spam, score, s.tag_score, &tests));
         headers.push_str(&format!("X-Spam-Score: {score:.1}\r\n"));
         if spam {
@@ -547,6 +585,7 @@ impl Scorer {
             headers,
             subject_prefix,
             authserv_id: self.hostname.clone(),
+            junk,
         }
     }
 

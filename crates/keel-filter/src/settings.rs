@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use keel_store::{MetaStore, StoreError, StoreResult};
 use serde::{Deserialize, Serialize};
 
+use crate::bayes::BayesSettings;
 use crate::rules::CustomRule;
 
 /// MetaStore document kind of server settings (shared with the SMTP settings).
@@ -186,6 +187,11 @@ pub struct SpamSettings {
     pub quarantine_address: Option<String>,
     /// Content tests look at the first this many bytes (guide §13.4: 128 KB).
     pub max_scan_bytes: usize,
+    /// File tagged mail into the recipient's `Junk E-mail` folder instead of the INBOX
+    /// (guide §13.1, §13.4 "a rule that files tagged spam into Junk"). On by default.
+    pub junk_folder: bool,
+    /// The Bayes classifier (guide §13.4).
+    pub bayes: BayesSettings,
 
     // --- Blacklists (guide §13.2) ---
     /// "Whitelist of trusted IPs": DNS blacklists are skipped for this group.
@@ -235,6 +241,8 @@ impl Default for SpamSettings {
             subject_prefix: Some("**SPAM**".into()),
             quarantine_address: None,
             max_scan_bytes: 128 * 1024,
+            junk_folder: true,
+            bayes: BayesSettings::default(),
             whitelist_group: None,
             blacklist_group: None,
             blacklist_action: HitAction::Score(3.0),

@@ -79,6 +79,14 @@ impl Mailboxes {
     /// order of first appearance; `Err` only when the blob itself could not be written
     /// (then nothing was delivered).
     pub fn deliver(&self, msg: &Delivery) -> MailResult<Vec<RecipientOutcome>> {
+        self.deliver_into(msg, crate::INBOX)
+    }
+
+    /// Like [`Mailboxes::deliver`], but files the message into the folder `folder` of each
+    /// recipient instead of the INBOX, e.g. tagged spam into [`crate::JUNK`] (guide §13.1,
+    /// §13.4). The default folders are created first; a folder the user deleted is created
+    /// again; when it cannot be created the message goes to the INBOX (never lost).
+    pub fn deliver_into(&self, msg: &Delivery, folder: &str) -> MailResult<Vec<RecipientOutcome>> {
         let mut outcomes: Vec<RecipientOutcome> = Vec::new();
         let mut targets: Vec<Target> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
@@ -136,7 +144,7 @@ impl Mailboxes {
             let _blob = self.inner.blob_locks.lock_one(&id.0);
             let blob = self.inner.blobs.put(&msg.raw)?;
             for t in candidates {
-                let result = self.deliver_one(&t, &blob, size, msg.internal_date);
+                let result = self.deliver_one(&t, &blob, size, msg.internal_date, folder);
                 if let Ok((_, modseq)) = &result {
                     delivered.push((t.account.clone(), t.domain.clone(), t.quota, *modseq));
                 }
@@ -177,10 +185,20 @@ impl Mailboxes {
         blob: &BlobId,
         size: u64,
         internal_date: i64,
+        folder: &str,
     ) -> Result<(Delivered, u64), DeliveryError> {
         let store_err = |e: MailError| DeliveryError::Store(e.to_string());
         // Default folders are created on first delivery (guide §8.2).
-        let inbox = self.inbox(&t.account).map_err(store_err)?;
+        let mut inbox = self.inbox(&t.account).map_err(store_err)?;
+        if folder != crate::INBOX {
+            match self.delivery_folder(&t.account, folder) {
+                Ok(f) => inbox = f,
+                Err(e) => {
+                    tracing::warn!(account = %t.account, folder, error = %e,
+                        "delivery folder unavailable; filed into the INBOX");
+                }
+            }
+        }
         let _acct = self.inner.account_locks.lock_one(&t.account);
         // Re-check under the account lock: another delivery may have used the space.
         if let Some(refusal) = self.quota_refusal(t, size)? {
@@ -208,6 +226,24 @@ impl Mailboxes {
                 modseq,
             )),
             None => Err(DeliveryError::Store("the store assigned no UID".into())),
+        }
+    }
+
+    /// The folder `name` of `account`, created when missing.
+    fn delivery_folder(&self, account: &str, name: &str) -> MailResult<keel_store::Folder> {
+        if let Some(f) = self.folder(account, name)? {
+            return Ok(f);
+        }
+        match self.create_folder(account, name) {
+            Ok(f) => Ok(f),
+            Err(MailError::FolderExists { .. }) => {
+                self.folder(account, name)?
+                    .ok_or_else(|| MailError::NoSuchFolder {
+                        user: account.to_owned(),
+                        name: name.to_owned(),
+                    })
+            }
+            Err(e) => Err(e),
         }
     }
 

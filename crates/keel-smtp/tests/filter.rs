@@ -19,6 +19,22 @@ use keel_filter::{
 use keel_smtp::SmtpSettings;
 use test_zone::{TestDns, TestRecord};
 
+/// The messages of one folder of `user`.
+async fn folder_messages(t: &TestServer, user: &str, folder: &str) -> Vec<Vec<u8>> {
+    let mb = t.mailboxes.clone();
+    let (user, folder) = (user.to_owned(), folder.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let f = mb.folder(&user, &folder).unwrap().expect("folder");
+        mb.messages(f.id)
+            .unwrap()
+            .iter()
+            .map(|m| mb.read(&m.blob).unwrap())
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
 async fn server() -> TestServer {
     TestServer::start(SmtpSettings::default()).await
 }
@@ -109,7 +125,9 @@ send_raw('x@remote.test', ['alice@example.com'], m('x@remote.test', 'cheap pills
         .await;
     // Rule 1 first: 553 at SMTP level; 6 → tagged; 11 ≥ 9.9 → blocked at DATA.
     assert_eq!(out, ["553", "sent", "error 554"]);
-    let inbox = t.inbox("alice@example.com").await;
+    // Tagged mail is filed into Junk E-mail (guide §13.1, `junk_folder` default on).
+    assert!(t.inbox("alice@example.com").await.is_empty());
+    let inbox = folder_messages(&t, "alice@example.com", keel_mail::JUNK).await;
     assert_eq!(inbox.len(), 1);
     let text = String::from_utf8_lossy(&inbox[0]);
     assert!(text.contains("X-Spam-Flag: YES\r\n"), "{text}");
@@ -142,7 +160,7 @@ send_raw('x@remote.test', ['alice@example.com'], m('Spammer <spammer@bad.test>',
         ))
         .await;
     assert_eq!(out, ["250", "sent", "error 554"]);
-    assert_eq!(t.inbox("alice@example.com").await.len(), 2);
+    assert_eq!(t.inbox("alice@example.com").await.len(), 1);
 }
 
 async fn y17_dns() -> TestDns {
@@ -184,6 +202,8 @@ async fn scenario_dns_based_sender_checks() {
     let t = server().await;
     let mut s = lab(&dns);
     s.spf.action = HitAction::Score(3.0);
+    // The score is 5.0 (tagged); this test reads the INBOX, so no filing into Junk.
+    s.junk_folder = false;
     save_spam_settings(&*t.meta, &s).unwrap();
     let out = t
         .py(&format!(

@@ -24,6 +24,7 @@ pub mod check;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod file;
+pub mod postgres;
 pub mod sqlite;
 
 use serde::{Deserialize, Serialize};

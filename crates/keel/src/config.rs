@@ -46,16 +46,26 @@ pub(crate) struct DnsSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StoreSection {
-    /// `sqlite` (default). `postgres` is the cluster backend of a later release.
+    /// `sqlite` (default) or `postgres` (several nodes on one database, DESIGN §4).
     #[serde(default = "default_backend")]
     pub(crate) backend: String,
+    /// Connection string of the PostgreSQL backend (`postgres://…` or `key=value …`).
+    #[serde(default)]
+    pub(crate) url: Option<String>,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
         Self {
             backend: default_backend(),
+            url: None,
         }
+    }
+}
+
+impl StoreSection {
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.backend == "postgres"
     }
 }
 
@@ -96,14 +106,17 @@ impl KeelToml {
             .with_context(|| format!("cannot read {}", path.display()))?;
         let cfg: Self =
             toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
-        if cfg.store.backend != "sqlite" {
-            bail!(
-                "{}: store backend '{}' is not available in this build; use \"sqlite\"",
-                path.display(),
-                cfg.store.backend
-            );
+        match (cfg.store.backend.as_str(), &cfg.store.url) {
+            ("sqlite", _) | ("postgres", Some(_)) => Ok(cfg),
+            ("postgres", None) => bail!(
+                "{}: the postgres store backend needs `url = \"postgres://…\"` in [store]",
+                path.display()
+            ),
+            (other, _) => bail!(
+                "{}: unknown store backend '{other}'; use \"sqlite\" or \"postgres\"",
+                path.display()
+            ),
         }
-        Ok(cfg)
     }
 
     /// The commented file first run writes.
@@ -121,7 +134,9 @@ impl KeelToml {
              \n\
              [store]\n\
              # \"sqlite\": the embedded store in this directory (keel.db + blobs/).\n\
+             # \"postgres\" with url = \"postgres://…\": several nodes share one database.\n\
              backend = \"{}\"\n\
+             {}\n\
              \n\
              [listen]\n\
              # Addresses every service binds unless a service has its own bindings\n\
@@ -136,6 +151,10 @@ impl KeelToml {
              # Unset: the system's resolver (/etc/resolv.conf).\n\
              {}\n",
             self.store.backend,
+            match &self.store.url {
+                Some(u) => format!("url = \"{}\"", u.replace('\\', "\\\\").replace('"', "\\\"")),
+                None => "# url = \"postgres://keel@127.0.0.1/keel\"".to_owned(),
+            },
             addrs.join(", "),
             self.listen.port_offset,
             match self.dns.server {
@@ -182,7 +201,9 @@ impl DataDir {
     }
     /// Whether first run has completed here.
     pub(crate) fn is_initialised(&self) -> bool {
-        self.config().exists() && self.db().exists()
+        self.config().exists()
+            && (self.db().exists()
+                || KeelToml::load(&self.config()).is_ok_and(|c| c.store.is_postgres()))
     }
 }
 

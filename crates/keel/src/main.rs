@@ -59,6 +59,10 @@ struct ServeArgs {
     /// DNS server (ip:port) for MX lookups instead of the system's resolver.
     #[arg(long, value_name = "IP:PORT")]
     dns_server: Option<std::net::SocketAddr>,
+    /// First run only: keep the metadata in this PostgreSQL database
+    /// (`postgres://user@host/db`) instead of SQLite, so several nodes can share it.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +100,7 @@ fn run_server(data: DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
         port_offset: args.port_offset,
         listen: args.listen,
         dns_server: args.dns_server,
+        store_url: args.store,
     };
     runtime.block_on(server::serve(data, opts))?;
     Ok(ExitCode::SUCCESS)

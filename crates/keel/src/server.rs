@@ -27,6 +27,7 @@ pub(crate) struct ServeOptions {
     pub(crate) port_offset: Option<u16>,
     pub(crate) listen: Vec<IpAddr>,
     pub(crate) dns_server: Option<std::net::SocketAddr>,
+    pub(crate) store_url: Option<String>,
 }
 
 /// How often the server looks for changes made by the CLI or another process.
@@ -57,8 +58,15 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         if let Some(off) = opts.port_offset {
             listen.port_offset = off;
         }
+        let store = match &opts.store_url {
+            Some(url) => StoreSection {
+                backend: "postgres".to_owned(),
+                url: Some(url.clone()),
+            },
+            None => StoreSection::default(),
+        };
         let cfg = KeelToml {
-            store: StoreSection::default(),
+            store,
             listen,
             dns: DnsSection {
                 server: opts.dns_server,
@@ -95,7 +103,7 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
 
     let hostname = setup::ensure_hostname(&env, opts.hostname.as_deref())?;
     let created_admin = if first_run {
-        Some(setup::first_run(&env, &hostname, opts.domain.as_deref())?)
+        setup::first_run(&env, &hostname, opts.domain.as_deref())?
     } else {
         None
     };

@@ -42,10 +42,22 @@ pub(crate) struct Env {
 impl Env {
     /// Opens (creating on first run) the store, blobs, logs and directory.
     pub(crate) fn open(data: &DataDir) -> Result<Self> {
-        let meta: Arc<dyn MetaStore> = Arc::new(
-            SqliteStore::open(&data.db())
-                .with_context(|| format!("cannot open the store {}", data.db().display()))?,
-        );
+        let store = match crate::config::KeelToml::load(&data.config()) {
+            Ok(cfg) => cfg.store,
+            Err(_) if !data.config().exists() => crate::config::StoreSection::default(),
+            Err(e) => return Err(e),
+        };
+        let meta: Arc<dyn MetaStore> = match (store.is_postgres(), &store.url) {
+            // DESIGN §4: several nodes share one PostgreSQL database.
+            (true, Some(url)) => Arc::new(
+                keel_store::postgres::PgStore::open(url)
+                    .context("cannot open the PostgreSQL store")?,
+            ),
+            _ => Arc::new(
+                SqliteStore::open(&data.db())
+                    .with_context(|| format!("cannot open the store {}", data.db().display()))?,
+            ),
+        };
         let blobs: Arc<dyn BlobStore> = Arc::new(
             FileBlobStore::open(&data.blobs())
                 .with_context(|| format!("cannot open {}", data.blobs().display()))?,
@@ -246,19 +258,30 @@ fn generate_password() -> String {
 }
 
 /// First run: the primary domain and the admin account (guide §2.5, §8.1).
-pub(crate) fn first_run(env: &Env, hostname: &str, domain: Option<&str>) -> Result<CreatedAdmin> {
+/// Returns `None` when the store already has domains: a node joining a shared (PostgreSQL)
+/// store creates nothing.
+pub(crate) fn first_run(
+    env: &Env,
+    hostname: &str,
+    domain: Option<&str>,
+) -> Result<Option<CreatedAdmin>> {
     let domain = match domain {
         Some(d) => d.trim().to_ascii_lowercase(),
         None => config::domain_from_hostname(hostname),
     };
     let d = &env.directory;
-    if d.list_domains()?.is_empty() {
-        d.add_domain(NewDomain {
-            name: domain.clone(),
-            ..NewDomain::default()
-        })?;
-        d.set_primary_domain(&domain)?;
+    if !d.list_domains()?.is_empty() {
+        env.logs.config(
+            "keel serve",
+            "first run on a store that already has domains: joined it",
+        );
+        return Ok(None);
     }
+    d.add_domain(NewDomain {
+        name: domain.clone(),
+        ..NewDomain::default()
+    })?;
+    d.set_primary_domain(&domain)?;
     let login = format!("admin@{domain}");
     let password = generate_password();
     d.add_user(NewUser {
@@ -270,7 +293,7 @@ pub(crate) fn first_run(env: &Env, hostname: &str, domain: Option<&str>) -> Resu
         "keel serve",
         &format!("first run: domain {domain} and user {login} created"),
     );
-    Ok(CreatedAdmin { login, password })
+    Ok(Some(CreatedAdmin { login, password }))
 }
 
 pub(crate) fn primary_domain(env: &Env) -> Result<String> {

@@ -41,6 +41,17 @@ impl Session {
             Some(v) => v.apply(&body),
             None => body,
         };
+        // guide §13.1, §13.4: tagged spam goes to the recipients' Junk E-mail folder.
+        let folder = if verdict.as_ref().is_some_and(|v| v.file_in_junk()) {
+            keel_mail::JUNK
+        } else {
+            keel_mail::INBOX
+        };
+        // guide §14.5, ch. 14: attachment filter, then antivirus, before the 250.
+        let body = match &self.tx {
+            Some(tx) => self.content_scan(tx, body).await?,
+            None => return Err(replies::BAD_SEQUENCE),
+        };
         let Some(tx) = self.tx.take() else {
             return Err(replies::BAD_SEQUENCE);
         };
@@ -91,7 +102,7 @@ impl Session {
                 recipients: users,
                 internal_date: now,
             };
-            let outcomes = blocking(move || mb.deliver(&delivery))
+            let outcomes = blocking(move || mb.deliver_into(&delivery, folder))
                 .await?
                 .map_err(|e| internal("local delivery", e))?;
             for o in outcomes {

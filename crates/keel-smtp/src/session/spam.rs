@@ -12,15 +12,19 @@
 //! - The quarantine copy (guide §13.1) carries the `X-Spam-*` results; it is delivered
 //!   locally when the address is local, queued otherwise. A failure to file it is logged
 //!   and does not change the reply.
+//! - Tagged mail is filed into each local recipient's `Junk E-mail` folder when the
+//!   antispam `junk_folder` setting is on (guide §13.1, §13.4); the Bayes classifier
+//!   (`keel_filter::bayes`) is one of the content tests once it is active.
 //! - DKIM keys are generated on demand per domain (`dkim_key/<domain>`); the signing
 //!   domain is the `From:` header's domain when it is a local domain (DMARC alignment,
 //!   RFC 7489 §3.1), else the authenticated user's domain. A signing failure is logged and
 //!   the message goes unsigned.
 
+use keel_core::log::SecurityEvent;
 use keel_directory::{Resolution, Target};
 use keel_filter::{
-    Action, Rejection, ScanInput, Scorer, SpamSettings, Verdict, dkim_key_for_signing,
-    load_spam_settings,
+    Action, Bayes, ContentFilter, Rejection, ScanInput, Scorer, SpamSettings, Verdict,
+    dkim_key_for_signing, load_antivirus_settings, load_spam_settings,
 };
 use keel_mail::Delivery;
 use keel_store::{QueuedMessage, QueuedRecipient};
@@ -43,8 +47,9 @@ impl Session {
 
     async fn scorer(&self) -> Result<Scorer, SmtpReply> {
         let settings = self.spam_settings().await?;
+        let bayes = Bayes::new(self.ctx().meta.clone());
         Scorer::new(settings, self.groups.clone(), &self.hostname)
-            .map(|s| s.with_logs(self.ctx().logs.clone()))
+            .map(|s| s.with_logs(self.ctx().logs.clone()).with_bayes(bayes))
             .map_err(|e| internal("content filter", e))
     }
 
@@ -121,6 +126,130 @@ impl Session {
             Action::Accept | Action::Tag if verdict.rated => Ok(Some(verdict)),
             Action::Accept | Action::Tag => Ok(None),
         }
+    }
+
+    /// The attachment filter (guide §14.5) and the antivirus (guide ch. 14) at the end
+    /// of DATA, after the spam rating (DESIGN §3). Returns the message to deliver.
+    /// requirements-2 §14.2 fail-closed: when clamd is unavailable the reply is
+    /// `451 4.3.0` and an Error-log line is written; nothing passes unscanned. A virus
+    /// with the discard action is refused with `554 5.7.1` (no bounce). Copies go to the
+    /// forward addresses; the sender is warned only when authenticated or local.
+    pub(super) async fn content_scan(&self, tx: &Txn, body: Vec<u8>) -> Result<Vec<u8>, SmtpReply> {
+        let meta = self.ctx().meta.clone();
+        let settings = blocking(move || load_antivirus_settings(&*meta))
+            .await?
+            .map_err(|e| internal("antivirus settings", e))?;
+        let filter = ContentFilter::new(settings);
+        if !filter.active() {
+            return Ok(body);
+        }
+        let rcpts: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
+        let v = match filter.check(&body).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.ctx().logs.error(&format!(
+                    "Antivirus control is not functional, message from <{}> not accepted: {e}",
+                    tx.from
+                ));
+                return Err(SmtpReply::new(451, "4.3.0", "")
+                    .with_text("Antivirus check temporarily unavailable, try again later"));
+            }
+        };
+        if !v.found() {
+            return Ok(v.message);
+        }
+        let logs = &self.ctx().logs;
+        for virus in &v.viruses {
+            // guide §25.4 "Found virus in mail from <a> to <b>: name".
+            logs.security(&SecurityEvent::VirusFound {
+                from: &tx.from,
+                to: &rcpts,
+                virus,
+            });
+        }
+        for b in &v.blocked {
+            logs.security(&SecurityEvent::ForbiddenAttachment {
+                from: &tx.from,
+                to: &rcpts,
+                name: &b.name,
+                mime_type: &b.mime,
+            });
+        }
+        let s = filter.settings();
+        let infected = !v.viruses.is_empty();
+        let (orig_to, filtered_to) = if infected {
+            (s.forward_original.clone(), s.forward_filtered.clone())
+        } else {
+            (
+                s.attachments.forward_original.clone(),
+                s.attachments.forward_filtered.clone(),
+            )
+        };
+        if let Some(a) = orig_to.filter(|a| !a.is_empty()) {
+            self.file_quarantine_copy(&tx.from, &a, body.clone()).await;
+        }
+        if !v.reject
+            && let Some(a) = filtered_to.filter(|a| !a.is_empty())
+        {
+            self.file_quarantine_copy(&tx.from, &a, v.message.clone())
+                .await;
+        }
+        let warn = if infected {
+            s.notify_sender
+        } else {
+            s.attachments.warn_sender
+        };
+        if warn && !tx.from.is_empty() && self.sender_is_local(&tx.from).await {
+            let what: Vec<String> = v
+                .viruses
+                .iter()
+                .map(|n| format!("virus {n}"))
+                .chain(
+                    v.blocked
+                        .iter()
+                        .map(|b| format!("attachment \"{}\"", b.name)),
+                )
+                .collect();
+            let note = format!(
+                "From: Mail Server <postmaster@{host}>\r\nTo: <{to}>\r\n\
+Subject: Your message to {rcpt} was filtered\r\nAuto-Submitted: auto-replied\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nYour message contained: {list}.\r\n{fate}\r\n",
+                host = self.hostname,
+                to = tx.from,
+                rcpt = rcpts.join(", "),
+                list = what.join(", "),
+                fate = if v.reject {
+                    "It was not delivered."
+                } else {
+                    "It was delivered without these parts."
+                },
+            );
+            self.file_quarantine_copy("", &tx.from, note.into_bytes())
+                .await;
+        }
+        if v.reject {
+            return Err(
+                SmtpReply::new(554, "5.7.1", "").with_text("Message refused: it contains a virus")
+            );
+        }
+        Ok(v.message)
+    }
+
+    /// Authenticated, or MAIL FROM in a local domain (no backscatter, requirements-2
+    /// §14.5).
+    async fn sender_is_local(&self, from: &str) -> bool {
+        if self.auth.is_some() {
+            return true;
+        }
+        let Some((_, d)) = from.rsplit_once('@') else {
+            return false;
+        };
+        let dir = self.ctx().directory.clone();
+        let d = d.to_owned();
+        matches!(
+            blocking(move || dir.local_domain(&d)).await,
+            Ok(Ok(Some(_)))
+        )
     }
 
     /// guide §13.1 "Forward to quarantine address".

@@ -1,7 +1,17 @@
 //! COPY / UID COPY (RFC 9051 §6.4.7, COPYUID RFC 4315 §3), MOVE / UID MOVE (RFC 6851),
 //! EXPUNGE (RFC 9051 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1).
+//!
+//! Spam training (guide §13.4, requirements-1 §0.9, §25.8): copying or moving messages
+//! into `Junk E-mail` teaches the Bayes classifier they are spam; from `Junk E-mail` into
+//! the INBOX, that they are not. COPY counts as well as MOVE, because clients without
+//! MOVE (RFC 6851) move with COPY + STORE \Deleted + EXPUNGE, and the copy is the part
+//! that says where the message went. Training runs after the reply, off the async
+//! threads; each message writes a Spam-log line ("User … marked a message as spam").
+//! Moving out of Junk into any other folder (e.g. Deleted Items) teaches nothing.
 
-use keel_mail::MailError;
+use keel_core::log::SpamEvent;
+use keel_mail::{INBOX, JUNK, MailError};
+use keel_store::BlobId;
 
 use crate::codec::{Code, MailboxName, SequenceSet, StatusResponse};
 use crate::server::{CmdResult, Reply, Session, ok, ok_code};
@@ -37,22 +47,46 @@ impl Session {
             .map(|m| m.meta.uid)
             .collect();
         let src = sel.folder_id;
+        // Blobs of the messages, for the spam-training hook below.
+        let blobs: Vec<(u32, keel_store::BlobId)> = sel
+            .msgs
+            .iter()
+            .filter(|m| !m.expunged && uids.contains(&m.meta.uid))
+            .map(|m| (m.meta.uid, m.meta.blob.clone()))
+            .collect();
         let user = self.account().unwrap_or_default();
         let name = mailbox.as_str().to_owned();
-        let (validity, pairs) = self
+        let owner = user.clone();
+        let (validity, pairs, training) = self
             .blocking(move |mb| {
-                let dest = mb
-                    .folder(&user, &name)?
-                    .ok_or(MailError::NoSuchFolder { user, name })?;
+                let dest = mb.folder(&user, &name)?.ok_or(MailError::NoSuchFolder {
+                    user: user.clone(),
+                    name,
+                })?;
                 let pairs = if mv {
                     mb.move_messages(src, &uids, dest.id)?
                 } else {
                     mb.copy(src, &uids, dest.id)?
                 };
-                Ok((dest.uid_validity, pairs))
+                let source = mb
+                    .folders(&user)?
+                    .into_iter()
+                    .find(|f| f.id == src)
+                    .map(|f| f.name);
+                let training =
+                    source.and_then(|n| training_label(&n, &dest.name).map(|spam| (spam, n)));
+                Ok((dest.uid_validity, pairs, training))
             })
             .await
             .map_err(trycreate)?;
+        if let Some((spam, folder)) = training {
+            let moved: Vec<keel_store::BlobId> = blobs
+                .into_iter()
+                .filter(|(u, _)| pairs.iter().any(|p| p.0 == *u))
+                .map(|(_, b)| b)
+                .collect();
+            self.spam_training(owner, folder, spam, moved);
+        }
         let verb = if mv { "MOVE" } else { "COPY" };
         if pairs.is_empty() {
             return ok(format!("{verb} completed, nothing to do"));
@@ -97,5 +131,87 @@ impl Session {
         self.blocking(move |mb| mb.expunge(id, &uids)).await?;
         // The untagged EXPUNGE responses come from the sync after the command.
         ok("EXPUNGE completed")
+    }
+}
+
+/// Messages trained per command at most (a huge MOVE still completes; the rest is
+/// not learned, and a warning says so).
+const MAX_TRAINED_PER_COMMAND: usize = 1000;
+
+/// `Some(true)`: learn as spam; `Some(false)`: learn as ham (module notes).
+pub(crate) fn training_label(source: &str, dest: &str) -> Option<bool> {
+    if dest == JUNK && source != JUNK {
+        Some(true)
+    } else if source == JUNK && dest == INBOX {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+impl Session {
+    /// Trains the Bayes classifier with the moved messages in the background (module
+    /// notes). `folder` is the folder they came from.
+    pub(crate) fn spam_training(
+        &self,
+        user: String,
+        folder: String,
+        spam: bool,
+        mut blobs: Vec<BlobId>,
+    ) {
+        if blobs.is_empty() {
+            return;
+        }
+        if blobs.len() > MAX_TRAINED_PER_COMMAND {
+            tracing::warn!(
+                "spam training: only the first {MAX_TRAINED_PER_COMMAND} of {} messages learned",
+                blobs.len()
+            );
+            blobs.truncate(MAX_TRAINED_PER_COMMAND);
+        }
+        let mb = self.ctx.mailboxes.clone();
+        let logs = self.ctx.logs.clone();
+        tokio::task::spawn_blocking(move || {
+            let bayes = keel_filter::Bayes::new(mb.meta().clone());
+            for blob in blobs {
+                let raw = match mb.read(&blob) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!("spam training: cannot read a message: {e}");
+                        continue;
+                    }
+                };
+                if let Err(e) = bayes.train(&raw, spam) {
+                    tracing::warn!("spam training failed: {e}");
+                    continue;
+                }
+                if let Some(l) = &logs {
+                    let view = keel_filter::message::MessageView::new(&raw, 0);
+                    l.spam(&SpamEvent::UserMarked {
+                        user: &user,
+                        spam,
+                        folder: &format!("~{user}/{folder}"),
+                        size: raw.len() as u64,
+                        from: &view.header("From").unwrap_or_default(),
+                        subject: &view.header("Subject").unwrap_or_default(),
+                    });
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn training_directions() {
+        assert_eq!(training_label("INBOX", JUNK), Some(true));
+        assert_eq!(training_label("Archive", JUNK), Some(true));
+        assert_eq!(training_label(JUNK, "INBOX"), Some(false));
+        assert_eq!(training_label(JUNK, "Deleted Items"), None);
+        assert_eq!(training_label(JUNK, JUNK), None);
+        assert_eq!(training_label("INBOX", "Archive"), None);
     }
 }
