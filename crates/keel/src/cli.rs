@@ -1464,7 +1464,8 @@ fn queue_cmd(env: &Env, c: QueueCmd) -> Result<Option<String>> {
                     .map_or_else(crate::config::system_hostname, |g| g.hostname);
                 let ctx =
                     crate::setup::queue_context(env, &cfg, Arc::new(move || hostname.clone()))?;
-                let rt = tokio::runtime::Builder::new_current_thread()
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
                     .enable_all()
                     .build()?;
                 let attempts = rt.block_on(keel_smtp::QueueRunner::new(ctx).run_once())?;
