@@ -868,7 +868,8 @@ mod tests {
     }
 
     #[test]
-    fn recurring_intersected_with_absolute() {
+    // requirements-2 acceptance 14 (last part): weekly Mon–Fri 08–17 AND an absolute range.
+    fn scenario_time_interval_weekly_and_absolute_both_must_hold() {
         // Requirements acceptance scenario 14: weekly Mon–Fri 08–17 and absolute
         // 2025-01-01..2025-06-30 is valid only where both hold (guide §19.2 formula).
         let i = interval(&["weekdays 08:00-17:00", "absolute 2025-01-01-2025-06-30"]);

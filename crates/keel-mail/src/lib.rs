@@ -48,8 +48,12 @@
 //! - **Change notifications**: in-process `tokio::sync::broadcast` channels per account,
 //!   carrying the account's new highest modseq after every mutation made through
 //!   [`Mailboxes`]. A slow receiver may see `Lagged`; it should then re-read
-//!   [`MetaStore::changes_since`]. Notification across processes (LISTEN/NOTIFY) belongs to
-//!   the cluster work (DESIGN §4).
+//!   [`MetaStore::changes_since`]. Across processes (cluster mode, DESIGN §4: change
+//!   notifications cross nodes with LISTEN/NOTIFY), [`Mailboxes::spawn_change_listener`]
+//!   runs the store's [`keel_store::ChangeListener`] on a thread and republishes what other
+//!   nodes commit through [`Mailboxes::publish_external`] into the same channels.
+//!   Best-effort: a notification missed while the listener reconnects is recovered by the
+//!   account's next change or the client's next command.
 
 #![warn(missing_docs)]
 
@@ -96,7 +100,7 @@ struct Inner {
     clock: SharedClock,
     hostname: RwLock<String>,
     /// Account → change notification channel.
-    channels: Mutex<HashMap<String, tokio::sync::broadcast::Sender<u64>>>,
+    channels: Mutex<HashMap<String, notify::Channel>>,
     /// Accounts whose maildrop is locked by a POP3 session.
     maildrops: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Folder id → owning account (see the implementation notes).

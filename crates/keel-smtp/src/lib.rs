@@ -38,10 +38,22 @@
 //!   domain footers); its module notes cover the greeting delay (guide §13.6),
 //!   POP-before-SMTP (guide §12.2), VRFY/EXPN, footers (guide §7.3) and why no
 //!   `Delivered-To` is added.
+//! - Sender-domain DNS check (guide §12.2, `reject_unknown_sender_domain`, off by
+//!   default): at MAIL, MX then A/AAAA through [`SmtpContext::resolver`] (the queue
+//!   runner's resolver in the server; `None` skips the check). Not found → 550 5.1.8,
+//!   temporary DNS failure → 451 4.4.3. Trusted clients, the null sender and local
+//!   domains are not checked.
+//! - ETRN (RFC 1985, guide §12.5 server side): advertised in EHLO; allowed for
+//!   authenticated clients and the relay group (`etrn_anyone` opens it to all); it makes
+//!   the domain's queued mail due now and wakes the runner. Sending ETRN to other
+//!   servers and holding "offline, triggered by ETRN" forwarded mail are not done yet.
+//! - Greylisting ([`greylist`], issue 6 item 6, RFC 6647; `greylisting` settings, off by
+//!   default) at RCPT: triplets are MetaStore documents of kind `greylist`.
 
 pub mod codec;
 pub mod dns;
 pub mod dsn;
+pub mod greylist;
 mod limits;
 pub mod outbound;
 pub mod queue;
@@ -107,6 +119,9 @@ pub struct SmtpContext {
     /// Wakes the outbound queue runner after remote recipients were queued; `None`
     /// leaves the queue to its poll interval.
     pub queue_waker: Option<QueueWaker>,
+    /// DNS for the sender-domain check of guide §12.2 (`reject_unknown_sender_domain`);
+    /// `None` skips that check (the setting is then ignored).
+    pub resolver: Option<dns::Resolver>,
 }
 
 /// An SMTP service for one kind of listener; implements [`keel_net::Handler`].

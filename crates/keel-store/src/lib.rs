@@ -465,6 +465,26 @@ pub trait MetaStore: Send + Sync + 'static {
         let _ = id;
         Err(unsupported("mark_queue_warned"))
     }
+
+    /// A listener for changes committed by other processes on the same store (DESIGN §4:
+    /// change notifications cross nodes with LISTEN/NOTIFY), or `None` when the backend
+    /// has no such channel (SQLite: one process owns the store, so the in-process
+    /// notifications of `keel-mail` are complete). Each call makes a new listener; it
+    /// connects on its first [`ChangeListener::next`].
+    fn change_listener(&self) -> Option<Box<dyn ChangeListener>> {
+        None
+    }
+}
+
+/// Receives the changes other processes commit to a shared store (see
+/// [`MetaStore::change_listener`]). Best-effort: a notification sent while the listener
+/// is reconnecting is lost; the account's next change, or the client's next command
+/// (which re-reads the change log), recovers it.
+pub trait ChangeListener: Send {
+    /// Blocks up to `timeout` for the next committed change: `(account, its new highest
+    /// modseq)`, or `None` when nothing arrived in time. An error means the connection
+    /// failed; the next call reconnects, so callers loop (with a pause after an error).
+    fn next(&mut self, timeout: std::time::Duration) -> StoreResult<Option<(String, u64)>>;
 }
 
 fn unsupported(what: &str) -> StoreError {

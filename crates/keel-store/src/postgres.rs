@@ -43,6 +43,11 @@
 //!   version before being locked, so two nodes never hold a lease on the same message at
 //!   the same time. The lease is the `lease_until` column (Unix seconds): a node that dies
 //!   simply stops renewing, and the message is claimable again once `now` passes it.
+//! - **Change notifications** (DESIGN §4: change notifications cross nodes with
+//!   LISTEN/NOTIFY): every transaction that writes change-log rows also sends
+//!   `pg_notify(<channel>, '<account>:<modseq>')` (delivered at commit), and
+//!   [`MetaStore::change_listener`] returns a [`PgChangeListener`] on a dedicated
+//!   connection. Best-effort: see `postgres/listen.rs`.
 //! - **Schema**: [`migrations`], applied at open in one transaction under a
 //!   transaction-scoped advisory lock, so nodes starting together migrate once. A database
 //!   whose schema is newer than this build is refused.
@@ -51,8 +56,12 @@
 //!   [`StoreError::Corrupt`]; everything else [`StoreError::Backend`] with the server's
 //!   message. Nothing read from the database is unwrapped.
 
+mod listen;
 pub mod migrations;
 
+pub use listen::{CHANNEL as CHANGE_CHANNEL, PgChangeListener};
+
+use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,8 +70,9 @@ use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 
 use crate::{
-    BlobId, Change, ChangeKind, Doc, DocTxn, Folder, FolderKind, MessageMeta, MetaStore,
-    NewMessage, QueueRcptState, QueuedMessage, QueuedRecipient, StoreError, StoreResult, Usage,
+    BlobId, Change, ChangeKind, ChangeListener, Doc, DocTxn, Folder, FolderKind, MessageMeta,
+    MetaStore, NewMessage, QueueRcptState, QueuedMessage, QueuedRecipient, StoreError, StoreResult,
+    Usage,
 };
 
 /// Default maximum number of connections of one [`PgStore`].
@@ -198,11 +208,18 @@ struct Fault {
 struct Tx<'c> {
     tx: Transaction<'c>,
     fault: Option<Fault>,
+    /// Account → highest modseq written by this transaction, announced with NOTIFY at
+    /// commit (DESIGN §4; see [`listen`]).
+    changed: BTreeMap<String, u64>,
 }
 
 impl<'c> Tx<'c> {
     fn new(tx: Transaction<'c>) -> Self {
-        Self { tx, fault: None }
+        Self {
+            tx,
+            fault: None,
+            changed: BTreeMap::new(),
+        }
     }
 
     fn record(&mut self, e: &postgres::Error) {
@@ -270,10 +287,13 @@ enum Attempt<T> {
 }
 
 /// Runs `f` once in a transaction of the given isolation level and commits on `Ok`.
+/// Changes the transaction logged are announced on `channel` (DESIGN §4: change
+/// notifications cross nodes with LISTEN/NOTIFY) right before the commit.
 fn attempt<T>(
     client: &mut Client,
     level: IsolationLevel,
     read_only: bool,
+    channel: &str,
     f: &mut impl FnMut(&mut Tx<'_>) -> StoreResult<T>,
 ) -> Attempt<T> {
     let tx = match client
@@ -291,8 +311,14 @@ fn attempt<T>(
         }
     };
     let mut t = Tx::new(tx);
-    let out = f(&mut t);
-    let Tx { tx, fault } = t;
+    let mut out = f(&mut t);
+    if out.is_ok() && t.fault.is_none() && !t.changed.is_empty() {
+        // Delivered by PostgreSQL at commit only, so never for a rolled-back change.
+        if let Err(e) = t.notify_changes(channel) {
+            out = Err(e);
+        }
+    }
+    let Tx { tx, fault, .. } = t;
     // Dropping `tx` without commit rolls it back.
     match (out, fault) {
         (_, Some(fault)) if fault.retry => Attempt::Retry(fault.message),
@@ -372,6 +398,8 @@ pub struct PgStore {
     max_connections: usize,
     pool: Mutex<PoolState>,
     freed: Condvar,
+    /// The NOTIFY channel of this store's schema (see [`listen`]).
+    channel: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -380,6 +408,7 @@ impl std::fmt::Debug for PgStore {
         f.debug_struct("PgStore")
             .field("dbname", &self.config.get_dbname())
             .field("max_connections", &self.max_connections)
+            .field("channel", &self.channel)
             .finish_non_exhaustive()
     }
 }
@@ -404,7 +433,7 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("keel");
         }
-        let store = Self {
+        let mut store = Self {
             config,
             max_connections: max_connections.max(1),
             pool: Mutex::new(PoolState {
@@ -412,9 +441,21 @@ impl PgStore {
                 open: 0,
             }),
             freed: Condvar::new(),
+            channel: listen::CHANNEL.to_owned(),
         };
         store.migrate()?;
+        let schema = store.read(|t| {
+            let row = t.one("SELECT current_schema()::TEXT", &[])?;
+            col_opt_str(&row, 0)
+        })?;
+        store.channel = listen::channel_for(schema.as_deref());
         Ok(store)
+    }
+
+    /// The NOTIFY channel changes of this store are announced on: `keel_changes` in the
+    /// `public` schema, a per-schema name otherwise (see [`PgChangeListener`]).
+    pub fn change_channel(&self) -> &str {
+        &self.channel
     }
 
     /// The schema version of the open database.
@@ -501,7 +542,7 @@ impl PgStore {
         let mut tries = 0;
         loop {
             tries += 1;
-            match attempt(conn.client()?, level, false, &mut f) {
+            match attempt(conn.client()?, level, false, &self.channel, &mut f) {
                 Attempt::Done(v) => return Ok(v),
                 Attempt::Retry(_) if tries < MAX_TX_ATTEMPTS => backoff(tries),
                 Attempt::Retry(msg) => {
@@ -524,7 +565,13 @@ impl PgStore {
 
     fn read_inner<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.conn()?;
-        match attempt(conn.client()?, IsolationLevel::RepeatableRead, true, &mut f) {
+        match attempt(
+            conn.client()?,
+            IsolationLevel::RepeatableRead,
+            true,
+            &self.channel,
+            &mut f,
+        ) {
             Attempt::Done(v) => Ok(v),
             Attempt::Retry(msg) => Err(StoreError::Backend(msg)),
             Attempt::Failed { error, broken } => {
@@ -783,6 +830,7 @@ fn log_change(
     uid: u32,
     kind: ChangeKind,
 ) -> StoreResult<()> {
+    t.changed(account, modseq);
     let modseq = to_i64(modseq, "modseq")?;
     t.exec(
         "INSERT INTO changes (account, modseq, folder, uid, kind) VALUES ($1, $2, $3, $4, $5)",
@@ -1542,6 +1590,14 @@ impl MetaStore for PgStore {
             )?;
             Ok(n > 0)
         })
+    }
+
+    /// DESIGN §4: a dedicated LISTEN connection (see [`PgChangeListener`]).
+    fn change_listener(&self) -> Option<Box<dyn ChangeListener>> {
+        Some(Box::new(PgChangeListener::new(
+            self.config.clone(),
+            self.channel.clone(),
+        )))
     }
 
     fn mark_queue_warned(&self, id: &str) -> StoreResult<bool> {

@@ -418,3 +418,90 @@ fn corrupt_rows_are_reported_not_unwrapped() {
         Err(StoreError::Corrupt(_))
     ));
 }
+
+/// DESIGN §4 (change notifications cross nodes with LISTEN/NOTIFY): a listener on one
+/// handle hears, within a second, the (account, modseq) of a change committed through
+/// another handle on the same schema, and nothing of a rolled-back transaction.
+#[test]
+fn a_listener_on_one_handle_hears_commits_of_another() {
+    use std::time::{Duration, Instant};
+    let db = TestDb::new();
+    let (a, b) = (db.open(), db.open());
+    assert_eq!(a.change_channel(), b.change_channel());
+    assert_ne!(
+        a.change_channel(),
+        keel_store::postgres::CHANGE_CHANNEL,
+        "a test schema gets its own channel"
+    );
+    let mut listener = b.change_listener().expect("PgStore offers a listener");
+    // The first call connects and LISTENs; nothing has happened yet.
+    assert_eq!(
+        listener.next(Duration::from_millis(200)).expect("listen"),
+        None
+    );
+
+    let account = "notify@example.test";
+    let inbox = a
+        .create_folder(account, "INBOX", FolderKind::Mail)
+        .expect("create");
+    assert_eq!(
+        listener.next(Duration::from_secs(1)).expect("next"),
+        Some((account.to_owned(), 1)),
+        "folder creation is announced"
+    );
+
+    // Rolled back: a conflicting create (the transaction fails after taking a modseq)
+    // and a raw transaction that sends a notification and rolls back.
+    assert!(matches!(
+        a.create_folder(account, "INBOX", FolderKind::Mail),
+        Err(StoreError::Conflict { .. })
+    ));
+    let mut admin = db.admin();
+    let mut tx = admin.transaction().expect("begin");
+    tx.execute(
+        "SELECT pg_notify($1, $2)::TEXT",
+        &[&a.change_channel(), &format!("{account}:999")],
+    )
+    .expect("notify");
+    tx.rollback().expect("rollback");
+    assert_eq!(
+        listener.next(Duration::from_millis(500)).expect("next"),
+        None,
+        "nothing is heard of rolled-back transactions"
+    );
+
+    // An append through A: one notification with the batch's last modseq.
+    let blobs = FileBlobStore::open(&db.blob_dir).expect("blobs");
+    let blob = blobs.put(b"Subject: n\r\n\r\nn\r\n").expect("blob");
+    let m = NewMessage {
+        blob,
+        size: 10,
+        flags: vec![],
+        internal_date: 0,
+    };
+    let start = Instant::now();
+    let added = a
+        .append_messages(inbox.id, &[m.clone(), m])
+        .expect("append");
+    let got = listener.next(Duration::from_secs(1)).expect("next");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(got, Some((account.to_owned(), added[1].1)));
+    assert_eq!(added[1].1, 3);
+    // Flag changes and expunges are announced too.
+    let modseq = a
+        .set_flags(inbox.id, added[0].0, &["\\Seen".to_owned()])
+        .expect("flags");
+    assert_eq!(
+        listener.next(Duration::from_secs(1)).expect("next"),
+        Some((account.to_owned(), modseq))
+    );
+    a.expunge(inbox.id, &[added[0].0]).expect("expunge");
+    assert_eq!(
+        listener.next(Duration::from_secs(1)).expect("next"),
+        Some((account.to_owned(), modseq + 1))
+    );
+    assert_eq!(
+        listener.next(Duration::from_millis(200)).expect("next"),
+        None
+    );
+}

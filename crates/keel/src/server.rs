@@ -101,6 +101,9 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         );
     }
 
+    // Cluster mode (DESIGN §4): other nodes' committed changes reach local IDLE sessions.
+    let _change_listener = env.mailboxes.spawn_change_listener()?;
+
     let hostname = setup::ensure_hostname(&env, opts.hostname.as_deref())?;
     let created_admin = if first_run {
         setup::first_run(&env, &hostname, opts.domain.as_deref())?
@@ -155,6 +158,7 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         clock: env.clock.clone(),
         hostname: hostname_fn,
         queue_waker: Some(runner.waker()),
+        resolver: Some(runner.resolver()),
         data_dir_free_space: {
             let root = data.root.clone();
             Arc::new(move || crate::sys::free_space(&root))

@@ -1432,3 +1432,86 @@ print(p.stat()[0]); p.quit()
         .args([&base, "-q", "-c", &format!("DROP SCHEMA {schema} CASCADE")])
         .output();
 }
+
+/// DESIGN §4 (change notifications cross nodes with LISTEN/NOTIFY, issue 8): an IMAP IDLE
+/// on node B reports a message delivered through node A's SMTP. Blobs are per node today,
+/// so node B only reports the new message count; it does not read the message.
+#[test]
+fn imap_idle_on_node_b_sees_a_delivery_on_node_a() {
+    let Ok(base) = std::env::var("KEEL_TEST_PG_URL") else {
+        eprintln!(
+            "SKIPPED imap_idle_on_node_b_sees_a_delivery_on_node_a: KEEL_TEST_PG_URL is not set (scripts/test.sh sets it)"
+        );
+        return;
+    };
+    let schema = format!("keel_idle_{}_{}", std::process::id(), free_offset());
+    let out = Command::new("psql")
+        .args([&base, "-q", "-c", &format!("CREATE SCHEMA {schema}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let url = format!("{base} options=-csearch_path={schema}");
+    let tmp = tempfile::tempdir().unwrap();
+    let node_a = Server::start(
+        &tmp.path().join("a"),
+        free_offset(),
+        &["--hostname", "mail.example.com", "--store", &url],
+    );
+    let node_b = Server::start(
+        &tmp.path().join("b"),
+        free_offset(),
+        &["--hostname", "mx2.example.com", "--store", &url],
+    );
+    let out = node_a.keel(&[
+        "user",
+        "add",
+        "erin@example.com",
+        "--password",
+        "Erin-pass-12",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // IDLE on B first, then deliver through A, then wait (5 s at most) for EXISTS on B.
+    let script = r#"
+import imaplib, smtplib, socket, sys, time
+b = imaplib.IMAP4("127.0.0.1", int(sys.argv[2]), timeout=20)
+b.login("erin", "Erin-pass-12")
+typ, data = b.select("INBOX")
+assert typ == "OK" and data[0] == b"0", (typ, data)
+tag = b._new_tag()
+b.send(tag + b" IDLE\r\n")
+line = b.readline()
+assert line.startswith(b"+"), line
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as a:
+    a.sendmail("x@remote.test", ["erin@example.com"], "Subject: idle\r\n\r\nhi\r\n")
+start = time.monotonic()
+b.sock.settimeout(5)
+while True:
+    try:
+        line = b.readline()
+    except socket.timeout:
+        print("TIMEOUT"); sys.exit(1)
+    if not line:
+        print("CLOSED"); sys.exit(1)
+    if line.strip().endswith(b"EXISTS"):
+        print(line.decode().strip(), "%.2f" % (time.monotonic() - start))
+        break
+b.send(b"DONE\r\n")
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &node_a.port("smtp").to_string(),
+            &node_b.port("imap").to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("* 1 EXISTS"), "{text}");
+    drop(node_b);
+    drop(node_a);
+    let _ = Command::new("psql")
+        .args([&base, "-q", "-c", &format!("DROP SCHEMA {schema} CASCADE")])
+        .output();
+}

@@ -201,6 +201,12 @@ impl QueueRunner {
         self
     }
 
+    /// The runner's DNS resolver, shared with the SMTP server's sender-domain check
+    /// (guide §12.2), so both ask the same nameservers.
+    pub fn resolver(&self) -> Resolver {
+        self.inner.ctx.resolver.clone()
+    }
+
     /// The waker the inbound side calls after it queued a message.
     pub fn waker(&self) -> QueueWaker {
         self.inner.waker.clone()

@@ -104,6 +104,7 @@ impl Session {
         lines.push("ENHANCEDSTATUSCODES".to_owned()); // RFC 2034
         lines.push("DSN".to_owned()); // RFC 3461
         lines.push("CHUNKING".to_owned()); // RFC 3030
+        lines.push("ETRN".to_owned()); // RFC 1985 §3
         if !self.tls {
             lines.push("STARTTLS".to_owned()); // RFC 3207
         }

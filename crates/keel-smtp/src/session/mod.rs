@@ -2,7 +2,8 @@
 //! limits of guide §12.2, and hands accepted messages to local delivery and the queue.
 //!
 //! One file per command family: [`greeting`] (greeting delay, banner, EHLO/HELO),
-//! [`auth`] (AUTH), [`envelope`] (MAIL, RCPT), [`vrfy`] (VRFY, EXPN), [`relay`] (the
+//! [`auth`] (AUTH), [`envelope`] (MAIL, RCPT, sender-domain check, greylisting),
+//! [`etrn`] (ETRN, RFC 1985), [`vrfy`] (VRFY, EXPN), [`relay`] (the
 //! relay decision), [`data`] (DATA, BDAT), [`deliver`] (the end of a transaction:
 //! local delivery and the queue), [`headers`] (trace headers) and [`footer`] (domain
 //! footers, sans-I/O). The crate documentation has the general notes.
@@ -37,6 +38,7 @@ mod auth;
 mod data;
 mod deliver;
 mod envelope;
+mod etrn;
 mod footer;
 mod greeting;
 mod headers;
@@ -373,10 +375,9 @@ impl Session {
             Request::Help { .. } => Ok(Answer::Reply(replies::HELP)),
             Request::Vrfy { value } => self.vrfy(&value).await.map(Answer::Reply),
             Request::Expn { value } => self.expn(&value).await.map(Answer::Reply),
-            // TODO(RFC 1985): ETRN comes with the outbound queue.
-            Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
-                Err(replies::NOT_IMPLEMENTED)
-            }
+            // RFC 1985: see [`etrn`].
+            Request::Etrn { name } => self.etrn(&name).await.map(Answer::Reply),
+            Request::Atrn { .. } | Request::Burl { .. } => Err(replies::NOT_IMPLEMENTED),
         }
     }
 }

@@ -58,6 +58,14 @@ fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
 impl TestServer {
     /// Starts with the given settings (saved before the first session).
     pub async fn start(settings: SmtpSettings) -> Self {
+        Self::start_with_resolver(settings, None).await
+    }
+
+    /// Starts with the given settings and DNS resolver for the sender-domain check.
+    pub async fn start_with_resolver(
+        settings: SmtpSettings,
+        resolver: Option<keel_smtp::dns::Resolver>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let meta: Arc<dyn MetaStore> =
             Arc::new(SqliteStore::open(&dir.path().join("meta.sqlite")).expect("sqlite"));
@@ -119,6 +127,7 @@ impl TestServer {
             hostname: Arc::new(|| HOSTNAME.to_owned()),
             data_dir_free_space: Arc::new(move || Some(fs.load(Ordering::SeqCst))),
             queue_waker: None,
+            resolver,
         };
         let limits = Arc::new(keel_smtp::IpLimits::default());
         let groups = Arc::new(directory.ip_groups().expect("groups"));
