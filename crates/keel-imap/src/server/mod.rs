@@ -31,6 +31,7 @@ mod cmd;
 mod compress;
 mod docs;
 pub(crate) mod mime;
+mod oplog;
 mod selected;
 
 use std::future::Future;

@@ -28,6 +28,7 @@
 //!   reused while UIDVALIDITY stays (RFC 1939 §7).
 
 mod auth;
+mod oplog;
 mod transaction;
 
 use std::future::Future;
@@ -352,22 +353,33 @@ impl Session {
             .collect();
         let left = drop.msgs.len() - uids.len();
         let result = if uids.is_empty() {
-            Ok(())
+            Ok(Vec::new())
         } else {
             let mb = self.ctx.mailboxes.clone();
             let folder = drop.folder_id;
             let uids = uids.clone();
+            // The removed messages, for the Operations log (guide §25.6).
+            let gone: Vec<Msg> = if self.ctx.logs.is_some() {
+                drop.msgs.iter().filter(|m| m.deleted).cloned().collect()
+            } else {
+                Vec::new()
+            };
             tokio::task::spawn_blocking(move || {
-                mb.expunge(folder, &uids).map_err(|e| e.to_string())
+                let removed = oplog::describe(&mb, &gone);
+                mb.expunge(folder, &uids).map_err(|e| e.to_string())?;
+                Ok(removed)
             })
             .await
             .unwrap_or_else(|e| Err(e.to_string()))
         };
         match result {
-            Ok(()) => self.reply(Response::ok(format!(
-                "{} POP3 server signing off ({left} messages left)",
-                self.ctx.hostname
-            ))),
+            Ok(removed) => {
+                self.log_removed(&drop.user.user, &removed);
+                self.reply(Response::ok(format!(
+                    "{} POP3 server signing off ({left} messages left)",
+                    self.ctx.hostname
+                )));
+            }
             Err(e) => {
                 tracing::warn!(user = %drop.user.user, "POP3 expunge failed: {e}");
                 // RFC 1939 §6: "-ERR some deleted messages not removed".

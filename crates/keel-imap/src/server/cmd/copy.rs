@@ -14,6 +14,7 @@ use keel_mail::{INBOX, JUNK, MailError};
 use keel_store::BlobId;
 
 use crate::codec::{Code, MailboxName, SequenceSet, StatusResponse};
+use crate::server::oplog;
 use crate::server::{CmdResult, Reply, Session, ok, ok_code};
 
 /// A missing destination gets `[TRYCREATE]` (RFC 9051 §6.4.7, §6.3.12).
@@ -54,15 +55,26 @@ impl Session {
             .filter(|m| !m.expunged && uids.contains(&m.meta.uid))
             .map(|m| (m.meta.uid, m.meta.blob.clone()))
             .collect();
+        // The moved messages, for the Operations log (guide §25.6).
+        let moving: Vec<keel_mail::MessageMeta> = if mv && self.ctx.logs.is_some() {
+            sel.msgs
+                .iter()
+                .filter(|m| !m.expunged && uids.contains(&m.meta.uid))
+                .map(|m| m.meta.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let user = self.account().unwrap_or_default();
         let name = mailbox.as_str().to_owned();
         let owner = user.clone();
-        let (validity, pairs, training) = self
+        let (validity, pairs, training, moved_out) = self
             .blocking(move |mb| {
                 let dest = mb.folder(&user, &name)?.ok_or(MailError::NoSuchFolder {
                     user: user.clone(),
                     name,
                 })?;
+                let removed = oplog::describe(mb, &moving);
                 let pairs = if mv {
                     mb.move_messages(src, &uids, dest.id)?
                 } else {
@@ -73,12 +85,25 @@ impl Session {
                     .into_iter()
                     .find(|f| f.id == src)
                     .map(|f| f.name);
-                let training =
-                    source.and_then(|n| training_label(&n, &dest.name).map(|spam| (spam, n)));
-                Ok((dest.uid_validity, pairs, training))
+                let training = source
+                    .as_ref()
+                    .and_then(|n| training_label(n, &dest.name).map(|spam| (spam, n.clone())));
+                Ok((
+                    dest.uid_validity,
+                    pairs,
+                    training,
+                    (source.unwrap_or_default(), removed),
+                ))
             })
             .await
             .map_err(trycreate)?;
+        let (folder, removed) = moved_out;
+        // Only the messages that actually left the source.
+        let removed: Vec<oplog::Removed> = removed
+            .into_iter()
+            .filter(|r| pairs.iter().any(|p| p.0 == r.uid))
+            .collect();
+        self.log_removed(&folder, &removed);
         if let Some((spam, folder)) = training {
             let moved: Vec<keel_store::BlobId> = blobs
                 .into_iter()
@@ -119,16 +144,33 @@ impl Session {
             Some(set) => Some(sel.resolve(set, true)?),
             None => None,
         };
-        let uids: Vec<u32> = sel
+        let metas: Vec<keel_mail::MessageMeta> = sel
             .msgs
             .iter()
             .enumerate()
             .filter(|(i, _)| allowed.as_ref().is_none_or(|a| a.contains(i)))
             .filter(|(_, m)| !m.expunged && m.meta.flags.iter().any(|f| f == "\\Deleted"))
-            .map(|(_, m)| m.meta.uid)
+            .map(|(_, m)| m.meta.clone())
             .collect();
         let id = sel.folder_id;
-        self.blocking(move |mb| mb.expunge(id, &uids)).await?;
+        let user = self.account().unwrap_or_default();
+        let logging = self.ctx.logs.is_some();
+        let (folder, removed) = self
+            .blocking(move |mb| {
+                let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+                let logged = if logging && !metas.is_empty() {
+                    Some((
+                        oplog::folder_name(mb, &user, id)?,
+                        oplog::describe(mb, &metas),
+                    ))
+                } else {
+                    None
+                };
+                mb.expunge(id, &uids)?;
+                Ok(logged.unwrap_or_default())
+            })
+            .await?;
+        self.log_removed(&folder, &removed);
         // The untagged EXPUNGE responses come from the sync after the command.
         ok("EXPUNGE completed")
     }

@@ -57,8 +57,15 @@ impl Session {
     pub(crate) async fn delete(&mut self, mailbox: MailboxName) -> CmdResult {
         let user = self.account().unwrap_or_default();
         let name = mailbox.as_str().to_owned();
-        self.blocking(move |mb| mb.delete_folder(&user, &name))
+        let deleted = self
+            .blocking(move |mb| {
+                // The stored spelling of the name, for the Operations log.
+                let shown = mb.folder(&user, &name)?.map(|f| f.name);
+                mb.delete_folder(&user, &name)?;
+                Ok(shown.unwrap_or(name))
+            })
             .await?;
+        self.log_folder_deleted(&deleted);
         ok("DELETE completed")
     }
 
@@ -66,11 +73,20 @@ impl Session {
     pub(crate) async fn rename(&mut self, from: MailboxName, to: MailboxName) -> CmdResult {
         let user = self.account().unwrap_or_default();
         let (f, t) = (from.as_str().to_owned(), to.as_str().to_owned());
-        self.blocking(move |mb| {
-            mb.rename_folder(&user, &f, &t)?;
-            docs::rename_subscriptions(mb, &user, &f, &t)
-        })
-        .await?;
+        let (old, new, items) = self
+            .blocking(move |mb| {
+                // Stored spelling and item count, for the Operations log.
+                let before = mb.folder(&user, &f)?;
+                mb.rename_folder(&user, &f, &t)?;
+                docs::rename_subscriptions(mb, &user, &f, &t)?;
+                let new = mb.folder(&user, &t)?.map_or(t, |x| x.name);
+                Ok(match before {
+                    Some(b) => (b.name, new, u64::from(b.messages)),
+                    None => (f, new, 0),
+                })
+            })
+            .await?;
+        self.log_folder_moved(&old, &new, items);
         ok("RENAME completed")
     }
 

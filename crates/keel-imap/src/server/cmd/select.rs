@@ -6,6 +6,7 @@ use keel_mail::{ChangeKind, MailError};
 use crate::codec::{
     Code, Data, FetchItem, Flag, ListData, MailboxName, SelectParams, SequenceSet, StatusResponse,
 };
+use crate::server::oplog;
 use crate::server::selected::{Msg, Selected, wire_flags};
 use crate::server::{CmdResult, Reply, Session, ok, ok_code};
 
@@ -164,14 +165,31 @@ impl Session {
             return Err(Reply::bad("no mailbox selected"));
         };
         if expunge && !sel.read_only {
-            let uids: Vec<u32> = sel
+            let metas: Vec<keel_mail::MessageMeta> = sel
                 .msgs
                 .iter()
                 .filter(|m| !m.expunged && m.meta.flags.iter().any(|f| f == "\\Deleted"))
-                .map(|m| m.meta.uid)
+                .map(|m| m.meta.clone())
                 .collect();
             let id = sel.folder_id;
-            self.blocking(move |mb| mb.expunge(id, &uids)).await?;
+            let user = self.account().unwrap_or_default();
+            let logging = self.ctx.logs.is_some();
+            let (folder, removed) = self
+                .blocking(move |mb| {
+                    let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+                    let logged = if logging && !metas.is_empty() {
+                        Some((
+                            oplog::folder_name(mb, &user, id)?,
+                            oplog::describe(mb, &metas),
+                        ))
+                    } else {
+                        None
+                    };
+                    mb.expunge(id, &uids)?;
+                    Ok(logged.unwrap_or_default())
+                })
+                .await?;
+            self.log_removed(&folder, &removed);
         }
         ok(if expunge {
             "CLOSE completed"
