@@ -30,24 +30,34 @@ pub fn keel_bin() -> &'static str {
     env!("CARGO_BIN_EXE_keel")
 }
 
-/// A port offset where every service port is free on 127.0.0.1.
+/// Offsets handed out in this test process: each owns a disjoint block of 1000 ports, so
+/// servers of tests running at the same time can never pick overlapping ports.
+static USED_OFFSETS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+/// First and last block: ports 11000..=64995 (below 11000 lie the +10000 fallbacks of
+/// privileged ports).
+const FIRST_BLOCK: u64 = 11;
+const BLOCKS: u64 = 54;
+
+/// A port offset where every service port is free on 127.0.0.1, not used by another test
+/// of this process (every service port is below 1000, so blocks of 1000 never overlap).
 pub fn free_offset() -> u16 {
     let seed = std::process::id() as u64
-        ^ Instant::now().elapsed().as_nanos() as u64
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() as u64)
             .unwrap_or(0);
-    for attempt in 0..200u64 {
-        let offset = 20000
-            + ((seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(attempt * 7919))
-                % 30000) as u16;
+    let mut used = USED_OFFSETS.lock().unwrap_or_else(|e| e.into_inner());
+    for attempt in 0..BLOCKS * 4 {
+        let block = FIRST_BLOCK + (seed.wrapping_add(attempt * 7)) % BLOCKS;
+        let offset = (block * 1000) as u16;
+        if used.contains(&offset) {
+            continue;
+        }
         let all_free = SERVICES
             .iter()
             .all(|(_, p)| TcpListener::bind(("127.0.0.1", p + offset)).is_ok());
         if all_free {
+            used.push(offset);
             return offset;
         }
     }
