@@ -18,11 +18,18 @@
 #   imap    100 clients mixing FETCH/STORE/SEARCH/APPEND (when Keel's IMAP is running).
 #   memory  Keel's idle RSS; RSS per idle IMAP connection at BENCH_IDLE_CONNS connections
 #           (Keel: its one process; Dovecot: all its processes, RSS and PSS).
+#   growth  one mailbox grown to each of BENCH_GROWTH_SIZES messages: SELECT, UID FETCH
+#           1:* (FLAGS), SEARCH HEADER and SEARCH TEXT at each size; memory per idle
+#           connection at each of BENCH_CONN_SIZES connections (Dovecot, one process per
+#           connection, only up to BENCH_PEER_MAX_CONNS). Written as a Markdown table and
+#           as SVG charts beside the results file (bench/growth_report.py).
 #
 # Environment (defaults; BENCH_QUICK=1 lowers the counts):
 #   BENCH_USERS=50 BENCH_SMTP_CLIENTS=50 BENCH_SMTP_COUNT=5000 BENCH_SIZE=10240
 #   BENCH_POP3_COUNT=20000 BENCH_IMAP_CLIENTS=100 BENCH_IMAP_COUNT=20000
 #   BENCH_IDLE_CONNS=1000 BENCH_DURATION=60 (cap per workload, seconds)
+#   BENCH_GROWTH_SIZES=1000,10000,100000 BENCH_CONN_SIZES=10,100,1000,10000
+#   BENCH_PEER_MAX_CONNS=1000 BENCH_GROWTH=1 (0 skips the growth workloads)
 #   BENCH_PORT_OFFSET=31000 BENCH_NO_BUILD=1 (use existing target/release binaries)
 set -euo pipefail
 
@@ -40,6 +47,14 @@ IMAP_CLIENTS=${BENCH_IMAP_CLIENTS:-100}
 IMAP_COUNT=${BENCH_IMAP_COUNT:-$(q 20000 3000)}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-$(q 1000 1000)}
 DURATION=${BENCH_DURATION:-$(q 60 30)}
+GROWTH=${BENCH_GROWTH:-1}
+GROWTH_SIZES=${BENCH_GROWTH_SIZES:-$(q 1000,10000,100000 1000,5000)}
+CONN_SIZES=${BENCH_CONN_SIZES:-$(q 10,100,1000,10000 10,100,1000)}
+PEER_MAX_CONNS=${BENCH_PEER_MAX_CONNS:-1000}
+MAX_CONNS=$IDLE_CONNS
+if [ "$GROWTH" = 1 ]; then
+    for n in ${CONN_SIZES//,/ }; do if [ "$n" -gt "$MAX_CONNS" ]; then MAX_CONNS=$n; fi; done
+fi
 OFFSET=${BENCH_PORT_OFFSET:-31000}
 export BENCH_USERS=$USERS BENCH_PASSWORD=$PASSWORD
 # shellcheck disable=SC2034
@@ -51,7 +66,7 @@ note() { echo "run.sh: $*" >&2; }
 [ "$(id -u)" = 0 ] || die "run as root (the peers need it)"
 command -v python3 >/dev/null || die "python3 is needed"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-[ "$(ulimit -n)" -gt $((IDLE_CONNS * 2 + 200)) ] || die "open-file limit $(ulimit -n) too low for $IDLE_CONNS connections"
+[ "$(ulimit -n)" -gt $((MAX_CONNS * 2 + 200)) ] || die "open-file limit $(ulimit -n) too low for $MAX_CONNS connections"
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
     note "building keel and keel-bench (release)"
@@ -180,6 +195,24 @@ if [ "$IMAP_OK" = 1 ]; then
         --idle-hold "$IDLE_CONNS" --hold-secs 3 --rss-pid "$KEEL_PID"
     bench idle-peer "$PEER_IMAP_PORT" -c 100 imap --users "$USERS" --password "$PASSWORD" \
         --idle-hold "$IDLE_CONNS" --hold-secs 3 --rss-match dovecot
+    if [ "$GROWTH" = 1 ]; then
+        # Bounded by the sizes; `timeout` guards against a server that stops answering.
+        growth() { # name port
+            note "$1 (sizes $GROWTH_SIZES)"
+            timeout 7200 "$BENCH" --port "$2" growth --user user1 --password "$PASSWORD" \
+                --sizes "$GROWTH_SIZES" --reset > "$R/$1.json" || die "keel-bench $1 failed"
+        }
+        growth growth-keel "$K_IMAP"
+        growth growth-peer "$PEER_IMAP_PORT"
+        for n in ${CONN_SIZES//,/ }; do
+            bench "conns-keel-$n" "$K_IMAP" -c 100 imap --users "$USERS" --password "$PASSWORD" \
+                --idle-hold "$n" --hold-secs 3 --rss-pid "$KEEL_PID"
+            if [ "$n" -le "$PEER_MAX_CONNS" ]; then
+                bench "conns-peer-$n" "$PEER_IMAP_PORT" -c 100 imap --users "$USERS" \
+                    --password "$PASSWORD" --idle-hold "$n" --hold-secs 3 --rss-match dovecot
+            fi
+        done
+    fi
 else
     note "IMAP not available in this build: skipping the IMAP workloads"
 fi
@@ -233,4 +266,7 @@ text = "\n".join(lines)
 open(out, "w").write(text + "\n")
 print(text)
 EOF
+if [ "$GROWTH" = 1 ] && [ "$IMAP_OK" = 1 ]; then
+    python3 "$ROOT/bench/growth_report.py" "$R" "${OUT%.md}-growth" | tee -a "$OUT"
+fi
 note "written to $OUT"

@@ -8,6 +8,7 @@
 //! duration + 30 s whatever the server does.
 
 mod conn;
+mod growth;
 mod imap;
 mod pop3;
 mod report;
@@ -75,6 +76,9 @@ enum Cmd {
     Imap(imap::Args),
     /// USER/PASS, STAT, then RETR of random messages.
     Pop3(pop3::Args),
+    /// Grow one IMAP mailbox through --sizes and time SELECT, FETCH FLAGS and SEARCH at
+    /// each size (always prints JSON).
+    Growth(growth::Args),
 }
 
 /// Shared run limits: a count of operations and a deadline.
@@ -158,6 +162,15 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Cmd::Growth(a) = &cli.cmd {
+        let out = rt.block_on(async {
+            let common = common(&cli)?;
+            growth::run(&common, a).await
+        })?;
+        println!("{}", serde_json::to_string(&out)?);
+        rt.shutdown_timeout(Duration::from_secs(1));
+        return Ok(());
+    }
     let out = rt.block_on(run(&cli))?;
     if cli.json {
         println!("{}", serde_json::to_string(&out)?);
@@ -169,16 +182,17 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-async fn run(cli: &Cli) -> Result<Outcome> {
+/// The connection settings of a command line.
+fn common(cli: &Cli) -> Result<Common> {
     let default_port = match (&cli.cmd, cli.tls) {
         (Cmd::Smtp(_), TlsMode::Implicit) => 465,
         (Cmd::Smtp(_), _) => 25,
-        (Cmd::Imap(_), TlsMode::Implicit) => 993,
-        (Cmd::Imap(_), _) => 143,
+        (Cmd::Imap(_) | Cmd::Growth(_), TlsMode::Implicit) => 993,
+        (Cmd::Imap(_) | Cmd::Growth(_), _) => 143,
         (Cmd::Pop3(_), TlsMode::Implicit) => 995,
         (Cmd::Pop3(_), _) => 110,
     };
-    let common = Arc::new(Common {
+    Ok(Common {
         addr: format!("{}:{}", cli.host, cli.port.unwrap_or(default_port)),
         tls: cli.tls,
         connector: if cli.tls == TlsMode::None {
@@ -188,7 +202,11 @@ async fn run(cli: &Cli) -> Result<Outcome> {
         },
         timeout: Duration::from_secs_f64(cli.op_timeout.max(0.1)),
         clients: cli.clients,
-    });
+    })
+}
+
+async fn run(cli: &Cli) -> Result<Outcome> {
+    let common = Arc::new(common(cli)?);
     let duration = Duration::from_secs_f64(cli.duration.max(0.1));
     let budget = Arc::new(Budget::new(cli.count, duration));
     let hard_stop = duration + Duration::from_secs(30);
@@ -225,12 +243,15 @@ async fn run(cli: &Cli) -> Result<Outcome> {
                         let a = a.clone();
                         tasks.spawn(async move { pop3::worker(id, c, b, a).await });
                     }
+                    // Handled in main before the runtime starts workers.
+                    Cmd::Growth(_) => {}
                 }
             }
             workload = match cmd {
                 Cmd::Smtp(_) => "smtp",
                 Cmd::Imap(_) => "imap",
                 Cmd::Pop3(_) => "pop3",
+                Cmd::Growth(_) => "growth",
             };
             let mut recs = Vec::new();
             let collect = async {
