@@ -30,6 +30,7 @@
 #   BENCH_IDLE_CONNS=1000 BENCH_DURATION=60 (cap per workload, seconds)
 #   BENCH_GROWTH_SIZES=1000,10000,100000 BENCH_CONN_SIZES=10,100,1000,10000
 #   BENCH_PEER_MAX_CONNS=1000 BENCH_GROWTH=1 (0 skips the growth workloads)
+#   BENCH_ONLY=smtp,pop3,imap,growth (a subset runs only those workloads)
 #   BENCH_PORT_OFFSET=31000 BENCH_NO_BUILD=1 (use existing target/release binaries)
 set -euo pipefail
 
@@ -48,6 +49,10 @@ IMAP_COUNT=${BENCH_IMAP_COUNT:-$(q 20000 3000)}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-$(q 1000 1000)}
 DURATION=${BENCH_DURATION:-$(q 60 30)}
 GROWTH=${BENCH_GROWTH:-1}
+ONLY=${BENCH_ONLY:-}
+# True when workload $1 is to run (BENCH_ONLY unset, or it names $1).
+want() { [ -z "$ONLY" ] || [[ " ${ONLY//,/ } " == *" $1 "* ]]; }
+if ! want growth; then GROWTH=0; fi
 GROWTH_SIZES=${BENCH_GROWTH_SIZES:-$(q 1000,10000,100000 1000,5000)}
 CONN_SIZES=${BENCH_CONN_SIZES:-$(q 10,100,1000,10000 10,100,1000)}
 PEER_MAX_CONNS=${BENCH_PEER_MAX_CONNS:-1000}
@@ -183,18 +188,24 @@ d = json.load(open(p)); d["delivered"] = n; d["delivered_per_s"] = n / (t1 - t0)
 json.dump(d, open(p, "w"))
 EOF
 }
-smtp_run smtp-keel "$K_SMTP" "$K_POP3" keel
-smtp_run smtp-peer "$PEER_SMTP_PORT" "$PEER_POP3_PORT" peer
+if want smtp; then
+    smtp_run smtp-keel "$K_SMTP" "$K_POP3" keel
+    smtp_run smtp-peer "$PEER_SMTP_PORT" "$PEER_POP3_PORT" peer
+fi
 POP3_CLIENTS=$(( USERS < 50 ? USERS : 50 ))
-bench pop3-keel "$K_POP3" -c "$POP3_CLIENTS" -n "$POP3_COUNT" pop3 --users "$USERS" --password "$PASSWORD"
-bench pop3-peer "$PEER_POP3_PORT" -c "$POP3_CLIENTS" -n "$POP3_COUNT" pop3 --users "$USERS" --password "$PASSWORD"
+if want pop3; then
+    bench pop3-keel "$K_POP3" -c "$POP3_CLIENTS" -n "$POP3_COUNT" pop3 --users "$USERS" --password "$PASSWORD"
+    bench pop3-peer "$PEER_POP3_PORT" -c "$POP3_CLIENTS" -n "$POP3_COUNT" pop3 --users "$USERS" --password "$PASSWORD"
+fi
 if [ "$IMAP_OK" = 1 ]; then
-    bench imap-keel "$K_IMAP" -c "$IMAP_CLIENTS" -n "$IMAP_COUNT" imap --users "$USERS" --password "$PASSWORD"
-    bench imap-peer "$PEER_IMAP_PORT" -c "$IMAP_CLIENTS" -n "$IMAP_COUNT" imap --users "$USERS" --password "$PASSWORD"
-    bench idle-keel "$K_IMAP" -c 100 imap --users "$USERS" --password "$PASSWORD" \
-        --idle-hold "$IDLE_CONNS" --hold-secs 3 --rss-pid "$KEEL_PID"
-    bench idle-peer "$PEER_IMAP_PORT" -c 100 imap --users "$USERS" --password "$PASSWORD" \
-        --idle-hold "$IDLE_CONNS" --hold-secs 3 --rss-match dovecot
+    if want imap; then
+        bench imap-keel "$K_IMAP" -c "$IMAP_CLIENTS" -n "$IMAP_COUNT" imap --users "$USERS" --password "$PASSWORD"
+        bench imap-peer "$PEER_IMAP_PORT" -c "$IMAP_CLIENTS" -n "$IMAP_COUNT" imap --users "$USERS" --password "$PASSWORD"
+        bench idle-keel "$K_IMAP" -c 100 imap --users "$USERS" --password "$PASSWORD" \
+            --idle-hold "$IDLE_CONNS" --hold-secs 3 --rss-pid "$KEEL_PID"
+        bench idle-peer "$PEER_IMAP_PORT" -c 100 imap --users "$USERS" --password "$PASSWORD" \
+            --idle-hold "$IDLE_CONNS" --hold-secs 3 --rss-match dovecot
+    fi
     if [ "$GROWTH" = 1 ]; then
         # Bounded by the sizes; `timeout` guards against a server that stops answering.
         growth() { # name port
@@ -220,7 +231,7 @@ KEEL_AFTER_RSS=$(rss_kb "$KEEL_PID")
 
 # --- Report -----------------------------------------------------------------------------
 mkdir -p "$ROOT/bench/results"
-OUT=$ROOT/bench/results/$(date +%Y-%m-%d).md
+OUT=$ROOT/bench/results/$(date +%Y-%m-%d)${ONLY:+-${ONLY//,/-}}.md
 python3 - "$R" "$OUT" "$IMAP_OK" "$KEEL_IDLE_RSS" "$KEEL_AFTER_RSS" "$IDLE_CONNS" \
     "$SMTP_CLIENTS" "$SMTP_COUNT" "$SIZE" "$POP3_COUNT" "$IMAP_CLIENTS" "$IMAP_COUNT" \
     "$(postconf -c "${BENCH_PEERS_DIR:-/tmp/keel-bench-peers}/postfix/etc" -h mail_version 2>/dev/null || echo '?')" \
@@ -267,6 +278,6 @@ open(out, "w").write(text + "\n")
 print(text)
 EOF
 if [ "$GROWTH" = 1 ] && [ "$IMAP_OK" = 1 ]; then
-    python3 "$ROOT/bench/growth_report.py" "$R" "${OUT%.md}-growth" | tee -a "$OUT"
+    python3 "$ROOT/bench/growth_report.py" "$R" "$ROOT/bench/results/$(date +%Y-%m-%d)-growth" | tee -a "$OUT"
 fi
 note "written to $OUT"
