@@ -24,6 +24,22 @@ fi
 # Python libraries used as independent clients (dkimpy verifies Keel's DKIM signatures).
 python3 -c "import dkim" 2>/dev/null || python3 -m pip install --quiet dkimpy || true
 
+# PyYAML reads the RFC 7208 suite below.
+python3 -c "import yaml" 2>/dev/null || python3 -m pip install --quiet pyyaml || true
+
+# The RFC 7208 SPF test suite, as Debian's python3-spf ships it (not vendored): unpacked
+# from the package into a cache directory; crates/keel-filter/tests/rfc7208.rs runs it.
+SPF_SUITE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/keel-test/python3-spf
+SPF_SUITE=$SPF_SUITE_DIR/usr/share/doc/python3-spf/rfc7208-tests.yml.gz
+if [ ! -f "$SPF_SUITE" ]; then
+  log "fetching the RFC 7208 suite (Debian python3-spf)"
+  mkdir -p "$SPF_SUITE_DIR"
+  (cd "$SPF_SUITE_DIR" && { apt-get download python3-spf >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && apt-get download python3-spf >/dev/null; }; } &&
+    dpkg -x python3-spf_*.deb . && rm -f python3-spf_*.deb) || echo "could not fetch python3-spf"
+fi
+export KEEL_RFC7208_SUITE=$SPF_SUITE KEEL_REQUIRE_SUITES=1
+
 # A throw-away PostgreSQL cluster for the PostgreSQL MetaStore tests (DESIGN §8: the test
 # command starts what it needs; issue 8 item 5). Skipped when KEEL_TEST_PG_URL is already
 # set. Debian's initdb/pg_ctl run in a temporary directory on a free loopback port; initdb
