@@ -71,7 +71,8 @@ note() { echo "run.sh: $*" >&2; }
 [ "$(id -u)" = 0 ] || die "run as root (the peers need it)"
 command -v python3 >/dev/null || die "python3 is needed"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-[ "$(ulimit -n)" -gt $((MAX_CONNS * 2 + 200)) ] || die "open-file limit $(ulimit -n) too low for $MAX_CONNS connections"
+# Per process: keel-bench holds one descriptor per connection, so does the server.
+[ "$(ulimit -n)" -gt $((MAX_CONNS + 500)) ] || die "open-file limit $(ulimit -n) too low for $MAX_CONNS connections"
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
     note "building keel and keel-bench (release)"
