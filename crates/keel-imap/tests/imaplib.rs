@@ -134,6 +134,39 @@ async fn scenario_y20_account_lockout() {
     ));
 }
 
+// RFC 5256 SORT / THREAD and RFC 3516 BINARY with imaplib's sort(), thread() and
+// uid("FETCH", ...).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imaplib_sort_thread_binary() {
+    let s = TestServer::start().await;
+    let user = "alice@example.com";
+    s.deliver_raw(
+        user,
+        b"From: Zoe <zoe@example.org>\r\nSubject: Plan\r\nMessage-ID: <p1@x>\r\n\
+Date: Wed, 01 Mar 2023 10:00:00 +0000\r\n\r\nplan\r\n",
+    );
+    s.deliver_raw(
+        user,
+        b"From: adam@example.org\r\nSubject: Re: Plan\r\nMessage-ID: <p2@x>\r\n\
+References: <p1@x>\r\nDate: Wed, 01 Mar 2023 11:00:00 +0000\r\n\r\nok\r\n",
+    );
+    s.deliver_raw(
+        user,
+        b"From: mia@example.org\r\nSubject: Budget\r\nMessage-ID: <b1@x>\r\n\
+Date: Tue, 28 Feb 2023 10:00:00 +0000\r\n\r\nnumbers\r\n",
+    );
+    s.deliver_raw(
+        user,
+        b"From: bob@example.org\r\nSubject: Files\r\nMessage-ID: <f1@x>\r\n\
+Date: Thu, 02 Mar 2023 10:00:00 +0000\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n\
+--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+AAFoaf8=\r\n--b--\r\n",
+    );
+    s.python("sort_thread_binary").await;
+}
+
 /// Issue 4 asks for an mbsync sync test. It needs the `mbsync` binary (isync), which this
 /// environment lacks; CI installs it. Fails loudly instead of passing silently.
 #[test]

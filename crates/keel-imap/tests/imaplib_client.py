@@ -292,6 +292,44 @@ def scenario_y20_disabled(port, _tls):
     m.logout()
 
 
+def scenario_sort_thread_binary(port, _tls):
+    # RFC 5256 SORT/THREAD and RFC 3516 BINARY through imaplib's own methods.
+    m = login(port)
+    for cap in ["SORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "BINARY"]:
+        assert cap in m.capabilities, m.capabilities
+    ok(m.select("INBOX"))
+    assert ok(m.sort("(DATE)", "UTF-8", "ALL")) == [b"3 1 2 4"]
+    assert ok(m.sort("(REVERSE FROM)", "UTF-8", "ALL")) == [b"1 3 4 2"]
+    typ, data = m.uid("SORT", "(SUBJECT)", "UTF-8", "ALL")
+    assert (typ, data) == ("OK", [b"3 4 1 2"]), (typ, data)
+    assert ok(m.sort("(DATE)", "US-ASCII", "FROM", "adam")) == [b"2"]
+    assert ok(m.thread("REFERENCES", "UTF-8", "ALL")) == [b"(3)(1 2)(4)"]
+    typ, data = m.uid("THREAD", "ORDEREDSUBJECT", "UTF-8", "ALL")
+    assert (typ, data) == ("OK", [b"(3)(1 2)(4)"]), (typ, data)
+    # BINARY: base64 part decoded, sent as literal8 (it contains NUL).
+    typ, data = m.uid("FETCH", "4", "(BINARY.PEEK[2] BINARY.SIZE[2])")
+    assert typ == "OK", (typ, data)
+    head, body = data[0]
+    assert b"BINARY[2] ~{5}" in head, data
+    assert body == b"\x00\x01hi\xff", data
+    assert b"BINARY.SIZE[2] 5" in data[1], data
+    typ, data = m.uid("FETCH", "4", "(BINARY.PEEK[1])")
+    assert typ == "OK" and b'BINARY[1] "see attachment"' in data[0], data
+    # Bad input: BAD raises in imaplib, NO returns; the session stays usable.
+    try:
+        m.sort("(COLOR)", "UTF-8", "ALL")
+        raise AssertionError("unknown sort key accepted")
+    except imaplib.IMAP4.error as e:
+        assert "BAD" in str(e) or "COLOR" in str(e) or "sort" in str(e).lower(), e
+    typ, data = m.sort("(DATE)", "ISO-8859-1", "ALL")
+    assert typ == "NO" and b"BADCHARSET" in data[0], (typ, data)
+    typ, data = m.uid("FETCH", "4", "(BINARY[9])")
+    assert typ == "NO", (typ, data)
+    ok(m.noop())
+    assert ok(m.sort("(DATE)", "UTF-8", "ALL")) == [b"3 1 2 4"]
+    m.logout()
+
+
 if __name__ == "__main__":
     name, port, tls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     globals()["scenario_" + name](port, tls)

@@ -169,6 +169,11 @@ fn mutated_commands_never_panic() {
         b"A4 LIST (SUBSCRIBED) \"\" (\"%\" x) RETURN (STATUS (MESSAGES))\r\n",
         b"A5 UID STORE 1 (UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Deleted)\r\n",
         b"A6 SORT (REVERSE DATE) UTF-8 ALL\r\n",
+        b"A7 UID SORT RETURN (MIN MAX COUNT ALL) (SUBJECT REVERSE ARRIVAL CC) US-ASCII OR TO x SIZE 1\r\n",
+        b"A8 UID THREAD REFERENCES UTF-8 (SUBJECT \"re: x\" UNDELETED)\r\n",
+        b"A9 THREAD ORDEREDSUBJECT US-ASCII ALL\r\n",
+        b"B1 UID FETCH 1:* (BINARY.PEEK[1.2]<0.10> BINARY.SIZE[3] BINARY[])\r\n",
+        b"B2 APPEND INBOX ~{4+}\r\na\0b\n\r\n",
     ];
     let mut rng = Rng(42);
     for _ in 0..4000 {

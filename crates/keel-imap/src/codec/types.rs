@@ -53,6 +53,39 @@ impl SequenceSet {
         )])
     }
 
+    /// A set that keeps the order of `numbers`: only runs of consecutive numbers, rising
+    /// or falling, become ranges (ESORT `ALL`, RFC 5267 §3.2: "5:3,9,1").
+    pub fn from_ordered(numbers: &[u32]) -> Self {
+        let mut items = Vec::new();
+        let mut i = 0;
+        while let Some(&start) = numbers.get(i) {
+            let next = numbers.get(i + 1).copied();
+            let up = next.is_some() && next == start.checked_add(1);
+            let down = next.is_some() && next == start.checked_sub(1);
+            let mut j = i;
+            while let (Some(&x), Some(&y)) = (numbers.get(j), numbers.get(j + 1)) {
+                let want = if up {
+                    x.checked_add(1)
+                } else if down {
+                    x.checked_sub(1)
+                } else {
+                    None
+                };
+                if want != Some(y) {
+                    break;
+                }
+                j += 1;
+            }
+            let end = numbers.get(j).copied().unwrap_or(start);
+            items.push(SeqItem::Range(
+                SeqNumber::Value(start),
+                SeqNumber::Value(end),
+            ));
+            i = j + 1;
+        }
+        Self(items)
+    }
+
     /// Builds a compact set from a sorted or unsorted list of numbers
     /// (used for COPYUID/APPENDUID, VANISHED, ...).
     pub fn from_numbers(numbers: &[u32]) -> Self {

@@ -14,9 +14,10 @@
 //!   `MetaStore::changes_since(account, last_seen)` (the one change log per account, DESIGN
 //!   §2). When the log names its folder, it reloads the folder's rows and reports the
 //!   difference as untagged FETCH, EXPUNGE/VANISHED and EXISTS (RFC 9051 §7.4, §7.5).
-//! - **EXPUNGE timing** (RFC 9051 §7.5.1): never while answering FETCH, STORE or SEARCH
-//!   (the non-UID forms); those commands only mark vanished messages, which keep their
-//!   sequence numbers until a later command may announce the expunge.
+//! - **EXPUNGE timing** (RFC 9051 §7.5.1): never while answering FETCH, STORE, SEARCH,
+//!   SORT or THREAD (the non-UID forms; RFC 5256 §3); those commands only mark vanished
+//!   messages, which keep their sequence numbers until a later command may announce the
+//!   expunge.
 //! - States follow RFC 9051 §3: not authenticated → authenticated → selected → logout.
 //!   A command in the wrong state gets `BAD` and the connection stays usable.
 //! - The security policy (guide §12.6) is read from the directory per command:
@@ -27,12 +28,15 @@
 //!   ([`ImapLimits::max_failed_commands`]) and the autologout timer (RFC 9051 §5.4: at least
 //!   30 minutes).
 
+mod binary;
 mod cmd;
 mod compress;
 mod docs;
 pub(crate) mod mime;
 mod oplog;
 mod selected;
+mod subject;
+mod threading;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -554,6 +558,18 @@ impl Session {
             C::Search(s) => {
                 let uid = s.uid;
                 let r = self.search(tag, s).await;
+                self.sync(uid).await;
+                return Ok(r);
+            }
+            C::Sort(s) => {
+                let uid = s.uid;
+                let r = self.sort(tag, s).await;
+                self.sync(uid).await;
+                return Ok(r);
+            }
+            C::Thread(t) => {
+                let uid = t.uid;
+                let r = self.thread(t).await;
                 self.sync(uid).await;
                 return Ok(r);
             }

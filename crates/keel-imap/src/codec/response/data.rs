@@ -98,24 +98,41 @@ impl ThreadNode {
         }
     }
 
-    fn encode(&self, out: &mut Vec<u8>, depth: usize) {
-        if let Some(id) = self.id {
-            num(out, id);
-        }
-        match self.children.as_slice() {
-            [] => {}
-            [only] if self.id.is_some() && depth < 10_000 => {
-                out.push(b' ');
-                only.encode(out, depth + 1);
-            }
-            many => {
-                if self.id.is_some() {
-                    out.push(b' ');
+    /// RFC 5256 §4.2 `thread-list` contents: `thread-members = nz-number *(SP nz-number)
+    /// [SP thread-nested]`, `thread-nested = 2*thread-list`. Iterative, so a long reply
+    /// chain cannot overflow the stack.
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut stack: Vec<Result<&Self, &'static [u8]>> = vec![Ok(self)];
+        while let Some(work) = stack.pop() {
+            let node = match work {
+                Err(bytes) => {
+                    out.extend_from_slice(bytes);
+                    continue;
                 }
-                for child in many {
-                    out.push(b'(');
-                    child.encode(out, depth + 1);
-                    out.push(b')');
+                Ok(node) => node,
+            };
+            if let Some(id) = node.id {
+                num(out, id);
+            }
+            match node.children.as_slice() {
+                [] => {}
+                [only] => {
+                    // A chain continues in the same list; a placeholder with one child
+                    // is just that child.
+                    if node.id.is_some() {
+                        out.push(b' ');
+                    }
+                    stack.push(Ok(only));
+                }
+                many => {
+                    if node.id.is_some() {
+                        out.push(b' ');
+                    }
+                    for child in many.iter().rev() {
+                        stack.push(Err(b")"));
+                        stack.push(Ok(child));
+                        stack.push(Err(b"("));
+                    }
                 }
             }
         }
@@ -387,7 +404,7 @@ impl Data {
                 }
                 for r in roots {
                     out.push(b'(');
-                    r.encode(out, 0);
+                    r.encode(out);
                     out.push(b')');
                 }
             }

@@ -32,12 +32,18 @@ const STATIC_CAPS: &[&str] = &[
     "QUOTA",              // RFC 9208
     "QUOTA=RES-STORAGE",
     "QUOTA=RES-MESSAGE",
-    "STATUS=SIZE",   // RFC 8438
-    "MULTIAPPEND",   // RFC 3502
-    "LIST-EXTENDED", // RFC 5258
-    "LIST-STATUS",   // RFC 5819
-    "UTF8=ACCEPT",   // RFC 6855
-    "WITHIN",        // RFC 5032
+    "STATUS=SIZE",           // RFC 8438
+    "MULTIAPPEND",           // RFC 3502
+    "LIST-EXTENDED",         // RFC 5258
+    "LIST-STATUS",           // RFC 5819
+    "UTF8=ACCEPT",           // RFC 6855
+    "WITHIN",                // RFC 5032
+    "SORT",                  // RFC 5256 §3
+    "SORT=DISPLAY",          // RFC 5957
+    "ESORT",                 // RFC 5267 §3
+    "THREAD=ORDEREDSUBJECT", // RFC 5256 §3
+    "THREAD=REFERENCES",     // RFC 5256 §3
+    "BINARY",                // RFC 3516
 ];
 
 impl Session {

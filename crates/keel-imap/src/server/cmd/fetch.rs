@@ -3,7 +3,10 @@
 
 use keel_mail::{BlobId, ChangeKind, MessageMeta};
 
-use crate::codec::{Data, FetchAttribute, FetchCommand, FetchItem, SectionText, SequenceSet};
+use crate::codec::{
+    Data, FetchAttribute, FetchCommand, FetchItem, PartPath, Partial, SectionText, SequenceSet,
+};
+use crate::server::binary;
 use crate::server::cmd::imap_datetime;
 use crate::server::mime::Part;
 use crate::server::selected::wire_flags;
@@ -22,22 +25,38 @@ fn needs_blob(a: &FetchAttribute) -> bool {
             | FetchAttribute::Rfc822
             | FetchAttribute::Rfc822Header
             | FetchAttribute::Rfc822Text
+            | FetchAttribute::Binary { .. }
+            | FetchAttribute::BinarySize(_)
     )
 }
 
 /// Whether fetching `a` sets `\Seen` (RFC 9051 §6.4.5: BODY[...] without .PEEK, RFC822,
-/// RFC822.TEXT).
+/// RFC822.TEXT; RFC 3516 §4.2: BINARY without .PEEK).
 fn sets_seen(a: &FetchAttribute) -> bool {
     matches!(
         a,
         FetchAttribute::BodySection { peek: false, .. }
+            | FetchAttribute::Binary { peek: false, .. }
             | FetchAttribute::Rfc822
             | FetchAttribute::Rfc822Text
     )
 }
 
-/// Builds the items of one message.
-fn items_for(attrs: &[FetchAttribute], meta: &MessageMeta, raw: Option<&[u8]>) -> Vec<FetchItem> {
+/// `<origin.count>` of `data` (RFC 9051 §6.4.5): an origin past the end gives "".
+fn slice_partial(d: &[u8], p: &Partial) -> Vec<u8> {
+    let start = usize::try_from(p.origin).unwrap_or(usize::MAX).min(d.len());
+    let end = start
+        .saturating_add(usize::try_from(p.count).unwrap_or(usize::MAX))
+        .min(d.len());
+    d.get(start..end).unwrap_or_default().to_vec()
+}
+
+/// Builds the items of one message; `Err` for a BINARY part that cannot be decoded.
+fn items_for(
+    attrs: &[FetchAttribute],
+    meta: &MessageMeta,
+    raw: Option<&[u8]>,
+) -> Result<Vec<FetchItem>, Reply> {
     let parsed = raw.map(Part::message);
     let mut out = Vec::with_capacity(attrs.len());
     for a in attrs {
@@ -73,18 +92,7 @@ fn items_for(attrs: &[FetchAttribute], meta: &MessageMeta, raw: Option<&[u8]>) -
                 let data = p.section(raw, section);
                 let (origin, data) = match partial {
                     // RFC 9051 §6.4.5: <origin.count>; an origin past the end gives "".
-                    Some(pr) => {
-                        let d = data.map(|d| {
-                            let start = usize::try_from(pr.origin)
-                                .unwrap_or(usize::MAX)
-                                .min(d.len());
-                            let end = start
-                                .saturating_add(usize::try_from(pr.count).unwrap_or(usize::MAX))
-                                .min(d.len());
-                            d.get(start..end).unwrap_or_default().to_vec()
-                        });
-                        (Some(pr.origin), d)
-                    }
+                    Some(pr) => (Some(pr.origin), data.map(|d| slice_partial(&d, pr))),
                     None => (None, data),
                 };
                 FetchItem::BodySection {
@@ -102,11 +110,35 @@ fn items_for(attrs: &[FetchAttribute], meta: &MessageMeta, raw: Option<&[u8]>) -
             FetchAttribute::Rfc822Text => {
                 FetchItem::Rfc822Text(parsed.as_ref().map(|p| p.body.to_vec()))
             }
-            FetchAttribute::Binary { .. } | FetchAttribute::BinarySize(_) => continue,
+            FetchAttribute::Binary { part, partial, .. } => {
+                let (Some(p), Some(raw)) = (&parsed, raw) else {
+                    continue;
+                };
+                let data = binary::decoded(p, raw, part)?;
+                FetchItem::Binary {
+                    part: part.clone(),
+                    // The response carries no origin: RFC 3516 §6 and RFC 9051 §9
+                    // `"BINARY" section-binary SP (nstring / literal8)` (erratum 7246).
+                    origin: None,
+                    data: Some(match partial {
+                        Some(pr) => slice_partial(&data, pr),
+                        None => data,
+                    }),
+                }
+            }
+            FetchAttribute::BinarySize(part) => {
+                let (Some(p), Some(raw)) = (&parsed, raw) else {
+                    continue;
+                };
+                FetchItem::BinarySize {
+                    part: part.clone(),
+                    size: binary::decoded(p, raw, part)?.len() as u64,
+                }
+            }
         };
         out.push(item);
     }
-    out
+    Ok(out)
 }
 
 fn header_section() -> crate::codec::Section {
@@ -119,14 +151,6 @@ fn header_section() -> crate::codec::Section {
 impl Session {
     pub(crate) async fn fetch(&mut self, f: FetchCommand) -> CmdResult {
         let mut attrs = f.attributes.to_list();
-        if attrs.iter().any(|a| {
-            matches!(
-                a,
-                FetchAttribute::Binary { .. } | FetchAttribute::BinarySize(_)
-            )
-        }) {
-            return Err(Reply::bad("BINARY is not supported"));
-        }
         // RFC 9051 §6.4.9: UID FETCH always returns UID.
         if f.uid && !attrs.contains(&FetchAttribute::Uid) {
             attrs.insert(0, FetchAttribute::Uid);
@@ -176,6 +200,41 @@ impl Session {
                     earlier: true,
                     uids: SequenceSet::from_numbers(&gone),
                 });
+            }
+        }
+        // RFC 3516 §4.3: BINARY parts that do not exist or cannot be decoded fail the
+        // whole FETCH before any response or \Seen change.
+        let binary_parts: Vec<PartPath> = attrs
+            .iter()
+            .filter_map(|a| match a {
+                FetchAttribute::Binary { part, .. } | FetchAttribute::BinarySize(part) => {
+                    Some(part.clone())
+                }
+                _ => None,
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        if !binary_parts.is_empty() {
+            let blobs: Vec<BlobId> = idxs
+                .iter()
+                .filter_map(|&i| Some(self.selected.as_ref()?.msgs.get(i)?.meta.blob.clone()))
+                .collect();
+            let failure = self
+                .blocking(move |mb| {
+                    for id in &blobs {
+                        let Ok(raw) = mb.read(id) else { continue };
+                        let msg = Part::message(&raw);
+                        for p in &binary_parts {
+                            if let Err(e) = binary::check(&msg, p) {
+                                return Ok(Some(e));
+                            }
+                        }
+                    }
+                    Ok(None)
+                })
+                .await?;
+            if let Some(e) = failure {
+                return Err(e);
             }
         }
         // Implicit \Seen first, so the responses show the new flags (RFC 9051 §6.4.5).
@@ -228,7 +287,7 @@ impl Session {
                 vec![None; metas.len()]
             };
             for ((i, meta), raw) in metas.iter().zip(raws) {
-                let mut items = items_for(&attrs, meta, raw.as_deref());
+                let mut items = items_for(&attrs, meta, raw.as_deref())?;
                 if flags_changed.contains(i) && !attrs.contains(&FetchAttribute::Flags) {
                     items.push(FetchItem::Flags(wire_flags(&meta.flags)));
                 }

@@ -9,6 +9,7 @@ mod list;
 mod mailbox;
 mod search;
 mod select;
+mod sort;
 mod store;
 
 use crate::codec::{Date, DateTime};

@@ -184,7 +184,7 @@ impl Candidate<'_> {
     }
 }
 
-fn uses_modseq(key: &SearchKey) -> bool {
+pub(crate) fn uses_modseq(key: &SearchKey) -> bool {
     match key {
         SearchKey::ModSeq { .. } => true,
         SearchKey::And(v) => v.iter().any(uses_modseq),
@@ -194,18 +194,32 @@ fn uses_modseq(key: &SearchKey) -> bool {
     }
 }
 
+/// RFC 9051 §6.4.4, RFC 5256 §3: US-ASCII and UTF-8 must be supported; anything else is
+/// `NO [BADCHARSET (UTF-8 US-ASCII)]`.
+pub(crate) fn check_charset(cs: &str) -> Result<(), Reply> {
+    if cs == "UTF-8" || cs == "US-ASCII" {
+        return Ok(());
+    }
+    Err(Reply::no("unsupported charset")
+        .code(Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()])))
+}
+
+/// A message that matched a search program, with what the caller derived from it.
+pub(crate) struct Hit<T> {
+    pub(crate) seq: u32,
+    pub(crate) meta: MessageMeta,
+    pub(crate) extra: T,
+}
+
 impl Session {
-    pub(crate) async fn search(&mut self, tag: &str, s: SearchCommand) -> CmdResult {
-        // RFC 9051 §6.4.4: US-ASCII and UTF-8 must be supported.
-        if let Some(cs) = &s.charset
-            && cs != "UTF-8"
-            && cs != "US-ASCII"
-        {
-            return Err(Reply::no("unsupported charset")
-                .code(Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()])));
-        }
-        let modseq_key = uses_modseq(&s.criteria);
-        if modseq_key {
+    /// The selected folder's messages that match `key` (SEARCH, SORT, THREAD), in sequence
+    /// order; `extra` runs on each hit in the same blocking call (for sort keys).
+    pub(crate) async fn matching<T: Send + 'static>(
+        &mut self,
+        key: &SearchKey,
+        extra: impl Fn(&Mailboxes, &MessageMeta) -> T + Send + 'static,
+    ) -> Result<Vec<Hit<T>>, Reply> {
+        if uses_modseq(key) {
             self.enabled.condstore = true;
         }
         let Some(sel) = &self.selected else {
@@ -221,31 +235,46 @@ impl Session {
         let largest_seq = sel.exists();
         let largest_uid = sel.max_uid();
         let saved = sel.saved.clone().unwrap_or_default();
-        let key = s.criteria.clone();
+        let key = key.clone();
         let now = chrono::Utc::now().timestamp();
+        self.blocking(move |mb| {
+            let ctx = Ctx {
+                mb,
+                largest_seq,
+                largest_uid,
+                saved: &saved,
+                now,
+            };
+            Ok(metas
+                .into_iter()
+                .filter(|(seq, meta)| {
+                    Candidate {
+                        seq: *seq,
+                        meta,
+                        content: OnceCell::new(),
+                    }
+                    .matches(&key, &ctx)
+                })
+                .map(|(seq, meta)| {
+                    let extra = extra(mb, &meta);
+                    Hit { seq, meta, extra }
+                })
+                .collect())
+        })
+        .await
+    }
+
+    pub(crate) async fn search(&mut self, tag: &str, s: SearchCommand) -> CmdResult {
+        if let Some(cs) = &s.charset {
+            check_charset(cs)?;
+        }
+        let modseq_key = uses_modseq(&s.criteria);
         let hits: Vec<(u32, u32, u64)> = self
-            .blocking(move |mb| {
-                let ctx = Ctx {
-                    mb,
-                    largest_seq,
-                    largest_uid,
-                    saved: &saved,
-                    now,
-                };
-                Ok(metas
-                    .iter()
-                    .filter(|(seq, meta)| {
-                        Candidate {
-                            seq: *seq,
-                            meta,
-                            content: OnceCell::new(),
-                        }
-                        .matches(&key, &ctx)
-                    })
-                    .map(|(seq, m)| (*seq, m.uid, m.modseq))
-                    .collect())
-            })
-            .await?;
+            .matching(&s.criteria, |_, _| ())
+            .await?
+            .into_iter()
+            .map(|h| (h.seq, h.meta.uid, h.meta.modseq))
+            .collect();
         let ids: Vec<u32> = hits.iter().map(|h| if s.uid { h.1 } else { h.0 }).collect();
         let top_modseq = modseq_key.then(|| hits.iter().map(|h| h.2).max()).flatten();
         let returns = match (&s.returns, self.enabled.rev2) {
