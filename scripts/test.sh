@@ -16,6 +16,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v mbsync >/dev/null || need_apt+=(isync)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
+# Mail retrieval clients of crates/keel/tests/clients.rs.
+command -v fetchmail >/dev/null || need_apt+=(fetchmail)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
@@ -26,6 +28,8 @@ python3 -c "import dkim" 2>/dev/null || python3 -m pip install --quiet dkimpy ||
 
 # PyYAML reads the RFC 7208 suite below.
 python3 -c "import yaml" 2>/dev/null || python3 -m pip install --quiet pyyaml || true
+command -v getmail >/dev/null || python3 -m pip install --quiet getmail6 || true
+export KEEL_REQUIRE_CLIENTS=1
 
 # The RFC 7208 SPF test suite, as Debian's python3-spf ships it (not vendored): unpacked
 # from the package into a cache directory; crates/keel-filter/tests/rfc7208.rs runs it.
