@@ -223,6 +223,7 @@ for t in ts: t.join()
 enum Proto {
     Smtp,
     Pop3,
+    Imap,
 }
 
 impl Proto {
@@ -230,6 +231,7 @@ impl Proto {
         match self {
             Self::Smtp => ports.smtp,
             Self::Pop3 => ports.pop3,
+            Self::Imap => ports.imap,
         }
     }
     /// A harmless command allowed before login and the prefix of its success reply
@@ -238,6 +240,7 @@ impl Proto {
         match self {
             Self::Smtp => (b"NOOP\r\n", "250"),
             Self::Pop3 => (b"CAPA\r\n", "+OK"),
+            Self::Imap => (b"a NOOP\r\n", "OK"),
         }
     }
 }
@@ -247,6 +250,7 @@ impl Proto {
 struct Ports {
     smtp: u16,
     pop3: u16,
+    imap: u16,
 }
 
 /// A blocking line client with a read deadline.
@@ -270,6 +274,7 @@ impl Wire {
         let ok = match proto {
             Proto::Smtp => greeting.starts_with("220"),
             Proto::Pop3 => greeting.starts_with("+OK"),
+            Proto::Imap => greeting.starts_with("* OK"),
         };
         assert!(ok, "{proto:?} greeting: {greeting}");
         w
@@ -293,9 +298,48 @@ impl Wire {
         }
     }
 
+    /// IMAP: the status of the tagged reply ("OK …", "NO …", "BAD …"), an untagged BAD or
+    /// BYE, or "+" for a continuation request; other untagged data (and its literals) is
+    /// skipped. `None` if closed.
+    fn imap_reply(&mut self) -> Option<String> {
+        loop {
+            let l = self.line()?;
+            if let Some(n) = l
+                .strip_suffix('}')
+                .and_then(|x| x.rsplit_once('{'))
+                .and_then(|(_, n)| n.trim_end_matches('+').parse::<usize>().ok())
+            {
+                // Skip the literal; the response goes on after it.
+                while self.buf.len() < n {
+                    let mut chunk = [0u8; 65536];
+                    match self.s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return None,
+                        Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                    }
+                }
+                self.buf.drain(..n);
+                continue;
+            }
+            if let Some(rest) = l.strip_prefix("a ") {
+                return Some(rest.to_owned());
+            }
+            if l.starts_with('+') {
+                return Some("+".to_owned());
+            }
+            if let Some(rest) = l.strip_prefix("* ")
+                && (rest.starts_with("BAD") || rest.starts_with("BYE"))
+            {
+                return Some(rest.to_owned());
+            }
+        }
+    }
+
     /// One reply (SMTP: the last line of a multi-line reply; POP3: a `+OK` is taken as
     /// CAPA's and its list is consumed up to the `.` line). `None` if closed.
     fn reply(&mut self) -> Option<String> {
+        if self.proto == Proto::Imap {
+            return self.imap_reply();
+        }
         loop {
             let l = self.line()?;
             if self.proto == Proto::Pop3 {
@@ -356,7 +400,7 @@ fn cases() -> Vec<Case> {
     for proto in [Proto::Smtp, Proto::Pop3] {
         let (err, ok): (&'static [&'static str], &'static str) = match proto {
             Proto::Smtp => (&["5"], "250"),
-            Proto::Pop3 => (&["-ERR"], "+OK"),
+            Proto::Pop3 | Proto::Imap => (&["-ERR"], "+OK"),
         };
         let noop = proto.noop().0;
         v.push(Case {
@@ -473,6 +517,7 @@ fn cases() -> Vec<Case> {
         expect: Expect::OneOf(&["250", "552", "554", "550"]),
         connection_survives: true,
     });
+    v.extend(imap_cases(flood, big, trickle));
     v.push(Case {
         name: "RETR before login and absurd numbers",
         proto: Proto::Pop3,
@@ -485,6 +530,133 @@ fn cases() -> Vec<Case> {
     v
 }
 
+/// IMAP's hostile inputs (issue 4 Tests, issue 7 §7): each gets BAD/NO (RFC 9051 §7.1)
+/// and, where the protocol allows, the connection stays usable.
+fn imap_cases(flood: usize, big: usize, trickle: Option<Duration>) -> Vec<Case> {
+    const LOGIN: &[&str] = &["a LOGIN alice@example.com Alice-pass-1"];
+    const SELECTED: &[&str] = &["a LOGIN alice@example.com Alice-pass-1", "a SELECT INBOX"];
+    let case = |name, setup, input: &[u8], expect, connection_survives| Case {
+        name,
+        proto: Proto::Imap,
+        setup,
+        input: input.to_vec(),
+        trickle: None,
+        expect,
+        connection_survives,
+    };
+    let bad: &'static [&'static str] = &["BAD"];
+    let bad_or_no: &'static [&'static str] = &["BAD", "NO"];
+    vec![
+        case(
+            "overlong command line",
+            &[],
+            &[b"a NOOP ".as_slice(), &vec![b'a'; 20_000], b"\r\n"].concat(),
+            Expect::OneOf(bad),
+            true,
+        ),
+        case(
+            "megabytes without a line end",
+            &[],
+            &[vec![b'x'; big], b"\r\n".to_vec()].concat(),
+            Expect::ReplyOrClose(&["BAD", "BYE"]),
+            false,
+        ),
+        case(
+            "NUL bytes in a command",
+            &[],
+            b"a NO\0OP\r\n",
+            Expect::OneOf(bad),
+            true,
+        ),
+        case(
+            "invalid UTF-8 argument",
+            &[],
+            b"a LOGIN \xff\xfe \xc3\x28\r\n",
+            Expect::OneOf(bad_or_no),
+            true,
+        ),
+        case(
+            "bare LF line end",
+            &[],
+            b"a NOOP\n",
+            Expect::Replies(1, "OK"),
+            true,
+        ),
+        case(
+            "pipelining flood",
+            &[],
+            &b"a NOOP\r\n".repeat(flood),
+            Expect::Replies(flood, "OK"),
+            true,
+        ),
+        case(
+            "flood of unknown commands",
+            &[],
+            &b"a FROB x\r\n".repeat(flood / 10),
+            Expect::ReplyOrClose(&["BAD", "BYE"]),
+            false,
+        ),
+        Case {
+            name: "slowloris trickle",
+            proto: Proto::Imap,
+            setup: &[],
+            input: b"a NOOP\r\n".to_vec(),
+            trickle,
+            expect: Expect::Replies(1, "OK"),
+            connection_survives: true,
+        },
+        case(
+            "command in the wrong state",
+            &[],
+            b"a FETCH 1 FLAGS\r\n",
+            Expect::OneOf(bad_or_no),
+            true,
+        ),
+        case(
+            "huge synchronising literal",
+            LOGIN,
+            b"a APPEND INBOX {99999999999}\r\n",
+            Expect::OneOf(bad_or_no),
+            true,
+        ),
+        case(
+            "huge non-synchronising literal",
+            LOGIN,
+            b"a APPEND INBOX {99999999999+}\r\n",
+            Expect::ReplyOrClose(&["BAD", "NO", "BYE"]),
+            false,
+        ),
+        case(
+            "unterminated literal, then the client goes away",
+            LOGIN,
+            b"a APPEND INBOX {100}\r\nFrom: half",
+            Expect::OneOf(&["+"]),
+            false,
+        ),
+        case(
+            "sequence number zero",
+            SELECTED,
+            b"a FETCH 0:* FLAGS\r\n",
+            Expect::OneOf(bad),
+            true,
+        ),
+        case(
+            "sequence number beyond 32 bits",
+            SELECTED,
+            b"a FETCH 1:99999999999 FLAGS\r\n",
+            Expect::OneOf(bad),
+            true,
+        ),
+        case(
+            "garbage sequence set",
+            SELECTED,
+            b"a UID FETCH *:x,,3 FLAGS\r\n",
+            Expect::OneOf(bad),
+            true,
+        ),
+    ]
+}
+
 fn run_case(ports: Ports, c: &Case) {
     let port = c.proto.port(ports);
     let mut w = Wire::connect(c.proto, port);
@@ -492,7 +664,7 @@ fn run_case(ports: Ports, c: &Case) {
         w.send(format!("{cmd}\r\n").as_bytes()).expect("setup send");
         let r = w.reply().unwrap_or_default();
         assert!(
-            r.starts_with('2') || r.starts_with('3') || r.starts_with("+OK"),
+            r.starts_with('2') || r.starts_with('3') || r.starts_with("+OK") || r.starts_with("OK"),
             "{}: setup {cmd:?} got {r:?}",
             c.name
         );
@@ -574,7 +746,7 @@ fn run_case(ports: Ports, c: &Case) {
 }
 
 #[test]
-fn bad_input_suite_smtp_and_pop3_reply_survive_and_stay_bounded() {
+fn bad_input_suite_smtp_pop3_and_imap_reply_survive_and_stay_bounded() {
     let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
     let out = s.keel(&[
         "user",
@@ -591,6 +763,7 @@ fn bad_input_suite_smtp_and_pop3_reply_survive_and_stay_bounded() {
     let ports = Ports {
         smtp: s.port("smtp"),
         pop3: s.port("pop3"),
+        imap: s.port("imap"),
     };
     std::thread::scope(|scope| {
         for c in &all {
