@@ -8,10 +8,14 @@
 //!   the line reader (RFC 2920).
 //! - Settings ([`SmtpSettings`]) are read at each session start from the MetaStore, so a
 //!   change applies to the next session without a restart.
-//! - Per-IP counters (concurrent connections, messages per sliding hour, unknown
-//!   recipients and harvest blocks) are **in-process** ([`IpLimits`]): each server
-//!   process (cluster node) counts on its own, and a restart forgets them. Services that
-//!   should share them (25, 465, 587) are built with [`SmtpService::with_limits`].
+//! - Per-IP counters ([`IpLimits`], [`limits`]): messages per sliding hour, unknown
+//!   recipients and harvest blocks are kept in memory and, while the limit is on, in one
+//!   MetaStore document per IP, so every node on the same store (issue 8) and a restarted
+//!   node see them. Concurrent connections are counted per node only. Services that
+//!   should share the in-memory part (25, 465, 587) are built with
+//!   [`SmtpService::with_limits`].
+//! - Every refusal of a guide §12.2 limit or security option, and every SMTP AUTH
+//!   refusal, writes a security-log line (guide §25.4; shapes in `seclog`).
 //! - Durability (DESIGN §3): the `250` after DATA/BDAT is written only after
 //!   `Mailboxes::deliver` returned (its blobs fsync'd, transactions committed) and the
 //!   queue row of remote recipients committed (blob first, then row).
@@ -21,9 +25,10 @@
 //! - Quota is checked at RCPT (`quota_check`); a full mailbox answers **452 4.2.2**
 //!   (temporary: the owner may free space, RFC 3463 §3.3 X.2.2). If a local delivery still
 //!   fails after DATA for some recipients while others succeed, the message is accepted
-//!   (one reply covers all recipients, RFC 5321 §4.2.5) and the failed recipients are
-//!   only logged: DSNs come with the outbound step. If every local recipient fails, the
-//!   transaction is answered 452 4.2.2 (quota) or 451 4.3.0 and nothing is queued.
+//!   (one reply covers all recipients, RFC 5321 §4.2.5) and the sender gets one RFC 3464
+//!   failure report for them (`session::local_dsn`; not to `<>`, not with NOTIFY=NEVER).
+//!   If every local recipient fails, the transaction is answered 452 4.2.2 (quota) or
+//!   451 4.3.0, nothing is queued and no report is sent.
 //! - Public-folder targets (`#public/Path`) are appended to the folder `Path` of the
 //!   account `#public@<domain>`, created on first use (one more blob reference, same blob).
 //! - `X-Envelope-To` (guide §12.6) names one envelope recipient, so when it is on each
@@ -43,10 +48,12 @@
 //!   runner's resolver in the server; `None` skips the check). Not found → 550 5.1.8,
 //!   temporary DNS failure → 451 4.4.3. Trusted clients, the null sender and local
 //!   domains are not checked.
-//! - ETRN (RFC 1985, guide §12.5 server side): advertised in EHLO; allowed for
-//!   authenticated clients and the relay group (`etrn_anyone` opens it to all); it makes
-//!   the domain's queued mail due now and wakes the runner. Sending ETRN to other
-//!   servers and holding "offline, triggered by ETRN" forwarded mail are not done yet.
+//! - ETRN (RFC 1985, guide §12.5, §7.10): advertised in EHLO; allowed for authenticated
+//!   clients, the relay group and `etrn_ip_group` (`etrn_anyone` opens it to all); it
+//!   makes the domain's queued mail due now and wakes the runner. Mail of a domain
+//!   forwarded "offline, triggered by ETRN" is held in the queue until then
+//!   ([`queue`] notes). As a client, the runner sends ETRN to the `etrn_download`
+//!   servers at start-up and every interval ([`outbound::etrn_client`]).
 //! - Greylisting ([`greylist`], issue 6 item 6, RFC 6647; `greylisting` settings, off by
 //!   default) at RCPT: triplets are MetaStore documents of kind `greylist`.
 
@@ -54,10 +61,11 @@ pub mod codec;
 pub mod dns;
 pub mod dsn;
 pub mod greylist;
-mod limits;
+pub mod limits;
 pub mod outbound;
 pub mod queue;
 mod queueid;
+mod seclog;
 mod session;
 pub mod settings;
 

@@ -8,10 +8,49 @@
 //! - Deleting is silent (guide §24.1 "Remove messages"): no DSN is sent. A message that is
 //!   being delivered at that moment finishes its attempt; its results are then dropped.
 //! - "Next Try" is shown as `None` (the guide's `ASAP`) for a message never attempted.
+//! - Mail held for ETRN (guide §7.10 "Offline delivery — delivery is triggered by ETRN
+//!   command from remote host", RFC 1985): each held recipient's route is
+//!   [`ETRN_ROUTE_PREFIX`]`host:port`, and the message's next attempt is [`HELD_UNTIL`],
+//!   so the runner never claims it. The session queues held recipients in messages of
+//!   their own, one per recipient domain, so an ETRN for one domain releases no other
+//!   domain's mail. ETRN (or "Try to send now" on that message) makes it due; after the
+//!   attempt a temporary failure puts it back on hold (no delay warning, no bounce by age:
+//!   the remote server is expected to collect it). "Run queue" ([`RetryTarget::All`])
+//!   leaves held messages alone.
 
 use keel_core::address::wildcard_match;
-use keel_store::{BlobStore, MetaStore, QueueRcptState, QueuedMessage, StoreResult};
+use keel_store::{
+    BlobStore, MetaStore, QueueRcptState, QueuedMessage, QueuedRecipient, StoreResult,
+};
 use serde::Serialize;
+
+/// Route prefix of a recipient held until ETRN (module notes): `etrn:host:port`.
+pub const ETRN_ROUTE_PREFIX: &str = "etrn:";
+/// `next_attempt` of a message held until ETRN: 9999-12-31 23:59:59 UTC, a time every
+/// date formatter still shows and no clock reaches.
+pub const HELD_UNTIL: i64 = 253_402_300_799;
+
+/// The route of a recipient held for ETRN, forwarded to `host:port` once released.
+pub fn held_route(host: &str, port: u16) -> String {
+    format!("{ETRN_ROUTE_PREFIX}{host}:{port}")
+}
+
+/// Whether a queued recipient is held for ETRN.
+pub fn is_held(r: &QueuedRecipient) -> bool {
+    r.route
+        .as_deref()
+        .is_some_and(|route| route.starts_with(ETRN_ROUTE_PREFIX))
+}
+
+/// The `host:port` of a route, without the hold marker.
+pub fn route_target(route: &str) -> &str {
+    route.strip_prefix(ETRN_ROUTE_PREFIX).unwrap_or(route)
+}
+
+/// Whether a message waits for ETRN (not due until released).
+pub fn is_held_message(m: &QueuedMessage) -> bool {
+    m.next_attempt >= HELD_UNTIL
+}
 
 /// One recipient in the queue view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,6 +86,8 @@ pub struct QueueView {
     pub next_attempt: Option<i64>,
     /// Why it is still queued: the last error of a pending recipient.
     pub status: String,
+    /// Held until the remote server sends ETRN (guide §7.10; module notes).
+    pub held: bool,
 }
 
 /// Queue totals (guide §24.1: count and total size).
@@ -60,19 +101,35 @@ pub struct QueueTotals {
 
 fn view(m: QueuedMessage, now: i64) -> QueueView {
     let attempted = m.recipients.iter().any(|r| r.attempts > 0);
-    let status = m
+    let held = is_held_message(&m);
+    let last_error = m
         .recipients
         .iter()
         .filter(|r| !r.state.is_final())
-        .find_map(|r| r.last_error.clone())
-        .unwrap_or_else(|| {
+        .find_map(|r| r.last_error.clone());
+    let status = if held {
+        let domains: Vec<&str> = m
+            .recipients
+            .iter()
+            .filter(|r| !r.state.is_final())
+            .filter_map(|r| r.address.rsplit_once('@').map(|(_, d)| d))
+            .collect();
+        let mut s = format!("held until ETRN for {}", domains.join(", "));
+        if let Some(e) = &last_error {
+            s.push_str(&format!("; last error: {e}"));
+        }
+        s
+    } else {
+        last_error.unwrap_or_else(|| {
             if attempted {
                 "in progress".to_owned()
             } else {
                 "waiting for the first attempt".to_owned()
             }
-        });
+        })
+    };
     QueueView {
+        held,
         next_attempt: (attempted || m.next_attempt > now).then_some(m.next_attempt),
         age_secs: now.saturating_sub(m.created),
         status,
@@ -132,7 +189,8 @@ pub fn retry_now(meta: &dyn MetaStore, target: &RetryTarget, now: i64) -> StoreR
         RetryTarget::All => {
             let mut n = 0;
             for m in meta.queued_messages()? {
-                if meta.set_queue_next_attempt(&m.id, now)? {
+                // "Run queue" does not release mail held for ETRN (module notes).
+                if !is_held_message(&m) && meta.set_queue_next_attempt(&m.id, now)? {
                     n += 1;
                 }
             }

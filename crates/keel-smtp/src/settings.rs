@@ -153,6 +153,40 @@ impl Default for GreylistSettings {
     }
 }
 
+/// Default interval of ETRN download rounds: one hour (the guide leaves it to the
+/// scheduler, §20; Keel has no scheduler yet, so it is a plain interval).
+pub const DEFAULT_ETRN_INTERVAL_SECS: u64 = 3600;
+/// Default reply timeout of ETRN download (guide §12.5 "Options").
+pub const DEFAULT_ETRN_TIMEOUT_SECS: u64 = 60;
+
+/// One server of "ETRN Download" (guide §12.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EtrnServer {
+    /// "Server": host name or IP, optionally `:port` (25 by default).
+    pub host: String,
+    /// "Domain(s)": the domains it stores mail for (the guide's `;`-separated list).
+    pub domains: Vec<String>,
+    /// "Description".
+    pub description: String,
+    /// "Authentication is required": SMTP AUTH before ETRN.
+    pub auth: Option<RelayAuth>,
+    /// The checkbox that disables the server temporarily.
+    pub enabled: bool,
+}
+
+impl Default for EtrnServer {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            domains: Vec::new(),
+            description: String::new(),
+            auth: None,
+            enabled: true,
+        }
+    }
+}
+
 /// The SMTP server settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -235,6 +269,18 @@ pub struct SmtpSettings {
     /// the relay IP group may start a queue run (ETRN makes the server open connections,
     /// so an open ETRN is a cheap amplifier); others get 459.
     pub etrn_anyone: bool,
+    /// Clients in this IP group may send ETRN without authenticating (the primary server
+    /// that collects mail held for it, guide §7.10). `None` = only authenticated clients
+    /// and the relay group.
+    pub etrn_ip_group: Option<String>,
+    /// "ETRN Download" (guide §12.5, §7.10): remote servers that hold mail for our
+    /// domains; Keel sends them `ETRN <domain>` at start-up and every
+    /// [`Self::etrn_download_interval_secs`].
+    pub etrn_download: Vec<EtrnServer>,
+    /// Seconds between ETRN download rounds; 0 = only at start-up (and on request).
+    pub etrn_download_interval_secs: u64,
+    /// "Options" tab of guide §12.5: seconds to wait for each reply of the remote server.
+    pub etrn_download_timeout_secs: u64,
 
     // --- SMTP Delivery (guide §12.2) ---
     /// "Use relay SMTP server": `host[:port]` (port 25 by default, 465 with implicit TLS);
@@ -304,6 +350,10 @@ impl Default for SmtpSettings {
             greeting_delay_report: false,
             greylisting: GreylistSettings::default(),
             etrn_anyone: false,
+            etrn_ip_group: None,
+            etrn_download: Vec::new(),
+            etrn_download_interval_secs: DEFAULT_ETRN_INTERVAL_SECS,
+            etrn_download_timeout_secs: DEFAULT_ETRN_TIMEOUT_SECS,
             relay_host: None,
             relay_tls: RelayTls::default(),
             relay_auth: None,

@@ -651,3 +651,191 @@ async fn runner_is_woken_after_enqueue_and_stops_on_shutdown() {
         .expect("stops")
         .expect("join");
 }
+
+/// guide §7.10 backup MX, "offline delivery triggered by ETRN" (RFC 1985): mail for the
+/// domain is accepted and held (never attempted, shown as held), until an allowed client
+/// sends ETRN; then it goes to the configured forward host. A temporary failure after
+/// the release puts it back on hold (no bounce by age).
+#[tokio::test(flavor = "multi_thread")]
+async fn guide_7_10_mail_held_for_etrn_is_delivered_to_the_forward_host_after_etrn() {
+    let e = env(
+        json!({"rcpt": {"boss@backup.test": "451 4.3.0 not yet"}}),
+        |s| s.etrn_ip_group = Some(keel_core::ipgroup::LOCAL_CLIENTS.to_owned()),
+    )
+    .await;
+    e.t.directory
+        .add_domain(keel_directory::NewDomain {
+            name: "backup.test".into(),
+            forwarding: Some(keel_directory::DomainForwarding {
+                host: "mx.remote.test".into(),
+                port: e.sink.port,
+                mode: keel_directory::ForwardMode::OfflineEtrn,
+            }),
+            ..keel_directory::NewDomain::default()
+        })
+        .expect("backup.test");
+    let out =
+        e.t.py(r#"
+s = conn()
+send(s, 'x@remote.test', ['boss@backup.test', 'alice@example.com'], 'held')
+out(s.docmd('ETRN', 'backup.test')[0])
+s.quit()
+"#)
+            .await;
+    // The ETRN right after the message releases it at once.
+    assert_eq!(out, ["sent 0", "253"]);
+    assert_eq!(e.t.inbox("alice@example.com").await.len(), 1, "local part");
+    let now = e.t.clock.now().timestamp();
+    let views = queue::list(&*e.t.meta, now).expect("list");
+    assert_eq!(views.len(), 1);
+    let id = views[0].id.clone();
+    assert_eq!(
+        views[0].recipients[0].route.as_deref(),
+        Some(format!("etrn:mx.remote.test:{}", e.sink.port).as_str())
+    );
+    // The first ETRN made it due; the forward host answers 451, so it goes back on hold.
+    assert_eq!(e.runner.run_once().await.expect("run"), 1);
+    let v = queue::show(&*e.t.meta, &id, now)
+        .expect("show")
+        .expect("still queued");
+    assert!(v.held, "{v:?}");
+    assert_eq!(v.next_attempt, Some(queue::HELD_UNTIL));
+    assert!(
+        v.status
+            .starts_with("held until ETRN for backup.test; last error: 451 4.3.0"),
+        "{v:?}"
+    );
+    // Held: never attempted, however much time passes, and never bounced or warned.
+    e.sink.set(ok_sink());
+    e.advance(10 * 24 * HOUR);
+    assert_eq!(e.runner.run_once().await.expect("run"), 0);
+    assert_eq!(
+        queue::retry_now(&*e.t.meta, &RetryTarget::All, now).unwrap(),
+        0
+    );
+    assert!(
+        !e.mail_log().contains("Service: DSN"),
+        "no bounce, no warning"
+    );
+    assert_eq!(e.sink.transactions().len(), 0);
+    // RFC 1985 §5 replies: not allowed, unknown node, served node with nothing waiting.
+    let out =
+        e.t.py(r#"
+s = conn()
+for arg in ('backup.test', '@test', 'elsewhere.test'):
+    r = s.docmd('ETRN', arg)
+    out(r[0], r[1].decode())
+s.quit()
+"#)
+            .await;
+    assert_eq!(
+        out,
+        [
+            "253 2.0.0 OK, 1 pending messages for node backup.test started",
+            "253 2.0.0 OK, 1 pending messages for node test started",
+            "458 4.3.0 Unable to queue messages for node elsewhere.test",
+        ]
+    );
+    assert_eq!(e.runner.run_once().await.expect("run"), 1);
+    assert_eq!(e.state(&id), None, "delivered after ETRN");
+    let tx = e.sink.transactions();
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0]["rcpts"].as_array().map(Vec::len), Some(1));
+    assert!(
+        tx[0]["rcpts"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("boss@backup.test"))
+    );
+    let out = e
+        .t
+        .py("s = conn()\nr = s.docmd('ETRN', 'backup.test')\nout(r[0], r[1].decode())\ns.quit()")
+        .await;
+    assert_eq!(
+        out,
+        ["251 2.0.0 OK, no messages waiting for node backup.test"]
+    );
+}
+
+/// guide §12.5 "ETRN Download", §7.10: Keel as ETRN client asks a backup server (here a
+/// second Keel holding mail for backup.test) for its mail at start-up of the runner and
+/// on request; refusals go to the warning log.
+#[tokio::test(flavor = "multi_thread")]
+async fn guide_12_5_etrn_download_releases_mail_held_on_the_backup_server() {
+    let backup = TestServer::start(SmtpSettings {
+        etrn_ip_group: Some(keel_core::ipgroup::LOCAL_CLIENTS.to_owned()),
+        ..SmtpSettings::default()
+    })
+    .await;
+    let now = backup.clock.now().timestamp();
+    let blob = backup.blobs.put(BODY.as_bytes()).expect("blob");
+    let id = keel_smtp::new_queue_id(now);
+    let mut r = QueuedRecipient::new("boss@backup.test");
+    r.route = Some(queue::held_route("mail1.backup.test", 25));
+    backup
+        .meta
+        .enqueue(&QueuedMessage {
+            id: id.clone(),
+            sender: "x@remote.test".into(),
+            envid: None,
+            ret: None,
+            size: BODY.len() as u64,
+            blob,
+            created: now,
+            next_attempt: queue::HELD_UNTIL,
+            recipients: vec![r],
+        })
+        .expect("enqueue");
+    let port = backup.mx;
+    let e = env(ok_sink(), |s| {
+        s.etrn_download = vec![keel_smtp::settings::EtrnServer {
+            host: format!("127.0.0.1:{port}"),
+            domains: vec!["backup.test".into(), "unknown.test".into()],
+            ..keel_smtp::settings::EtrnServer::default()
+        }];
+    })
+    .await;
+    let next = || {
+        backup
+            .meta
+            .queued_message(&id)
+            .expect("get")
+            .expect("queued")
+            .next_attempt
+    };
+    // At start-up the runner sends ETRN by itself.
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(e.runner.clone().run(rx));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while next() == queue::HELD_UNTIL && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(next(), now, "released by the start-up ETRN");
+    stop.send(true).expect("stop");
+    tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .expect("stops")
+        .expect("join");
+    // On request: the answers per domain.
+    let out = e.runner.etrn_download().await;
+    let replies: Vec<(String, bool)> = out
+        .iter()
+        .map(|o| (format!("{} {}", o.domain, o.reply), o.accepted))
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            (
+                "backup.test 253 OK, 1 pending messages for node backup.test started".to_owned(),
+                true
+            ),
+            (
+                "unknown.test 458 Unable to queue messages for node unknown.test".to_owned(),
+                false
+            ),
+        ]
+    );
+    assert!(
+        e.t.log(LogKind::Warning)
+            .contains("ETRN unknown.test at 127.0.0.1:")
+    );
+}

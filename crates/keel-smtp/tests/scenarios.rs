@@ -345,9 +345,22 @@ except (smtplib.SMTPConnectError) as e:
 "#)
         .await;
     assert_eq!(out, ["550", "550", "550", "550", "450", "421"]);
+    let sec = t.log(LogKind::Security);
+    assert!(sec.contains("Directory harvest attack from 127.0.0.1 detected"));
+    // guide §25.4: refusals during the block are logged too (once per session).
     assert!(
-        t.log(LogKind::Security)
-            .contains("Directory harvest attack from 127.0.0.1 detected")
+        sec.contains("Blocked IP address 127.0.0.1 (directory harvest attack): RCPT refused"),
+        "{sec}"
+    );
+    assert!(
+        sec.contains("Blocked IP address 127.0.0.1 (directory harvest attack): connection refused")
+    );
+    // issue 8: the block is a shared document, so other nodes see it.
+    assert!(
+        t.meta
+            .get_doc(keel_smtp::limits::DOC_KIND, "127.0.0.1")
+            .unwrap()
+            .is_some()
     );
     t.clock.advance(Duration::from_secs(601));
     assert_eq!(
@@ -385,6 +398,14 @@ out(s.noop()[0])
 "#)
         .await;
     assert_eq!(out, ["SIZE 1048576", "552", "552", "554 5.4.6", "250"]);
+    // guide §25.4: the SIZE refusal at MAIL, the one after DATA and the hop limit.
+    let sec = t.log(LogKind::Security);
+    let size_line = "Limit of 1048576 bytes per message from IP address 127.0.0.1 exceeded, mail from <x@remote.test> rejected";
+    assert_eq!(sec.matches(size_line).count(), 2, "{sec}");
+    assert!(
+        sec.contains("Limit of 5 Received headers (hops) from IP address 127.0.0.1 exceeded, mail from <x@remote.test> rejected"),
+        "{sec}"
+    );
     assert!(
         t.inbox("alice@example.com").await.is_empty(),
         "nothing stored"
@@ -486,6 +507,13 @@ submit('dave', 6000000)
 "#)
         .await;
     assert_eq!(out, ["552", "sent", "552"]);
+    // guide §25.4: each refusal is a security-log line.
+    let sec = t.log(LogKind::Security);
+    assert!(
+        sec.contains("Outgoing limit of 1000000 bytes per message of user alice@example.com from IP address 127.0.0.1 exceeded, mail from <alice@example.com> rejected"),
+        "{sec}"
+    );
+    assert!(sec.contains("Outgoing limit of 5000000 bytes per message of user dave@example.com"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -610,4 +638,60 @@ s.send(b'BDAT %d LAST\r\n' % len(part2) + part2); out(s.getreply()[0])
     assert_eq!(r.orcpt.as_deref(), Some("rfc822;y@remote.test"));
     let raw = t.blobs.get(&q[0].blob).unwrap();
     assert!(contains(&raw, "first second\r\n"));
+}
+
+/// issue 3 item 4, RFC 3464: a local delivery that fails after the 250 (the quota is
+/// fine at RCPT, but this message does not fit) gets one failure report; not for the
+/// null sender, not with NOTIFY=NEVER, and not when the whole transaction was refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn local_delivery_failure_after_data_sends_one_dsn() {
+    let t = server().await;
+    t.directory
+        .set_user(
+            "alice@example.com",
+            UserPatch {
+                quota: Some(Quota {
+                    bytes: 3000,
+                    messages: 0,
+                }),
+                ..UserPatch::default()
+            },
+        )
+        .unwrap();
+    let out = t
+        .py(r#"
+big = 'Subject: too big for alice\r\n\r\n' + ('z' * 98 + '\r\n') * 50
+s = conn()
+out(s.sendmail('dave@example.com', ['alice@example.com', 'carol@example.com'], big))
+out(s.sendmail('', ['alice@example.com', 'carol@example.com'], big))
+s.ehlo('client.test')
+out(s.sendmail('dave@example.com', ['alice@example.com', 'carol@example.com'], big,
+               rcpt_options=['NOTIFY=NEVER']))
+try:
+    s.sendmail('dave@example.com', ['alice@example.com'], big)
+except smtplib.SMTPResponseException as e:
+    out(e.smtp_code)
+s.quit()
+"#)
+        .await;
+    // Accepted (carol got it); alone, alice's copy is refused in-session with 452.
+    assert_eq!(out, ["{}", "{}", "{}", "452"]);
+    assert_eq!(t.inbox("carol@example.com").await.len(), 3);
+    assert!(t.inbox("alice@example.com").await.is_empty());
+    let reports = t.inbox("dave@example.com").await;
+    assert_eq!(reports.len(), 1, "exactly one report");
+    let r = String::from_utf8_lossy(&reports[0]);
+    assert!(r.contains("Return-Path: <>"), "{r}");
+    assert!(r.contains("report-type=\"delivery-status\""), "{r}");
+    assert!(
+        r.contains("Final-Recipient: rfc822; alice@example.com"),
+        "{r}"
+    );
+    assert!(r.contains("Action: failed"), "{r}");
+    assert!(r.contains("Status: 5.2.2"), "{r}");
+    assert!(
+        !r.contains("carol@example.com"),
+        "only the failed recipient: {r}"
+    );
+    assert!(t.log(LogKind::Mail).contains("Service: DSN"));
 }

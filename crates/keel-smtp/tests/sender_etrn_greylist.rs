@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::{PASSWORD, TestServer};
 use keel_core::clock::Clock;
+use keel_core::log::LogKind;
 use keel_smtp::SmtpSettings;
 use keel_smtp::dns::Resolver;
 use keel_store::{QueuedMessage, QueuedRecipient};
@@ -87,6 +88,10 @@ s.quit()
             "auth 250"
         ]
     );
+    // guide §25.4: the refusal is a security-log line (two refused MAILs).
+    let sec = t.log(LogKind::Security);
+    let line = "Sender domain ghost.good.test not found in DNS, IP address 127.0.0.1, mail from <a@ghost.good.test> rejected";
+    assert_eq!(sec.matches(line).count(), 2, "{sec}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -174,10 +179,10 @@ s.quit()
             "anon 459",
             "- 501 5.5.4 Syntax: ETRN name",
             "bad..name 501 5.5.4 Syntax: ETRN [@|#]domain",
-            "backup.test 250 2.0.0 Queuing for node backup.test started",
-            "#backup.test 250 2.0.0 Queuing for node backup.test started",
-            "@backup.test 250 2.0.0 Queuing for node backup.test started",
-            "empty.test 251 2.0.0 No messages waiting for node empty.test",
+            "backup.test 253 2.0.0 OK, 1 pending messages for node backup.test started",
+            "#backup.test 253 2.0.0 OK, 1 pending messages for node backup.test started",
+            "@backup.test 253 2.0.0 OK, 2 pending messages for node backup.test started",
+            "empty.test 458 4.3.0 Unable to queue messages for node empty.test",
         ]
     );
     let now = t.clock.now().timestamp();
@@ -203,7 +208,8 @@ async fn etrn_anyone_setting_and_relay_group() {
     let out = t
         .py("s = conn()\nout(s.docmd('ETRN', 'backup.test')[0])\nout(s.docmd('ETRN backup.test')[0])\ns.quit()")
         .await;
-    assert_eq!(out, ["251", "251"]);
+    // RFC 1985 §5: 458 for a node Keel holds no mail for.
+    assert_eq!(out, ["458", "458"]);
     // ETRN before EHLO is a bad sequence.
     let out = t
         .py("s = smtplib.SMTP('127.0.0.1', MX, timeout=20)\nout(s.docmd('ETRN', 'backup.test')[0])\ns.quit()")
@@ -232,6 +238,10 @@ async fn greylisting_defers_first_attempt_and_passes_retry_after_delay() {
     };
     let first = step("rcpt('x@remote.test', 'alice@example.com')").await;
     assert_eq!(first, ["451 4.7.1 Greylisted, try again later"]);
+    // guide §25.4: each deferral is a security-log line.
+    assert!(t.log(LogKind::Security).contains(
+        "Greylisting of IP address 127.0.0.1, mail from <x@remote.test> to <alice@example.com> temporarily rejected"
+    ));
     t.clock.advance(Duration::from_secs(120));
     let early = step("rcpt('x@remote.test', 'alice@example.com')").await;
     assert_eq!(early, ["451 4.7.1 Greylisted, try again later"]);

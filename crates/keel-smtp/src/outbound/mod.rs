@@ -36,6 +36,7 @@
 //! - Blocking store and mailbox calls run in `spawn_blocking`.
 
 mod client;
+pub mod etrn_client;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashSet};
@@ -56,8 +57,10 @@ use tokio_rustls::TlsConnector;
 
 use crate::dns::{DnsError, MxTargets, Resolver};
 use crate::dsn::{self, DsnAction, DsnKind, DsnRecipient, DsnRequest};
+use crate::queue;
 use crate::settings::{RelayTls, SmtpSettings};
 use client::{Conn, Envelope, HostResult, RcptReq, Reply, TlsMode};
+pub use etrn_client::EtrnOutcome;
 use tasks::TaskHandle;
 pub use tasks::{DeliveryTask, DeliveryTasks, TaskPhase};
 
@@ -125,6 +128,8 @@ struct Inner {
     tasks: DeliveryTasks,
     poll: Mutex<Duration>,
     in_flight: Mutex<HashSet<String>>,
+    /// An ETRN download round is running (guide §12.5); rounds never overlap.
+    etrn_running: std::sync::atomic::AtomicBool,
     insecure_tls: Result<TlsConnector, String>,
     verified_tls: Result<TlsConnector, String>,
 }
@@ -188,6 +193,7 @@ impl QueueRunner {
                 tasks: DeliveryTasks::default(),
                 poll: Mutex::new(DEFAULT_POLL_INTERVAL),
                 in_flight: Mutex::new(HashSet::new()),
+                etrn_running: std::sync::atomic::AtomicBool::new(false),
                 insecure_tls: tls_connector(true),
                 verified_tls: tls_connector(false),
             }),
@@ -289,17 +295,75 @@ impl QueueRunner {
         }
     }
 
+    /// ETRN download (guide §12.5, §7.10): asks every enabled server of the
+    /// `etrn_download` setting for our domains' mail now, and returns the answers.
+    /// Refused or failed requests are written to the warning log. `keel serve` runs it at
+    /// start-up and every `etrn_download_interval_secs` through [`Self::run`]; an admin
+    /// command can call it directly.
+    pub async fn etrn_download(&self) -> Vec<EtrnOutcome> {
+        let settings = self.settings();
+        let helo = (self.inner.ctx.hostname)();
+        let params = etrn_client::EtrnParams {
+            helo: &helo,
+            tls: self.inner.insecure_tls.as_ref().ok(),
+            timeout: Duration::from_secs(settings.etrn_download_timeout_secs.max(1)),
+        };
+        let mut all = Vec::new();
+        for server in settings
+            .etrn_download
+            .iter()
+            .filter(|s| s.enabled && !s.domains.is_empty())
+        {
+            for o in etrn_client::send_etrn(server, &self.inner.ctx.resolver, &params).await {
+                if o.accepted {
+                    tracing::info!("ETRN {} at {}: {}", o.domain, o.server, o.reply);
+                } else {
+                    self.inner.ctx.logs.warning(&format!(
+                        "ETRN {} at {} not accepted: {}",
+                        o.domain, o.server, o.reply
+                    ));
+                }
+                all.push(o);
+            }
+        }
+        all
+    }
+
+    /// Starts an ETRN download round in the background unless one is running.
+    fn spawn_etrn_download(&self) {
+        use std::sync::atomic::Ordering;
+        if self.inner.etrn_running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.etrn_download().await;
+            me.inner.etrn_running.store(false, Ordering::SeqCst);
+        });
+    }
+
     /// Runs until `shutdown` becomes true: polls the queue every poll interval and when
     /// woken, keeping at most `max_delivery_tasks` deliveries in flight. On shutdown it
     /// waits up to 30 s for running deliveries, then abandons them (their leases expire).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut set: JoinSet<()> = JoinSet::new();
         let poll = *lock(&self.inner.poll);
+        // guide §7.10: ETRN to the configured servers at start-up, then every interval.
+        let mut last_etrn: Option<i64> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let max = self.settings().max_delivery_tasks.max(1) as usize;
+            let settings = self.settings();
+            let now = self.inner.ctx.clock.unix();
+            let interval = i64::try_from(settings.etrn_download_interval_secs).unwrap_or(i64::MAX);
+            let etrn_due = !settings.etrn_download.is_empty()
+                && last_etrn.is_none_or(|t| interval > 0 && now.saturating_sub(t) >= interval);
+            if etrn_due {
+                last_etrn = Some(now);
+                self.spawn_etrn_download();
+            }
+            let max = settings.max_delivery_tasks.max(1) as usize;
             match self.claim(max.saturating_sub(set.len())).await {
                 Ok(batch) => {
                     for m in batch {
@@ -339,6 +403,7 @@ impl QueueRunner {
             .filter(|r| !r.state.is_final())
             .cloned()
             .collect();
+        let held = pending.iter().any(queue::is_held);
         let task = self.inner.tasks.start(DeliveryTask {
             id: msg.id.clone(),
             size: msg.size,
@@ -394,11 +459,18 @@ impl QueueRunner {
         let raw = raw.unwrap_or_default();
 
         // Record the results (guide §25.3: one Sent line per recipient).
-        let expired = now
-            >= msg
-                .created
-                .saturating_add(settings.bounce_after_secs as i64);
-        let next = now + settings.retry_interval_secs.max(1) as i64;
+        // Mail held for ETRN (guide §7.10) goes back on hold after a temporary failure
+        // and is never bounced by age (`crate::queue` notes).
+        let expired = !held
+            && now
+                >= msg
+                    .created
+                    .saturating_add(settings.bounce_after_secs as i64);
+        let next = if held {
+            queue::HELD_UNTIL
+        } else {
+            now + settings.retry_interval_secs.max(1) as i64
+        };
         let mut failed = Vec::new();
         let mut deferred = Vec::new();
         let mut relayed = Vec::new();
@@ -497,6 +569,7 @@ impl QueueRunner {
             .await?;
         }
         if !deferred.is_empty()
+            && !held
             && settings.warn_after_secs > 0
             && now >= msg.created.saturating_add(settings.warn_after_secs as i64)
         {
@@ -569,7 +642,11 @@ impl QueueRunner {
         let mut auth = None;
         // (host, port) candidates in order, and the TLS mode.
         let (hosts, tls): (Vec<(String, u16)>, TlsMode) = match dest {
-            Dest::Route(route) => (vec![split_host_port(route, 25)], opportunistic),
+            // A held route (`etrn:host:port`) goes to its host once released.
+            Dest::Route(route) => (
+                vec![split_host_port(queue::route_target(route), 25)],
+                opportunistic,
+            ),
             Dest::Relay => {
                 let relay = settings.relay_host.clone().unwrap_or_default();
                 let default_port = if settings.relay_tls == RelayTls::Implicit {
@@ -743,122 +820,157 @@ impl QueueRunner {
             templates: &templates,
             recipients: report.recipients,
         });
-        let id = crate::new_queue_id(now);
-        let log_kind = match report.kind {
-            DsnKind::Failed => DsnReport::Failed,
-            DsnKind::Delayed => DsnReport::Delayed,
-            DsnKind::Delivered => DsnReport::Delivered,
+        let sink = ReportSink {
+            meta: ctx.meta.clone(),
+            blobs: ctx.blobs.clone(),
+            mailboxes: ctx.mailboxes.clone(),
+            logs: ctx.logs.clone(),
         };
-        ctx.logs.mail(
-            &MailLogEntry::recv(
-                id.clone(),
-                MailService::Dsn,
-                "",
-                vec![msg.sender.clone()],
-                bytes.len() as u64,
-            )
-            .report(log_kind),
-        );
-        let dir = ctx.mailboxes.directory().clone();
-        let sender = msg.sender.clone();
-        let resolution = blocking(move || dir.resolve_recipient(&sender)).await?;
-        let mut local = Vec::new();
-        let mut remote = Vec::new();
-        match resolution {
-            Ok(Resolution::Deliver { targets, .. }) => {
-                for t in targets {
-                    match t {
-                        Target::LocalUser { user, .. } => local.push(user),
-                        Target::External { address } => remote.push((address, None)),
-                        Target::Forwarded {
-                            address,
-                            host,
-                            port,
-                            ..
-                        } => remote.push((address, Some(format!("{host}:{port}")))),
-                        Target::PublicFolder { path, .. } => ctx.logs.warning(&format!(
-                            "queue: report {id} to public folder {path} not delivered"
-                        )),
-                    }
-                }
-            }
-            Ok(Resolution::NotLocal) => remote.push((msg.sender.clone(), None)),
-            Ok(Resolution::NotFound) => {
-                ctx.logs.warning(&format!(
-                    "queue: report {id} dropped: local sender {} does not exist",
-                    msg.sender
-                ));
-            }
-            Err(e) => ctx.logs.warning(&format!(
-                "queue: report {id} dropped: sender {} not resolvable: {e}",
-                msg.sender
-            )),
-        }
-        if !local.is_empty() {
-            task.phase(TaskPhase::LocalDelivery, None);
-            let mut stored = b"Return-Path: <>\r\n".to_vec();
-            stored.extend_from_slice(&bytes);
-            let mb = ctx.mailboxes.clone();
-            let delivery = Delivery {
-                raw: stored,
-                recipients: local,
-                internal_date: now,
-            };
-            match blocking(move || mb.deliver(&delivery)).await? {
-                Ok(outcomes) => {
-                    for o in outcomes {
-                        let (result, status) = match &o.result {
-                            Ok(_) => (DeliveryResult::Delivered, "2.0.0"),
-                            Err(_) => (DeliveryResult::Failed, "5.2.0"),
-                        };
-                        if let Err(e) = &o.result {
-                            ctx.logs
-                                .warning(&format!("queue: report {id} to {}: {e}", o.user));
-                        }
-                        ctx.logs.mail(&MailLogEntry::sent(
-                            id.clone(),
-                            o.user.clone(),
-                            result,
-                            status,
-                        ));
-                    }
-                }
-                Err(e) => ctx
-                    .logs
-                    .error(&format!("queue: report {id} not stored: {e}")),
-            }
-        }
-        if !remote.is_empty() {
-            let meta = ctx.meta.clone();
-            let blobs = ctx.blobs.clone();
-            let size = bytes.len() as u64;
-            let qid = id.clone();
-            blocking(move || -> StoreResult<()> {
-                let blob = blobs.put(&bytes)?;
-                meta.enqueue(&QueuedMessage {
-                    id: qid,
-                    sender: String::new(),
-                    envid: None,
-                    ret: None,
-                    size,
-                    blob,
-                    created: now,
-                    next_attempt: now,
-                    recipients: remote
-                        .into_iter()
-                        .map(|(a, route)| {
-                            let mut r = QueuedRecipient::new(a);
-                            r.route = route;
-                            r
-                        })
-                        .collect(),
-                })
-            })
-            .await??;
+        if dispatch_report(&sink, report.kind, &msg.sender, bytes, now, Some(task)).await? {
             self.inner.waker.wake();
         }
         Ok(())
     }
+}
+
+/// What delivering a report needs: the runner's and the SMTP session's common parts.
+pub(crate) struct ReportSink {
+    pub(crate) meta: Arc<dyn MetaStore>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) mailboxes: Mailboxes,
+    pub(crate) logs: Logs,
+}
+
+/// Delivers a built report to `sender`: stored through [`Mailboxes::deliver`] when the
+/// sender is local, otherwise queued with the null sender (RFC 3461 §6.2). Writes the
+/// `Recv: … Service: DSN` and `Sent:` mail-log lines (guide §25.3). Returns whether
+/// something was queued (the caller wakes the runner).
+pub(crate) async fn dispatch_report(
+    sink: &ReportSink,
+    kind: DsnKind,
+    sender: &str,
+    bytes: Vec<u8>,
+    now: i64,
+    task: Option<&TaskHandle>,
+) -> Result<bool, QueueError> {
+    let ctx = sink;
+    let id = crate::new_queue_id(now);
+    let log_kind = match kind {
+        DsnKind::Failed => DsnReport::Failed,
+        DsnKind::Delayed => DsnReport::Delayed,
+        DsnKind::Delivered => DsnReport::Delivered,
+    };
+    ctx.logs.mail(
+        &MailLogEntry::recv(
+            id.clone(),
+            MailService::Dsn,
+            "",
+            vec![sender.to_owned()],
+            bytes.len() as u64,
+        )
+        .report(log_kind),
+    );
+    let dir = ctx.mailboxes.directory().clone();
+    let sender_key = sender.to_owned();
+    let resolution = blocking(move || dir.resolve_recipient(&sender_key)).await?;
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    match resolution {
+        Ok(Resolution::Deliver { targets, .. }) => {
+            for t in targets {
+                match t {
+                    Target::LocalUser { user, .. } => local.push(user),
+                    Target::External { address } => remote.push((address, None)),
+                    Target::Forwarded {
+                        address,
+                        host,
+                        port,
+                        ..
+                    } => remote.push((address, Some(format!("{host}:{port}")))),
+                    Target::PublicFolder { path, .. } => ctx.logs.warning(&format!(
+                        "queue: report {id} to public folder {path} not delivered"
+                    )),
+                }
+            }
+        }
+        Ok(Resolution::NotLocal) => remote.push((sender.to_owned(), None)),
+        Ok(Resolution::NotFound) => {
+            ctx.logs.warning(&format!(
+                "queue: report {id} dropped: local sender {} does not exist",
+                sender
+            ));
+        }
+        Err(e) => ctx.logs.warning(&format!(
+            "queue: report {id} dropped: sender {} not resolvable: {e}",
+            sender
+        )),
+    }
+    if !local.is_empty() {
+        if let Some(task) = task {
+            task.phase(TaskPhase::LocalDelivery, None);
+        }
+        let mut stored = b"Return-Path: <>\r\n".to_vec();
+        stored.extend_from_slice(&bytes);
+        let mb = ctx.mailboxes.clone();
+        let delivery = Delivery {
+            raw: stored,
+            recipients: local,
+            internal_date: now,
+        };
+        match blocking(move || mb.deliver(&delivery)).await? {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    let (result, status) = match &o.result {
+                        Ok(_) => (DeliveryResult::Delivered, "2.0.0"),
+                        Err(_) => (DeliveryResult::Failed, "5.2.0"),
+                    };
+                    if let Err(e) = &o.result {
+                        ctx.logs
+                            .warning(&format!("queue: report {id} to {}: {e}", o.user));
+                    }
+                    ctx.logs.mail(&MailLogEntry::sent(
+                        id.clone(),
+                        o.user.clone(),
+                        result,
+                        status,
+                    ));
+                }
+            }
+            Err(e) => ctx
+                .logs
+                .error(&format!("queue: report {id} not stored: {e}")),
+        }
+    }
+    if !remote.is_empty() {
+        let meta = ctx.meta.clone();
+        let blobs = ctx.blobs.clone();
+        let size = bytes.len() as u64;
+        let qid = id.clone();
+        blocking(move || -> StoreResult<()> {
+            let blob = blobs.put(&bytes)?;
+            meta.enqueue(&QueuedMessage {
+                id: qid,
+                sender: String::new(),
+                envid: None,
+                ret: None,
+                size,
+                blob,
+                created: now,
+                next_attempt: now,
+                recipients: remote
+                    .into_iter()
+                    .map(|(a, route)| {
+                        let mut r = QueuedRecipient::new(a);
+                        r.route = route;
+                        r
+                    })
+                    .collect(),
+            })
+        })
+        .await??;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 struct Report {

@@ -3,13 +3,29 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use keel_core::log::AuthFailure;
 use keel_directory::Mechanism;
-use keel_directory::sasl::{SaslContext, SaslServer, SaslStep};
+use keel_directory::sasl::{SaslContext, SaslFailureKind, SaslServer, SaslStep};
 use keel_net::Conn;
 
 use super::greeting::SessionRef;
 use super::{Answer, Session, blocking, read_line, write_reply};
 use crate::codec::{Line, MAX_AUTH_LINE, SmtpReply, replies};
+use crate::seclog;
+
+/// The name of a mechanism smtp-proto parsed (its flag) for the security log.
+fn mechanism_name(flag: u64) -> String {
+    match flag {
+        smtp_proto::AUTH_CRAM_MD5 => "CRAM-MD5".to_owned(),
+        smtp_proto::AUTH_DIGEST_MD5 => "DIGEST-MD5".to_owned(),
+        smtp_proto::AUTH_XOAUTH2 => "XOAUTH2".to_owned(),
+        smtp_proto::AUTH_OAUTHBEARER => "OAUTHBEARER".to_owned(),
+        smtp_proto::AUTH_SCRAM_SHA_1 => "SCRAM-SHA-1".to_owned(),
+        smtp_proto::AUTH_GSSAPI => "GSSAPI".to_owned(),
+        smtp_proto::AUTH_NTLM => "NTLM".to_owned(),
+        _ => "(unknown)".to_owned(),
+    }
+}
 
 impl Session {
     pub(super) async fn auth(
@@ -26,7 +42,12 @@ impl Session {
             smtp_proto::AUTH_PLAIN => Mechanism::Plain,
             smtp_proto::AUTH_LOGIN => Mechanism::Login,
             smtp_proto::AUTH_SCRAM_SHA_256 => Mechanism::ScramSha256,
-            _ => return Err(replies::BAD_MECHANISM),
+            _ => {
+                // guide §25.4 "authentication method … is invalid or unknown".
+                let m = mechanism_name(mechanism);
+                seclog::failed_auth(&self.ctx().logs, self.ip, AuthFailure::MethodUnknown(&m));
+                return Err(replies::BAD_MECHANISM);
+            }
         };
         let me = SessionRef::of(self);
         let offered = blocking(move || me.mechanisms()).await?;
@@ -34,6 +55,9 @@ impl Session {
             // RFC 4954 §6: 538 when the mechanism needs encryption first.
             let needs_tls = matches!(name, Mechanism::Plain | Mechanism::Login) && !self.tls;
             self.auth_failed = true;
+            // guide §25.4 "authentication method PLAIN is disabled".
+            let reason = AuthFailure::MethodDisabled(name.sasl_name());
+            seclog::failed_auth(&self.ctx().logs, self.ip, reason);
             return Err(if needs_tls {
                 replies::ENCRYPTION_REQUIRED
             } else {
@@ -59,7 +83,14 @@ impl Session {
         let mut client: Option<Vec<u8>> = match initial.trim() {
             "" => None,
             "=" => Some(Vec::new()),
-            b64 => Some(B64.decode(b64).map_err(|_| replies::BAD_BASE64)?),
+            b64 => match B64.decode(b64) {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    self.auth_failed = true;
+                    self.log_bad_auth_data();
+                    return Err(replies::BAD_BASE64);
+                }
+            },
         };
         loop {
             let d = dir.clone();
@@ -91,25 +122,49 @@ impl Session {
                     return Ok(Answer::Reply(replies::AUTH_OK));
                 }
                 SaslStep::Failure(f) => {
-                    // The directory's security sink already logged the failed login.
                     tracing::debug!("smtp AUTH from {} failed: {}", self.ip, f.reason);
                     self.auth_failed = true; // guide §12.2 / requirements-1 §0.3
+                    // Refused credentials reach the security log through the directory's
+                    // security sink (with the lockout count); the other failures from here
+                    // (guide §25.4 reasons).
                     return Err(match f.kind {
-                        keel_directory::sasl::SaslFailureKind::Internal => {
+                        SaslFailureKind::Internal => {
+                            let reason = AuthFailure::MethodError(mech_name);
+                            seclog::failed_auth(&self.ctx().logs, self.ip, reason);
                             SmtpReply::new(454, "4.7.0", "Temporary authentication failure")
                         }
-                        _ => replies::AUTH_FAILED,
+                        SaslFailureKind::Malformed => {
+                            self.log_bad_auth_data();
+                            replies::AUTH_FAILED
+                        }
+                        SaslFailureKind::Credentials => replies::AUTH_FAILED,
                     });
                 }
             }
-            match self.read_auth_response(conn).await? {
-                Some(d) => client = Some(d),
-                None => {
+            match self.read_auth_response(conn).await {
+                Ok(Some(d)) => client = Some(d),
+                Ok(None) => {
                     self.auth_failed = true;
+                    // guide §25.4 "authentication with method … cancelled by user".
+                    let reason = AuthFailure::Cancelled(mech_name);
+                    seclog::failed_auth(&self.ctx().logs, self.ip, reason);
                     return Err(replies::AUTH_CANCELLED);
+                }
+                Err(r) => {
+                    if r.code == replies::BAD_BASE64.code {
+                        self.auth_failed = true;
+                        self.log_bad_auth_data();
+                    }
+                    return Err(r);
                 }
             }
         }
+    }
+
+    /// guide §25.4 "missing parameter in AUTHENTICATE header": undecodable or malformed
+    /// SASL data.
+    fn log_bad_auth_data(&self) {
+        seclog::failed_auth(&self.ctx().logs, self.ip, AuthFailure::MissingParameter);
     }
 
     /// Reads one SASL response line; `None` when the client cancelled with `*`.

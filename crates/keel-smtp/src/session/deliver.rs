@@ -7,9 +7,10 @@ use keel_mail::{Delivery, DeliveryError};
 use keel_store::{QueuedMessage, QueuedRecipient};
 
 use super::footer::Footer;
+use super::local_dsn::{LocalFailure, rcpt_of_user};
 use super::{Session, Txn, blocking, internal};
 use crate::codec::{BodyError, SmtpReply, count_received, replies};
-use crate::new_queue_id;
+use crate::{new_queue_id, queue, seclog};
 
 impl Session {
     /// Checks the complete message and makes it durable (DESIGN §3).
@@ -17,20 +18,28 @@ impl Session {
         &mut self,
         body: Result<Vec<u8>, BodyError>,
     ) -> Result<SmtpReply, SmtpReply> {
+        let from = self.tx.as_ref().map(|t| t.from.clone()).unwrap_or_default();
         let body = match body {
             Ok(b) => b,
-            Err(BodyError::TooBig) => return Err(replies::TOO_BIG),
+            Err(BodyError::TooBig) => {
+                // guide §25.4 / §12.2 message size limit.
+                let line = seclog::too_big(self.ip, self.settings.max_message_size, &from);
+                seclog::write(&self.ctx().logs, &line);
+                return Err(replies::TOO_BIG);
+            }
             Err(BodyError::LineTooLong) => return Err(replies::BODY_LINE_TOO_LONG),
         };
         // guide §12.2: maximum number of Received headers (hops), RFC 5321 §6.3.
         let max_hops = self.settings.max_received_headers;
         if max_hops > 0 && count_received(&body) > max_hops as usize {
+            let line = seclog::too_many_hops(self.ip, max_hops, &from);
+            seclog::write(&self.ctx().logs, &line);
             return Err(replies::TOO_MANY_HOPS);
         }
         if let Some(limit) = self.outgoing_limit().await?
             && body.len() as u64 > limit
         {
-            return Err(replies::TOO_BIG.with_text("Message exceeds your outgoing size limit"));
+            return Err(self.outgoing_too_big(limit, &from));
         }
         // DESIGN §3: spam scoring before the 250; a block is a 5xx, never a bounce.
         let verdict = match &self.tx {
@@ -87,7 +96,8 @@ impl Session {
         }
         let mut delivered = 0usize;
         let mut quota_failures = 0usize;
-        let mut other_failures = 0usize;
+        // (RCPT index, why) of local deliveries that failed after DATA (`local_dsn`).
+        let mut failures: Vec<(usize, LocalFailure)> = Vec::new();
         for (env_to, users) in groups {
             let mut raw = Vec::with_capacity(body.len() + 512);
             raw.extend_from_slice(return_path.as_bytes());
@@ -110,13 +120,18 @@ impl Session {
                     Ok(_) => delivered += 1,
                     Err(DeliveryError::QuotaExceeded { .. }) => {
                         quota_failures += 1;
+                        if let Some(i) = rcpt_of_user(&tx.rcpts, &o.user) {
+                            failures.push((i, LocalFailure::Quota));
+                        }
                         self.ctx().logs.warning(&format!(
                             "Queue-ID {qid}: {} over quota after DATA; not delivered",
                             o.user
                         ));
                     }
                     Err(e) => {
-                        other_failures += 1;
+                        if let Some(i) = rcpt_of_user(&tx.rcpts, &o.user) {
+                            failures.push((i, LocalFailure::Other));
+                        }
                         self.ctx().logs.warning(&format!(
                             "Queue-ID {qid}: delivery to {} failed: {e}",
                             o.user
@@ -126,7 +141,7 @@ impl Session {
             }
         }
         // Public folders (guide §12.3 `#public/Folder`).
-        for r in &tx.rcpts {
+        for (ri, r) in tx.rcpts.iter().enumerate() {
             for (domain, path) in &r.public {
                 let mut raw = Vec::with_capacity(body.len() + 512);
                 raw.extend_from_slice(return_path.as_bytes());
@@ -145,7 +160,7 @@ impl Session {
                 match res {
                     Ok(_) => delivered += 1,
                     Err(e) => {
-                        other_failures += 1;
+                        failures.push((ri, LocalFailure::Other));
                         self.ctx().logs.warning(&format!(
                             "Queue-ID {qid}: delivery to public folder {path} failed: {e}"
                         ));
@@ -173,7 +188,6 @@ impl Session {
                 replies::LOCAL_ERROR.server()
             });
         }
-        let _ = other_failures;
         if !remote.is_empty() {
             // DESIGN §3: blob durable first, then the queue row in one transaction.
             // The queued copy of an authenticated sender's mail is DKIM-signed (RFC 6376).
@@ -187,28 +201,77 @@ impl Session {
             let msg_id = qid.clone();
             let from = tx.from.clone();
             let (envid, ret) = (tx.envid.clone(), tx.ret.clone());
+            // Recipients held for ETRN go into messages of their own, one per domain,
+            // never due until released (`crate::queue` notes); they share the blob.
+            let (held, normal): (Vec<_>, Vec<_>) = remote.into_iter().partition(queue::is_held);
+            let mut parts: Vec<(String, i64, Vec<QueuedRecipient>)> = Vec::new();
+            if !normal.is_empty() {
+                parts.push((msg_id, now, normal));
+            }
+            let mut by_domain: std::collections::BTreeMap<String, Vec<QueuedRecipient>> =
+                std::collections::BTreeMap::new();
+            for r in held {
+                let d = r
+                    .address
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+                    .unwrap_or_default();
+                by_domain.entry(d).or_default().push(r);
+            }
+            for (i, rcpts) in by_domain.into_values().enumerate() {
+                let id = if parts.is_empty() && i == 0 {
+                    qid.clone()
+                } else {
+                    new_queue_id(now)
+                };
+                parts.push((id, queue::HELD_UNTIL, rcpts));
+            }
+            let ids: Vec<String> = parts.iter().map(|p| p.0.clone()).collect();
             blocking(move || -> keel_store::StoreResult<()> {
                 let size = raw.len() as u64;
                 let blob = blobs.put(&raw)?;
-                meta.enqueue(&QueuedMessage {
-                    id: msg_id,
-                    sender: from,
-                    envid,
-                    ret,
-                    size,
-                    blob,
-                    created: now,
-                    next_attempt: now,
-                    recipients: remote,
-                })
+                for (id, next_attempt, recipients) in parts {
+                    meta.enqueue(&QueuedMessage {
+                        id,
+                        sender: from.clone(),
+                        envid: envid.clone(),
+                        ret: ret.clone(),
+                        size,
+                        blob: blob.clone(),
+                        created: now,
+                        next_attempt,
+                        recipients,
+                    })?;
+                }
+                Ok(())
             })
             .await?
             .map_err(|e| internal("enqueue", e))?;
+            if ids.len() > 1 {
+                tracing::debug!("smtp: queue id {qid} queued as {}", ids.join(", "));
+            }
             if let Some(waker) = &self.ctx().queue_waker {
                 waker.wake();
             }
         }
-        self.sh.limits.message_accepted(self.ip, now);
+        if !failures.is_empty() {
+            // RFC 3464: one failure report for what failed locally; sent once
+            // everything else is durable, just before the 250 (`local_dsn`).
+            let mut original = Vec::with_capacity(body.len() + 512);
+            original.extend_from_slice(received.as_bytes());
+            original.extend_from_slice(&body);
+            self.report_local_failures(&tx, &qid, &failures, &original, now)
+                .await;
+        }
+        // guide §12.2 messages per hour: counted on every node while the limit is on.
+        let per_hour = self.settings.max_messages_per_hour_per_ip;
+        let (limits, ip) = (self.sh.limits.clone(), self.ip);
+        if per_hour > 0 && !self.exempt {
+            let meta = self.ctx().meta.clone();
+            blocking(move || limits.message_accepted(Some(&*meta), ip, now, per_hour)).await?;
+        } else {
+            limits.message_accepted(None, ip, now, per_hour);
+        }
         let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
         // guide §25.3: one Recv line per accepted message.
         let mut entry = MailLogEntry::recv(

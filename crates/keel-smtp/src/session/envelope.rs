@@ -15,7 +15,7 @@
 //!   counted for the harvest limit), once per RCPT; see [`crate::greylist`].
 
 use keel_core::log::{SecurityEvent, SecurityLimit};
-use keel_directory::{Resolution, Target};
+use keel_directory::{ForwardMode, Resolution, Target};
 use keel_mail::QuotaStatus;
 
 use super::{Rcpt, Session, Txn, blocking, internal};
@@ -23,6 +23,8 @@ use crate::SmtpKind;
 use crate::codec::{SmtpReply, replies};
 use crate::dns::{DnsError, MxTargets};
 use crate::greylist::{self, Verdict};
+use crate::queue;
+use crate::seclog;
 
 /// guide §12.2, RFC 3463 §3.2 X.1.8 "Bad sender's system address".
 const SENDER_DOMAIN_UNKNOWN: SmtpReply =
@@ -60,15 +62,22 @@ impl Session {
                 .warning("free disk space below the SMTP minimum: refusing mail (452 4.3.1)");
             return Err(replies::LOW_DISK.server());
         }
-        if !self.exempt && self.sh.limits.is_blocked(self.ip, self.now()) {
+        if !self.exempt
+            && super::harvest_blocked(
+                &self.sh,
+                self.settings.max_unknown_recipients,
+                self.ip,
+                self.now(),
+            )
+            .await
+        {
+            self.log_harvest_block("MAIL");
             return Err(replies::HARVEST_BLOCKED.closing());
         }
-        // guide §12.2: max messages per hour from one IP, sliding hour.
+        // guide §12.2: max messages per hour from one IP, sliding hour, counted across
+        // nodes (`limits` module notes).
         let per_hour = self.settings.max_messages_per_hour_per_ip;
-        if per_hour > 0
-            && !self.exempt
-            && self.sh.limits.messages_last_hour(self.ip, self.now()) >= per_hour as usize
-        {
+        if per_hour > 0 && !self.exempt && self.hourly_limit_reached(per_hour).await? {
             self.ctx().logs.security(&SecurityEvent::LimitExceeded {
                 ip: self.ip,
                 limit: SecurityLimit::MessagesPerHour(per_hour),
@@ -85,13 +94,15 @@ impl Session {
         let size = from.size as u64;
         let max = self.settings.max_message_size;
         if max > 0 && size > max {
+            let line = seclog::too_big(self.ip, max, &from.address);
+            seclog::write(&self.ctx().logs, &line);
             return Err(replies::TOO_BIG);
         }
         if size > 0
             && let Some(limit) = self.outgoing_limit().await?
             && size > limit
         {
-            return Err(replies::TOO_BIG.with_text("Message exceeds your outgoing size limit"));
+            return Err(self.outgoing_too_big(limit, &from.address));
         }
         // guide §12.2 "Block if sender's mail domain was not found in DNS".
         self.check_sender_domain(&from.address.to_lowercase())
@@ -131,13 +142,18 @@ impl Session {
         &mut self,
         to: smtp_proto::RcptTo<String>,
     ) -> Result<SmtpReply, SmtpReply> {
+        if self.tx.is_none() {
+            return Err(replies::BAD_SEQUENCE);
+        }
+        let now = self.sh.ctx.clock.unix();
+        // In-memory state only at RCPT (`limits` module notes).
+        if !self.exempt && self.sh.limits.is_blocked(None, self.ip, now) {
+            self.log_harvest_block("RCPT");
+            return Err(replies::HARVEST_BLOCKED_RCPT);
+        }
         let Some(tx) = &mut self.tx else {
             return Err(replies::BAD_SEQUENCE);
         };
-        let now = self.sh.ctx.clock.unix();
-        if !self.exempt && self.sh.limits.is_blocked(self.ip, now) {
-            return Err(replies::HARVEST_BLOCKED_RCPT);
-        }
         // guide §12.2: max recipients per message → 452 4.5.3 (RFC 5321 §4.5.3.1.10).
         let max = self.settings.max_recipients;
         if max > 0 && tx.rcpts.len() >= max as usize {
@@ -176,7 +192,7 @@ impl Session {
             Resolution::NotFound => {
                 // guide §12.3: reject unknown recipients at RCPT (no backscatter) and count
                 // them for the directory-harvest limit (guide §12.2).
-                self.count_unknown_recipient();
+                self.count_unknown_recipient().await;
                 return Err(replies::NO_SUCH_USER);
             }
             Resolution::NotLocal => {
@@ -208,6 +224,18 @@ impl Session {
                             }
                             rcpt.remote.push((ext, None));
                         }
+                        // guide §7.10: "offline, triggered by ETRN" holds the mail in
+                        // the queue until the remote host asks for it (`crate::queue`).
+                        Target::Forwarded {
+                            address: fwd,
+                            host,
+                            port,
+                            mode: ForwardMode::OfflineEtrn,
+                        } => rcpt
+                            .remote
+                            .push((fwd, Some(queue::held_route(&host, port)))),
+                        // TODO(guide §7.10): "offline, triggered by the scheduler" is
+                        // delivered like online forwarding until the scheduler exists.
                         Target::Forwarded {
                             address: fwd,
                             host,
@@ -252,8 +280,9 @@ impl Session {
             return Ok(());
         }
         let missing = || {
-            // No security-log line: keel-core's SecurityEvent has no shape for it yet.
-            tracing::info!("smtp {}: sender domain {domain} not found in DNS", self.ip);
+            // guide §25.4: a refusal of a §12.2 security option is a security-log line.
+            let line = seclog::sender_domain_unknown(self.ip, from, domain);
+            seclog::write(&self.ctx().logs, &line);
             SENDER_DOMAIN_UNKNOWN.with_text(format!("Sender domain {domain} does not exist"))
         };
         let tempfail = |e: &DnsError| {
@@ -289,30 +318,77 @@ impl Session {
         let meta = self.ctx().meta.clone();
         let (g, ip, now) = (g.clone(), self.ip, self.now());
         let (from, to) = (from.to_owned(), to.to_owned());
+        let (from_l, to_l) = (from.clone(), to.clone());
         let verdict = blocking(move || greylist::check(&*meta, &g, ip, &from, &to, now))
             .await?
             .map_err(|e| internal("greylist", e))?;
         match verdict {
             Verdict::Pass => Ok(()),
-            Verdict::Defer => Err(GREYLISTED),
+            Verdict::Defer => {
+                // guide §25.4: every refusal is a security-log line.
+                let line = seclog::greylisted(self.ip, &from_l, &to_l);
+                seclog::write(&self.ctx().logs, &line);
+                Err(GREYLISTED)
+            }
         }
     }
 
     /// Counts an address that does not resolve (RCPT, VRFY, EXPN) toward the
-    /// directory-harvest limit of guide §12.2 and logs the block when it starts.
-    pub(super) fn count_unknown_recipient(&self) {
-        if !self.exempt
-            && self.sh.limits.unknown_recipient(
-                self.ip,
-                self.now(),
-                self.settings.max_unknown_recipients,
-                self.settings.harvest_block_secs,
-            )
-        {
+    /// directory-harvest limit of guide §12.2 (shared by every node while the limit is
+    /// on) and logs the block when it starts.
+    pub(super) async fn count_unknown_recipient(&self) {
+        if self.exempt {
+            return;
+        }
+        let (max, block) = (
+            self.settings.max_unknown_recipients,
+            self.settings.harvest_block_secs,
+        );
+        let (limits, meta, ip, now) = (
+            self.sh.limits.clone(),
+            self.ctx().meta.clone(),
+            self.ip,
+            self.now(),
+        );
+        let started = if max == 0 {
+            limits.unknown_recipient(None, ip, now, max, block)
+        } else {
+            blocking(move || limits.unknown_recipient(Some(&*meta), ip, now, max, block))
+                .await
+                .unwrap_or(false)
+        };
+        if started {
             self.ctx()
                 .logs
                 .security(&SecurityEvent::DirectoryHarvest { ip: self.ip });
         }
+    }
+
+    /// guide §12.2 messages per hour, counted across nodes.
+    async fn hourly_limit_reached(&self, per_hour: u32) -> Result<bool, SmtpReply> {
+        let (limits, meta, ip, now) = (
+            self.sh.limits.clone(),
+            self.ctx().meta.clone(),
+            self.ip,
+            self.now(),
+        );
+        blocking(move || limits.hourly_limit_reached(Some(&*meta), ip, now, per_hour)).await
+    }
+
+    /// A refusal during a harvest block: one security-log line per session (`seclog`).
+    fn log_harvest_block(&mut self, what: &str) {
+        if !self.harvest_logged {
+            self.harvest_logged = true;
+            seclog::write(&self.ctx().logs, &seclog::harvest_blocked(self.ip, what));
+        }
+    }
+
+    /// guide §18.1: the sender's outgoing size limit was exceeded (logged, 552 5.3.4).
+    pub(super) fn outgoing_too_big(&self, limit: u64, from: &str) -> SmtpReply {
+        let user = self.auth.as_ref().map_or("", |a| a.user.as_str());
+        let line = seclog::outgoing_too_big(self.ip, user, limit, from);
+        seclog::write(&self.ctx().logs, &line);
+        replies::TOO_BIG.with_text("Message exceeds your outgoing size limit")
     }
 
     /// guide §8.2 step 8 and §7: quota at RCPT, and local-only users do not receive mail

@@ -42,6 +42,7 @@ mod etrn;
 mod footer;
 mod greeting;
 mod headers;
+mod local_dsn;
 mod relay;
 mod spam;
 mod vrfy;
@@ -71,6 +72,19 @@ pub(crate) struct Shared {
     pub(crate) kind: SmtpKind,
     pub(crate) ctx: SmtpContext,
     pub(crate) limits: Arc<IpLimits>,
+}
+
+/// Whether `ip` is blocked after a directory harvest; the shared store is asked only
+/// while the harvest limit is on (`limits` module notes).
+async fn harvest_blocked(sh: &Arc<Shared>, max_unknown: u32, ip: IpAddr, now: i64) -> bool {
+    let limits = sh.limits.clone();
+    if max_unknown == 0 {
+        return limits.is_blocked(None, ip, now);
+    }
+    let meta = sh.ctx.meta.clone();
+    blocking(move || limits.is_blocked(Some(&*meta), ip, now))
+        .await
+        .unwrap_or(false)
 }
 
 /// Runs a blocking closure off the async runtime (DESIGN §11).
@@ -131,6 +145,8 @@ struct Session {
     esmtp: bool,
     auth: Option<AuthedUser>,
     auth_failed: bool,
+    /// A refusal because of a harvest block was logged in this session (`seclog`).
+    harvest_logged: bool,
     failed: u32,
     tx: Option<Txn>,
     reader: LineReader,
@@ -177,8 +193,10 @@ pub(crate) async fn run(sh: Arc<Shared>, mut conn: Conn) {
         let _ = write_reply(&mut conn, &replies::TOO_MANY_CONNECTIONS).await;
         return;
     };
-    // guide §12.2: an IP blocked after a directory harvest gets no session.
-    if !exempt && sh.limits.is_blocked(ip, now) {
+    // guide §12.2: an IP blocked after a directory harvest gets no session (the block
+    // may have started on another node: see `limits`).
+    if !exempt && harvest_blocked(&sh, settings.max_unknown_recipients, ip, now).await {
+        crate::seclog::write(&ctx.logs, &crate::seclog::harvest_blocked(ip, "connection"));
         let _ = write_reply(&mut conn, &replies::HARVEST_BLOCKED).await;
         return;
     }
@@ -202,6 +220,7 @@ pub(crate) async fn run(sh: Arc<Shared>, mut conn: Conn) {
         esmtp: false,
         auth: None,
         auth_failed: false,
+        harvest_logged: false,
         failed: 0,
         tx: None,
         reader: LineReader::new(),

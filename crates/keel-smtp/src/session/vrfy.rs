@@ -57,7 +57,7 @@ impl Session {
     /// not resolve", already counted for the harvest limit. Errors: syntax, harvest
     /// block, not local.
     async fn resolve_for_query(&mut self, arg: &str) -> Result<(String, Vec<Target>), SmtpReply> {
-        if !self.exempt && self.sh.limits.is_blocked(self.ip, self.now()) {
+        if !self.exempt && self.sh.limits.is_blocked(None, self.ip, self.now()) {
             return Err(replies::HARVEST_BLOCKED_RCPT);
         }
         let mut address = query_address(arg).ok_or(replies::SYNTAX)?;
@@ -70,7 +70,7 @@ impl Session {
             match primary {
                 Some(p) => address = format!("{address}@{p}"),
                 None => {
-                    self.count_unknown_recipient();
+                    self.count_unknown_recipient().await;
                     return Ok((address, Vec::new()));
                 }
             }
@@ -84,7 +84,7 @@ impl Session {
             Resolution::NotLocal => Err(NOT_LOCAL),
             Resolution::Deliver { .. } | Resolution::NotFound => {
                 // guide §12.2: counted like an unknown RCPT (module notes).
-                self.count_unknown_recipient();
+                self.count_unknown_recipient().await;
                 Ok((address, Vec::new()))
             }
         }
