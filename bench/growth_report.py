@@ -160,12 +160,18 @@ def main():
             kr = k.get("rss_per_conn_kb") if k else None
             pr = p.get("rss_per_conn_kb") if p else None
             ps = p.get("pss_per_conn_kb") if p else None
-            ratio = f"**{kr / pr:.3f}**" if kr is not None and pr else ""
-            cell = lambda v: f"{v:.1f}" if isinstance(v, (int, float)) else "not run"
+            ratio = f"**{kr / pr:.3f}**" if kr is not None and kr > 0 and pr else ""
+            def cell(v):
+                if not isinstance(v, (int, float)):
+                    return "not run"
+                # RSS moves by a few hundred kB on its own; a tiny or negative
+                # difference spread over few connections is noise.
+                return f"{v:.1f}" if v > 0 else "≈0 (noise)"
             lines.append(f"| {n} | {cell(kr)} | {cell(pr)} | {cell(ps)} | {ratio} |")
         series = [
             ("Keel RSS/conn", "#1f6feb", False,
-             [(n, conns[n]["keel"]["rss_per_conn_kb"]) for n in sorted(conns) if "keel" in conns[n]]),
+             [(n, conns[n]["keel"]["rss_per_conn_kb"]) for n in sorted(conns)
+              if "keel" in conns[n] and conns[n]["keel"]["rss_per_conn_kb"] > 0]),
             ("Dovecot RSS/conn", "#d1242f", True,
              [(n, conns[n]["peer"]["rss_per_conn_kb"]) for n in sorted(conns) if "peer" in conns[n]]),
             ("Dovecot PSS/conn", "#9a6700", True,
