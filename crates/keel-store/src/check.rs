@@ -14,9 +14,11 @@
 //!   it can find (user documents and `#public@<domain>` of each domain document) and, with
 //!   `repair`, only removes orphan blobs; counter and usage mismatches are reported with
 //!   [`CheckReport::counters_repaired`] left `false`.
-//! - [`check_sqlite`] is the full check of the embedded store: it takes the database
-//!   path, enumerates every account from the folder and usage tables, and with `repair`
-//!   also recounts folder counters and account usage from the rows in one transaction.
+//! - [`check_store`] is the full check of any backend pair (SQLite + files, PostgreSQL +
+//!   PostgreSQL blobs): it enumerates every account from the folder, usage and change-log
+//!   tables ([`MetaStore::accounts`]), and with `repair` also recounts folder counters and
+//!   account usage from the rows in one transaction ([`MetaStore::recount`]).
+//!   [`check_sqlite`] opens the embedded store by path and runs it.
 //!
 //! Repair removes orphan blobs: run it while no ingest is in flight (server stopped), the
 //! same rule as [`crate::collect_orphan_blobs`] — a blob written by a live server whose
@@ -185,9 +187,9 @@ impl fmt::Display for CheckReport {
     }
 }
 
-/// Checks the accounts the traits can enumerate (see the module docs); with `repair`,
-/// removes orphan blobs. Counter mismatches are reported but not rewritten: use
-/// [`check_sqlite`] for that.
+/// Checks the accounts the traits can enumerate from documents (user documents and
+/// `#public@<domain>` of each domain document); with `repair`, removes orphan blobs.
+/// Counter mismatches are reported but not rewritten: use [`check_store`] for that.
 pub fn check(
     meta: &dyn MetaStore,
     blobs: &dyn BlobStore,
@@ -203,53 +205,29 @@ pub fn check(
     check_accounts(meta, blobs, &accounts, repair)
 }
 
-/// The full check of the embedded SQLite store at `db` (`<data>/keel.db`) against `blobs`
-/// (`<data>/blobs`). With `repair`, removes orphan blobs and recounts every folder's
-/// counters and every account's usage from the rows, in one write transaction.
-pub fn check_sqlite(db: &Path, blobs: &dyn BlobStore, repair: bool) -> StoreResult<CheckReport> {
-    let meta = SqliteStore::open(db)?;
-    let conn = rusqlite::Connection::open(db)
-        .map_err(|e| StoreError::Backend(format!("opening {}: {e}", db.display())))?;
-    conn.busy_timeout(crate::sqlite::BUSY_TIMEOUT)
-        .map_err(sql)?;
-    let mut accounts = BTreeSet::new();
-    {
-        let mut stmt = conn
-            .prepare("SELECT account FROM folders UNION SELECT account FROM account_state")
-            .map_err(sql)?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(sql)?;
-        for a in rows {
-            accounts.insert(a.map_err(sql)?);
-        }
-    }
-    let mut report = check_accounts(&meta, blobs, &accounts, repair)?;
+/// The full check of any backend pair (`keel check`): every account with mail metadata
+/// ([`MetaStore::accounts`]); with `repair`, removes orphan blobs and recounts every
+/// folder's counters and every account's usage from the rows in one write transaction
+/// ([`MetaStore::recount`]).
+pub fn check_store(
+    meta: &dyn MetaStore,
+    blobs: &dyn BlobStore,
+    repair: bool,
+) -> StoreResult<CheckReport> {
+    let accounts: BTreeSet<String> = meta.accounts()?.into_iter().collect();
+    let mut report = check_accounts(meta, blobs, &accounts, repair)?;
     if repair && !(report.folder_mismatches.is_empty() && report.usage_mismatches.is_empty()) {
-        conn.execute_batch(RECOUNT).map_err(sql)?;
+        meta.recount()?;
         report.counters_repaired = true;
     }
     Ok(report)
 }
 
-/// Recounts folder counters and account usage from the message rows (SQLite backend).
-const RECOUNT: &str = "
-BEGIN IMMEDIATE;
-UPDATE folders SET
-    messages = (SELECT count(*) FROM messages m WHERE m.folder = folders.id),
-    unseen   = (SELECT count(*) FROM messages m WHERE m.folder = folders.id AND m.seen = 0),
-    bytes    = (SELECT coalesce(sum(m.size), 0) FROM messages m WHERE m.folder = folders.id);
-INSERT INTO account_state (account)
-    SELECT DISTINCT account FROM folders
-    WHERE account NOT IN (SELECT account FROM account_state);
-UPDATE account_state SET
-    bytes    = (SELECT coalesce(sum(m.size), 0) FROM messages m JOIN folders f ON f.id = m.folder
-                WHERE f.account = account_state.account),
-    messages = (SELECT count(*) FROM messages m JOIN folders f ON f.id = m.folder
-                WHERE f.account = account_state.account);
-COMMIT;
-";
-
-fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(format!("integrity check: {e}"))
+/// [`check_store`] on the embedded SQLite store at `db` (`<data>/keel.db`) against `blobs`
+/// (`<data>/blobs`).
+pub fn check_sqlite(db: &Path, blobs: &dyn BlobStore, repair: bool) -> StoreResult<CheckReport> {
+    let meta = SqliteStore::open(db)?;
+    check_store(&meta, blobs, repair)
 }
 
 fn check_accounts(
@@ -331,7 +309,9 @@ fn check_accounts(
         }
     }
 
-    for id in &stored {
+    // A shared blob store leaves out blobs other nodes may still be ingesting
+    // (`BlobStore::orphan_candidates`); the file store offers every blob.
+    for id in &blobs.orphan_candidates()? {
         if meta.blob_refcount(id)? == 0 {
             report.orphan_blobs.push(id.clone());
         }

@@ -17,8 +17,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::{
-    BlobId, BlobStore, ChangeKind, FolderKind, MetaStore, NewMessage, QueueRcptState,
-    QueuedMessage, QueuedRecipient, StoreError, Usage, collect_orphan_blobs,
+    AccountDump, BlobId, BlobStore, ChangeKind, Doc, FolderKind, MetaStore, NewMessage, QueueDump,
+    QueueRcptState, QueuedMessage, QueuedRecipient, StoreCounters, StoreError, Usage,
+    collect_orphan_blobs,
 };
 
 /// The signature of a check.
@@ -100,6 +101,26 @@ pub const CHECKS: &[(&str, Check)] = &[
         "queue_next_attempt_and_warned_mark",
         queue_next_attempt_and_warned_mark,
     ),
+    (
+        "bulk_export_erase_import_round_trip",
+        bulk_export_erase_import_round_trip,
+    ),
+    (
+        "bulk_import_refuses_duplicates",
+        bulk_import_refuses_duplicates,
+    ),
+    (
+        "check_store_is_clean_and_recount_keeps_counters",
+        check_store_is_clean_and_recount_keeps_counters,
+    ),
+    (
+        "copy_store_into_a_second_store_keeps_everything",
+        copy_store_into_a_second_store_keeps_everything,
+    ),
+    (
+        "blob_orphan_candidates_are_stored_blobs",
+        blob_orphan_candidates_are_stored_blobs,
+    ),
 ];
 
 /// Runs every check of [`CHECKS`], each on fresh stores from `factory`.
@@ -145,6 +166,11 @@ macro_rules! conformance_tests {
             queued_blobs_survive_orphan_collection,
             queue_claim_lease_release,
             queue_next_attempt_and_warned_mark,
+            bulk_export_erase_import_round_trip,
+            bulk_import_refuses_duplicates,
+            check_store_is_clean_and_recount_keeps_counters,
+            copy_store_into_a_second_store_keeps_everything,
+            blob_orphan_candidates_are_stored_blobs,
         );
     };
     (@tests $fresh:path; $($check:ident),+ $(,)?) => {
@@ -1394,4 +1420,516 @@ pub fn queue_next_attempt_and_warned_mark(meta: &dyn MetaStore, blobs: &dyn Blob
     assert!(meta.mark_queue_warned(&a.id).expect("first mark"));
     assert!(!meta.mark_queue_warned(&a.id).expect("second mark"));
     assert!(!meta.mark_queue_warned("nope").expect("missing"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Whole-store methods: integrity check and copying between backends (issue 8)
+
+/// Everything the bulk methods can read: documents, account dumps, queue, counters.
+pub type Snapshot = (Vec<Doc>, Vec<AccountDump>, Vec<QueueDump>, StoreCounters);
+
+/// The data the bulk checks use, for a backend's own cross-backend copy test.
+pub fn populate_for_copy(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    populate(meta, blobs);
+}
+
+/// What the bulk methods read from `meta`, for comparing two stores.
+pub fn snapshot_for_copy(meta: &dyn MetaStore) -> Snapshot {
+    snapshot(meta)
+}
+
+fn snapshot(meta: &dyn MetaStore) -> Snapshot {
+    let docs = meta.all_docs().expect("all_docs");
+    let accounts = meta
+        .accounts()
+        .expect("accounts")
+        .iter()
+        .map(|a| meta.export_account(a).expect("export_account"))
+        .collect();
+    let queue = meta.export_queue().expect("export_queue");
+    (docs, accounts, queue, meta.counters().expect("counters"))
+}
+
+/// A store with documents, two accounts (renamed, deleted and flagged folders, expunged
+/// messages), a moved account, and queued messages, one of them warned and one deferred.
+fn populate(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    meta.transact(&mut |t| {
+        t.put("domain", "example.com", "", &json("d"))?;
+        t.put("user", "alice@example.com", "example.com", &json("a"))?;
+        t.put("user", "alice@example.com", "example.com", &json("a2"))?;
+        t.put("user", "bob@example.com", "example.com", &json("b"))?;
+        t.put(
+            "setting",
+            "general",
+            "",
+            &serde_json::json!({"hostname": "mx"}),
+        )?;
+        Ok(())
+    })
+    .expect("docs");
+    let inbox = meta
+        .create_folder("alice@example.com", "INBOX", FolderKind::Mail)
+        .expect("inbox");
+    let gone = meta
+        .create_folder("alice@example.com", "Old", FolderKind::Mail)
+        .expect("old");
+    let work = meta
+        .create_folder("alice@example.com", "Work", FolderKind::Calendar)
+        .expect("work");
+    let msgs: Vec<NewMessage> = (0..6)
+        .map(|i| {
+            message(
+                blobs,
+                format!("Subject: {i}\r\n\r\nbody {i}\r\n").as_bytes(),
+                if i % 2 == 0 { &["\\Seen"] } else { &[] },
+            )
+        })
+        .collect();
+    let added = meta.append_messages(inbox.id, &msgs).expect("append");
+    meta.set_flags(
+        inbox.id,
+        added[1].0,
+        &["\\Flagged".into(), "$Label1".into()],
+    )
+    .expect("flags");
+    // As `keel-mail` does: blobs that lost their last reference are deleted.
+    for lost in meta.expunge(inbox.id, &[added[2].0]).expect("expunge") {
+        blobs.delete(&lost).expect("delete lost blob");
+    }
+    meta.append_messages(gone.id, &msgs[..1])
+        .expect("append old");
+    for lost in meta.delete_folder(gone.id).expect("delete old") {
+        blobs.delete(&lost).expect("delete lost blob");
+    }
+    meta.rename_folder(work.id, "Projects").expect("rename");
+    meta.append_messages(work.id, &msgs[3..])
+        .expect("append work");
+    let bob = meta
+        .create_folder("bob@example.com", "INBOX", FolderKind::Mail)
+        .expect("bob");
+    meta.append_messages(bob.id, &[message(blobs, b"Subject: bob\r\n\r\nx\r\n", &[])])
+        .expect("append bob");
+    meta.create_folder("carol@example.com", "INBOX", FolderKind::Mail)
+        .expect("carol");
+    meta.move_account_folders("carol@example.com", "bob@example.com", "Carol")
+        .expect("move");
+
+    let a = queued(
+        blobs,
+        "65000000-00000031",
+        b"queued 1",
+        &["x@remote.test", "y@remote.test"],
+    );
+    let b = queued(blobs, "65000000-00000032", b"queued 2", &["z@remote.test"]);
+    meta.enqueue(&a).expect("enqueue");
+    meta.enqueue(&b).expect("enqueue");
+    meta.update_queue_recipient(
+        &a.id,
+        "y@remote.test",
+        QueueRcptState::Deferred,
+        Some("451 later"),
+        1_700_000_900,
+    )
+    .expect("update");
+    assert!(meta.mark_queue_warned(&b.id).expect("warned"));
+}
+
+/// Export, erase, import: the re-export is identical (UIDs, UIDVALIDITY, modseqs, flags,
+/// change log, usage, document versions, queue state, counters), new ids and UIDVALIDITY
+/// values continue above the imported ones, and modseqs continue from the imported ones.
+pub fn bulk_export_erase_import_round_trip(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    assert!(meta.is_empty().expect("is_empty"), "fresh store is empty");
+    populate(meta, blobs);
+    assert!(!meta.is_empty().expect("is_empty"));
+    let before = snapshot(meta);
+    let (docs, accounts, queue, counters) = &before;
+    assert_eq!(docs.len(), 4);
+    assert_eq!(
+        docs.iter()
+            .find(|d| d.key == "alice@example.com")
+            .map(|d| d.version),
+        Some(2)
+    );
+    assert_eq!(
+        accounts
+            .iter()
+            .map(|a| a.account.as_str())
+            .collect::<Vec<_>>(),
+        ["alice@example.com", "bob@example.com", "carol@example.com"],
+        "accounts with folders, usage or change log, sorted"
+    );
+    assert_eq!(queue.len(), 2);
+    assert!(queue.iter().any(|q| q.warned) && queue.iter().any(|q| !q.warned));
+    assert!(counters.last_folder_id >= 5, "{counters:?}");
+    assert!(counters.uid_validity > 0);
+
+    meta.erase_all().expect("erase");
+    assert!(meta.is_empty().expect("is_empty"), "erased store is empty");
+    assert!(meta.accounts().expect("accounts").is_empty());
+    assert_eq!(
+        meta.counters().expect("counters"),
+        *counters,
+        "counters kept"
+    );
+
+    meta.import_docs(docs).expect("import docs");
+    for a in accounts {
+        meta.import_account(a).expect("import account");
+    }
+    for q in queue {
+        meta.import_queued(q).expect("import queued");
+    }
+    meta.import_counters(counters).expect("import counters");
+    assert_eq!(snapshot(meta), before, "re-export differs from the export");
+    let alice = &accounts[0];
+    let inbox = &alice
+        .folders
+        .iter()
+        .find(|f| f.folder.name == "INBOX")
+        .expect("inbox");
+    let uids: Vec<u32> = inbox.messages.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, [1, 2, 4, 5, 6], "UIDs kept, expunged gap included");
+    assert_eq!(
+        meta.usage("alice@example.com").expect("usage"),
+        alice.usage,
+        "usage imported"
+    );
+
+    // Ids, UIDVALIDITY and modseqs continue above the imported values.
+    let fresh = meta
+        .create_folder("alice@example.com", "New", FolderKind::Mail)
+        .expect("create after import");
+    assert!(fresh.id > counters.last_folder_id, "folder id reused");
+    assert!(
+        fresh.uid_validity > counters.uid_validity,
+        "UIDVALIDITY went back"
+    );
+    assert_eq!(fresh.highest_modseq, alice.highest_modseq + 1);
+    let added = meta
+        .append_messages(inbox.folder.id, &[message(blobs, b"after", &[])])
+        .expect("append after import");
+    assert_eq!(added[0].0, inbox.folder.uid_next, "next UID kept");
+    assert_eq!(added[0].1, alice.highest_modseq + 2);
+    let f = meta
+        .get_folder("alice@example.com", "INBOX")
+        .expect("get")
+        .expect("inbox");
+    assert_eq!(f.messages, inbox.folder.messages + 1, "counters continue");
+    // The queue is claimable at once (no lease was copied) and the warned mark kept.
+    let claimed = meta.claim_queued(i64::MAX / 2, 60, 10).expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let warned = queue.iter().find(|q| q.warned).expect("warned item");
+    assert!(!meta.mark_queue_warned(&warned.message.id).expect("mark"));
+    // A second erase-import round trip keeps the counters from going back.
+    let again = meta.counters().expect("counters");
+    meta.import_counters(&StoreCounters::default())
+        .expect("lower counters");
+    assert_eq!(
+        meta.counters().expect("counters"),
+        again,
+        "counters never go back"
+    );
+}
+
+/// Importing an account, a document or a queued message that exists is a `Conflict`, and
+/// the failed import leaves nothing behind.
+pub fn bulk_import_refuses_duplicates(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    populate(meta, blobs);
+    let (docs, accounts, queue, _) = snapshot(meta);
+    assert!(matches!(
+        meta.import_docs(&docs[..1]),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        meta.import_account(&accounts[0]),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        meta.import_queued(&queue[0]),
+        Err(StoreError::Conflict { .. })
+    ));
+    // A new account whose folder id clashes: the whole account is rolled back.
+    let mut clash = accounts[0].clone();
+    clash.account = "dave@example.com".into();
+    assert!(matches!(
+        meta.import_account(&clash),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        meta.usage("dave@example.com").expect("usage"),
+        Usage::default()
+    );
+    assert!(
+        !meta
+            .accounts()
+            .expect("accounts")
+            .contains(&"dave@example.com".to_owned())
+    );
+    let mut bad = accounts[1].clone();
+    bad.account = "erin@example.com".into();
+    bad.folders.clear();
+    bad.changes.clear();
+    meta.import_account(&bad)
+        .expect("an account without folders imports");
+    assert_eq!(snapshot(meta).0, docs, "documents unchanged");
+}
+
+/// `check_store` of a consistent store is clean; `recount` changes nothing on it.
+pub fn check_store_is_clean_and_recount_keeps_counters(
+    meta: &dyn MetaStore,
+    blobs: &dyn BlobStore,
+) {
+    populate(meta, blobs);
+    let r = crate::check::check_store(meta, blobs, false).expect("check");
+    assert!(r.is_clean(), "{r}");
+    assert_eq!(r.accounts, 3);
+    assert_eq!(r.queued, 2);
+    assert!(r.messages >= 8, "{r}");
+    let before = snapshot(meta);
+    meta.recount().expect("recount");
+    assert_eq!(
+        snapshot(meta),
+        before,
+        "recount of a consistent store changed it"
+    );
+    let orphan = blobs.put(b"orphan for check").expect("put");
+    let r = crate::check::check_store(meta, blobs, true).expect("repair");
+    assert_eq!(r.orphan_blobs, vec![orphan.clone()]);
+    assert_eq!(r.orphans_removed, 1);
+    assert!(!blobs.exists(&orphan).expect("exists"));
+    assert!(
+        crate::check::check_store(meta, blobs, false)
+            .expect("check")
+            .is_clean()
+    );
+}
+
+/// `transfer::copy_store` from a populated store into an erased copy of itself (the same
+/// backend stands in for the target): everything arrives, stale target blobs are
+/// pruned, and a non-empty target is refused.
+pub fn copy_store_into_a_second_store_keeps_everything(
+    meta: &dyn MetaStore,
+    blobs: &dyn BlobStore,
+) {
+    use crate::transfer::copy_store;
+    populate(meta, blobs);
+    assert!(matches!(
+        copy_store(meta, blobs, meta, blobs, &mut |_| {}),
+        Err(StoreError::Aborted(_))
+    ));
+    // Source: an in-memory copy of the snapshot and the bytes; target: the erased store.
+    let before = snapshot(meta);
+    let bytes: Vec<(BlobId, Vec<u8>)> = blobs
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|id| {
+            let b = blobs.get(&id).expect("get");
+            (id, b)
+        })
+        .collect();
+    let source = MemSource::new(&before, bytes);
+    meta.erase_all().expect("erase");
+    let stale = blobs.put(b"stale target blob").expect("put");
+    let mut calls = 0;
+    let sum = copy_store(&source, &source, meta, blobs, &mut |_| calls += 1).expect("copy");
+    assert!(calls > 3, "progress reported");
+    assert_eq!(snapshot(meta), before, "copied store differs");
+    assert_eq!(sum.accounts, 3);
+    assert_eq!(sum.queued, 2);
+    assert_eq!(sum.documents, 4);
+    assert_eq!(sum.pruned_blobs, 1);
+    assert!(!blobs.exists(&stale).expect("exists"), "stale blob pruned");
+    assert!(sum.missing_blobs.is_empty());
+    let r = crate::check::check_store(meta, blobs, false).expect("check");
+    assert!(r.is_clean(), "{r}");
+}
+
+/// Every orphan candidate is a stored blob (a shared store may offer fewer).
+pub fn blob_orphan_candidates_are_stored_blobs(_meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let ids: Vec<BlobId> = (0..5)
+        .map(|i| blobs.put(format!("candidate {i}").as_bytes()).expect("put"))
+        .collect();
+    let listed: BTreeSet<BlobId> = blobs.list().expect("list").into_iter().collect();
+    assert_eq!(listed, ids.iter().cloned().collect());
+    for c in blobs.orphan_candidates().expect("candidates") {
+        assert!(listed.contains(&c), "candidate {c} is not stored");
+    }
+}
+
+/// A read-only source built from a snapshot, for [`copy_store_into_a_second_store_keeps_everything`].
+struct MemSource {
+    snap: Snapshot,
+    bytes: std::collections::HashMap<BlobId, Vec<u8>>,
+}
+
+impl MemSource {
+    fn new(snap: &Snapshot, bytes: Vec<(BlobId, Vec<u8>)>) -> Self {
+        Self {
+            snap: snap.clone(),
+            bytes: bytes.into_iter().collect(),
+        }
+    }
+    fn account(&self, account: &str) -> Option<&AccountDump> {
+        self.snap.1.iter().find(|a| a.account == account)
+    }
+}
+
+fn read_only() -> StoreError {
+    StoreError::Backend("read-only test source".into())
+}
+
+impl MetaStore for MemSource {
+    fn get_doc(&self, kind: &str, key: &str) -> crate::StoreResult<Option<Doc>> {
+        Ok(self
+            .snap
+            .0
+            .iter()
+            .find(|d| d.kind == kind && d.key == key)
+            .cloned())
+    }
+    fn list_docs(&self, kind: &str, _parent: Option<&str>) -> crate::StoreResult<Vec<Doc>> {
+        Ok(self
+            .snap
+            .0
+            .iter()
+            .filter(|d| d.kind == kind)
+            .cloned()
+            .collect())
+    }
+    fn transact(
+        &self,
+        _f: &mut dyn FnMut(&mut dyn crate::DocTxn) -> crate::StoreResult<()>,
+    ) -> crate::StoreResult<()> {
+        Err(read_only())
+    }
+    fn docs_generation(&self) -> crate::StoreResult<u64> {
+        Ok(0)
+    }
+    fn create_folder(&self, _: &str, _: &str, _: FolderKind) -> crate::StoreResult<crate::Folder> {
+        Err(read_only())
+    }
+    fn list_folders(&self, account: &str) -> crate::StoreResult<Vec<crate::Folder>> {
+        Ok(self
+            .account(account)
+            .map(|a| a.folders.iter().map(|f| f.folder.clone()).collect())
+            .unwrap_or_default())
+    }
+    fn get_folder(&self, account: &str, name: &str) -> crate::StoreResult<Option<crate::Folder>> {
+        Ok(self
+            .list_folders(account)?
+            .into_iter()
+            .find(|f| f.name == name))
+    }
+    fn rename_folder(&self, _: i64, _: &str) -> crate::StoreResult<()> {
+        Err(read_only())
+    }
+    fn delete_folder(&self, _: i64) -> crate::StoreResult<Vec<BlobId>> {
+        Err(read_only())
+    }
+    fn move_account_folders(&self, _: &str, _: &str, _: &str) -> crate::StoreResult<()> {
+        Err(read_only())
+    }
+    fn delete_account_data(&self, _: &str) -> crate::StoreResult<Vec<BlobId>> {
+        Err(read_only())
+    }
+    fn append_messages(&self, _: i64, _: &[NewMessage]) -> crate::StoreResult<Vec<(u32, u64)>> {
+        Err(read_only())
+    }
+    fn list_messages(&self, folder: i64) -> crate::StoreResult<Vec<crate::MessageMeta>> {
+        self.snap
+            .1
+            .iter()
+            .flat_map(|a| &a.folders)
+            .find(|f| f.folder.id == folder)
+            .map(|f| f.messages.clone())
+            .ok_or_else(|| StoreError::NotFound(format!("folder {folder}")))
+    }
+    fn set_flags(&self, _: i64, _: u32, _: &[String]) -> crate::StoreResult<u64> {
+        Err(read_only())
+    }
+    fn expunge(&self, _: i64, _: &[u32]) -> crate::StoreResult<Vec<BlobId>> {
+        Err(read_only())
+    }
+    fn highest_modseq(&self, account: &str) -> crate::StoreResult<u64> {
+        Ok(self.account(account).map_or(0, |a| a.highest_modseq))
+    }
+    fn changes_since(&self, account: &str, since: u64) -> crate::StoreResult<Vec<crate::Change>> {
+        Ok(self
+            .account(account)
+            .map(|a| {
+                a.changes
+                    .iter()
+                    .filter(|c| c.modseq > since)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+    fn usage(&self, account: &str) -> crate::StoreResult<Usage> {
+        Ok(self.account(account).map(|a| a.usage).unwrap_or_default())
+    }
+    fn blob_refcount(&self, _: &BlobId) -> crate::StoreResult<u64> {
+        Err(read_only())
+    }
+    fn enqueue(&self, _: &QueuedMessage) -> crate::StoreResult<()> {
+        Err(read_only())
+    }
+    fn queued_messages(&self) -> crate::StoreResult<Vec<QueuedMessage>> {
+        Ok(self.snap.2.iter().map(|q| q.message.clone()).collect())
+    }
+    fn queued_message(&self, id: &str) -> crate::StoreResult<Option<QueuedMessage>> {
+        Ok(self
+            .snap
+            .2
+            .iter()
+            .find(|q| q.message.id == id)
+            .map(|q| q.message.clone()))
+    }
+    fn update_queue_recipient(
+        &self,
+        _: &str,
+        _: &str,
+        _: QueueRcptState,
+        _: Option<&str>,
+        _: i64,
+    ) -> crate::StoreResult<()> {
+        Err(read_only())
+    }
+    fn dequeue(&self, _: &str) -> crate::StoreResult<Vec<BlobId>> {
+        Err(read_only())
+    }
+    fn accounts(&self) -> crate::StoreResult<Vec<String>> {
+        Ok(self.snap.1.iter().map(|a| a.account.clone()).collect())
+    }
+    fn all_docs(&self) -> crate::StoreResult<Vec<Doc>> {
+        Ok(self.snap.0.clone())
+    }
+    fn export_queue(&self) -> crate::StoreResult<Vec<QueueDump>> {
+        Ok(self.snap.2.clone())
+    }
+    fn counters(&self) -> crate::StoreResult<StoreCounters> {
+        Ok(self.snap.3)
+    }
+}
+
+impl BlobStore for MemSource {
+    fn put(&self, _: &[u8]) -> crate::StoreResult<BlobId> {
+        Err(read_only())
+    }
+    fn get(&self, id: &BlobId) -> crate::StoreResult<Vec<u8>> {
+        self.bytes
+            .get(id)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(format!("blob {id}")))
+    }
+    fn exists(&self, id: &BlobId) -> crate::StoreResult<bool> {
+        Ok(self.bytes.contains_key(id))
+    }
+    fn delete(&self, _: &BlobId) -> crate::StoreResult<()> {
+        Err(read_only())
+    }
+    fn list(&self) -> crate::StoreResult<Vec<BlobId>> {
+        Ok(self.bytes.keys().cloned().collect())
+    }
 }

@@ -6,7 +6,8 @@
 //!   (folders, messages, the per-account change log, quota counters, blob references) has
 //!   typed methods. SQLite is the default backend ([`sqlite::SqliteStore`]).
 //! - [`BlobStore`]: immutable, content-addressed (BLAKE3) message bytes. Files are the
-//!   default backend ([`file::FileBlobStore`]).
+//!   default backend ([`file::FileBlobStore`]); cluster mode keeps them in PostgreSQL
+//!   ([`postgres::PgBlobStore`]) so every node reads the same bodies.
 //!
 //! Implementation notes:
 //! - Crash safety of message ingest: the blob is written and fsync'd first, then the
@@ -26,6 +27,7 @@ pub mod conformance;
 pub mod file;
 pub mod postgres;
 pub mod sqlite;
+pub mod transfer;
 
 use serde::{Deserialize, Serialize};
 
@@ -347,6 +349,53 @@ pub struct QueuedMessage {
     pub recipients: Vec<QueuedRecipient>,
 }
 
+/// One folder with its message rows, as exported by [`MetaStore::export_account`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderDump {
+    /// The folder row: id, UIDVALIDITY, next UID, counters and highest modseq are kept.
+    pub folder: Folder,
+    /// Its messages ordered by UID, with their flags and modseqs.
+    pub messages: Vec<MessageMeta>,
+}
+
+/// Every piece of one account's mail metadata, for copying a store to another backend
+/// (`keel migrate`): folders with messages, the whole change log, the modseq counter and
+/// the quota usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDump {
+    /// The account.
+    pub account: String,
+    /// The account's highest modseq (may be above every remaining change-log row).
+    pub highest_modseq: u64,
+    /// The stored quota usage (copied as stored, not recounted).
+    pub usage: Usage,
+    /// The account's folders ordered by name.
+    pub folders: Vec<FolderDump>,
+    /// The account's change log in modseq order (rows of deleted folders included).
+    pub changes: Vec<Change>,
+}
+
+/// A queued message with the state [`QueuedMessage`] does not carry. The claim lease is
+/// not exported: a copied queue is claimable at once (the source server is stopped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDump {
+    /// The message and its recipients with their delivery state.
+    pub message: QueuedMessage,
+    /// Whether the delay warning was sent ([`MetaStore::mark_queue_warned`]).
+    pub warned: bool,
+}
+
+/// Store-wide counters that must never go backwards when a store is copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreCounters {
+    /// The last UIDVALIDITY handed out (RFC 9051 §2.3.1.1: a re-created folder must get a
+    /// larger one).
+    pub uid_validity: u32,
+    /// The highest folder id ever assigned, deleted folders included (change-log rows
+    /// keep pointing at them; ids are never reused).
+    pub last_folder_id: i64,
+}
+
 /// The metadata store (DESIGN §4). Every method is blocking: async callers use
 /// `spawn_blocking`.
 pub trait MetaStore: Send + Sync + 'static {
@@ -474,6 +523,84 @@ pub trait MetaStore: Send + Sync + 'static {
     fn change_listener(&self) -> Option<Box<dyn ChangeListener>> {
         None
     }
+
+    // Whole-store methods for `keel check` and `keel migrate` (copying an embedded store
+    // into PostgreSQL). Defaults fail with `StoreError::Backend` as for the lease methods
+    // above; both real backends override them and the conformance suite checks them.
+
+    /// Every account that has folders, a usage/modseq row or change-log rows, sorted.
+    fn accounts(&self) -> StoreResult<Vec<String>> {
+        Err(unsupported("accounts"))
+    }
+    /// Every document of every kind, ordered by kind, then key.
+    fn all_docs(&self) -> StoreResult<Vec<Doc>> {
+        Err(unsupported("all_docs"))
+    }
+    /// One account's mail metadata (see [`AccountDump`]). Built from the reading methods,
+    /// so it is one consistent picture only while nothing writes to the account (`keel
+    /// migrate` runs with the server stopped).
+    fn export_account(&self, account: &str) -> StoreResult<AccountDump> {
+        let mut folders = Vec::new();
+        for folder in self.list_folders(account)? {
+            let messages = self.list_messages(folder.id)?;
+            folders.push(FolderDump { folder, messages });
+        }
+        Ok(AccountDump {
+            account: account.to_owned(),
+            highest_modseq: self.highest_modseq(account)?,
+            usage: self.usage(account)?,
+            folders,
+            changes: self.changes_since(account, 0)?,
+        })
+    }
+    /// Every queued message with its warned mark, ordered by `next_attempt`, then id.
+    fn export_queue(&self) -> StoreResult<Vec<QueueDump>> {
+        Err(unsupported("export_queue"))
+    }
+    /// The store-wide counters (see [`StoreCounters`]).
+    fn counters(&self) -> StoreResult<StoreCounters> {
+        Err(unsupported("counters"))
+    }
+    /// Whether the store holds no document, folder, message, change, usage row or queued
+    /// message (a fresh store; counters are not looked at).
+    fn is_empty(&self) -> StoreResult<bool> {
+        Err(unsupported("is_empty"))
+    }
+    /// Deletes every document, folder, message, change, usage row and queued message in one
+    /// transaction and resets the counters (`keel migrate --force` on a used target). Blobs
+    /// are not touched.
+    fn erase_all(&self) -> StoreResult<()> {
+        Err(unsupported("erase_all"))
+    }
+    /// Inserts documents with their versions kept; `Conflict` if one exists.
+    fn import_docs(&self, docs: &[Doc]) -> StoreResult<()> {
+        let _ = docs;
+        Err(unsupported("import_docs"))
+    }
+    /// Inserts one account's metadata exactly as dumped (folder ids, UIDVALIDITY, next UID,
+    /// UIDs, flags, modseqs, change log, usage) in one transaction. Folder byte counters
+    /// are the sums of the message sizes. `Conflict` if the account or a folder id exists.
+    fn import_account(&self, dump: &AccountDump) -> StoreResult<()> {
+        let _ = dump;
+        Err(unsupported("import_account"))
+    }
+    /// Inserts a queued message with its recipients' state and warned mark, unleased.
+    /// `Conflict` if the id exists.
+    fn import_queued(&self, item: &QueueDump) -> StoreResult<()> {
+        let _ = item;
+        Err(unsupported("import_queued"))
+    }
+    /// Raises the store-wide counters to at least `counters` (never lowers them), so ids and
+    /// UIDVALIDITY values handed out after an import are above the imported ones.
+    fn import_counters(&self, counters: &StoreCounters) -> StoreResult<()> {
+        let _ = counters;
+        Err(unsupported("import_counters"))
+    }
+    /// Recounts every folder's counters (messages, unseen, bytes) and every account's quota
+    /// usage from the message rows, in one transaction (`keel check --repair`).
+    fn recount(&self) -> StoreResult<()> {
+        Err(unsupported("recount"))
+    }
 }
 
 /// Receives the changes other processes commit to a shared store (see
@@ -493,7 +620,8 @@ fn unsupported(what: &str) -> StoreError {
 
 /// The blob store (DESIGN §4). Blobs are immutable and content-addressed.
 pub trait BlobStore: Send + Sync + 'static {
-    /// Stores bytes durably (fsync'd file and directory) before returning their id.
+    /// Stores bytes durably before returning their id (file store: fsync'd file and
+    /// directory; PostgreSQL: a committed transaction).
     /// Storing the same bytes twice is a no-op returning the same id.
     fn put(&self, bytes: &[u8]) -> StoreResult<BlobId>;
     /// Reads a blob.
@@ -504,14 +632,22 @@ pub trait BlobStore: Send + Sync + 'static {
     fn delete(&self, id: &BlobId) -> StoreResult<()>;
     /// Lists every stored blob.
     fn list(&self) -> StoreResult<Vec<BlobId>>;
+    /// The blobs that may be removed when no metadata references them: every blob by
+    /// default. A store shared by several nodes leaves out blobs written (or re-written)
+    /// recently, since another node may have stored them and not yet committed the message
+    /// that references them (the PostgreSQL blob store, `postgres::PgBlobStore`).
+    fn orphan_candidates(&self) -> StoreResult<Vec<BlobId>> {
+        self.list()
+    }
 }
 
-/// Deletes blobs that no message and no queued message references (left by a crash between blob write and
-/// metadata commit). Run at server start while no ingest is in flight. Returns how many
-/// were removed.
+/// Deletes blobs that no message and no queued message references (left by a crash between
+/// blob write and metadata commit). Run at server start while no ingest is in flight on
+/// this node; only [`BlobStore::orphan_candidates`] are looked at, so blobs that other
+/// nodes of a shared store are still ingesting are kept. Returns how many were removed.
 pub fn collect_orphan_blobs(meta: &dyn MetaStore, blobs: &dyn BlobStore) -> StoreResult<usize> {
     let mut removed = 0;
-    for id in blobs.list()? {
+    for id in blobs.orphan_candidates()? {
         if meta.blob_refcount(&id)? == 0 {
             blobs.delete(&id)?;
             removed += 1;

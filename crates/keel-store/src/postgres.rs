@@ -48,6 +48,8 @@
 //!   `pg_notify(<channel>, '<account>:<modseq>')` (delivered at commit), and
 //!   [`MetaStore::change_listener`] returns a [`PgChangeListener`] on a dedicated
 //!   connection. Best-effort: see `postgres/listen.rs`.
+//! - **Blobs**: [`PgBlobStore`] keeps message bytes in the same database (`postgres/blob.rs`),
+//!   so every node reads the same bodies.
 //! - **Schema**: [`migrations`], applied at open in one transaction under a
 //!   transaction-scoped advisory lock, so nodes starting together migrate once. A database
 //!   whose schema is newer than this build is refused.
@@ -56,9 +58,12 @@
 //!   [`StoreError::Corrupt`]; everything else [`StoreError::Backend`] with the server's
 //!   message. Nothing read from the database is unwrapped.
 
+mod blob;
+mod bulk;
 mod listen;
 pub mod migrations;
 
+pub use blob::{MAX_BLOB_SIZE, ORPHAN_GRACE, PgBlobStore};
 pub use listen::{CHANNEL as CHANGE_CHANNEL, PgChangeListener};
 
 use std::collections::BTreeMap;
@@ -70,9 +75,9 @@ use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 
 use crate::{
-    BlobId, Change, ChangeKind, ChangeListener, Doc, DocTxn, Folder, FolderKind, MessageMeta,
-    MetaStore, NewMessage, QueueRcptState, QueuedMessage, QueuedRecipient, StoreError, StoreResult,
-    Usage,
+    AccountDump, BlobId, Change, ChangeKind, ChangeListener, Doc, DocTxn, Folder, FolderKind,
+    MessageMeta, MetaStore, NewMessage, QueueDump, QueueRcptState, QueuedMessage, QueuedRecipient,
+    StoreCounters, StoreError, StoreResult, Usage,
 };
 
 /// Default maximum number of connections of one [`PgStore`].
@@ -410,6 +415,19 @@ impl std::fmt::Debug for PgStore {
             .field("max_connections", &self.max_connections)
             .field("channel", &self.channel)
             .finish_non_exhaustive()
+    }
+}
+
+/// The synchronous client closes its connection with a blocking call when dropped, which
+/// panics on a thread that drives a tokio runtime (the server drops its store at the end
+/// of `keel serve`, inside `block_on`). Pooled connections are therefore closed through
+/// [`off_runtime`].
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut lock(&self.pool).idle);
+        if !idle.is_empty() {
+            off_runtime(move || drop(idle));
+        }
     }
 }
 
@@ -1610,6 +1628,42 @@ impl MetaStore for PgStore {
             )?;
             Ok(n > 0)
         })
+    }
+
+    // Whole-store methods: `postgres/bulk.rs`.
+
+    fn accounts(&self) -> StoreResult<Vec<String>> {
+        self.bulk_accounts()
+    }
+    fn all_docs(&self) -> StoreResult<Vec<Doc>> {
+        self.bulk_all_docs()
+    }
+    fn export_queue(&self) -> StoreResult<Vec<QueueDump>> {
+        self.bulk_export_queue()
+    }
+    fn counters(&self) -> StoreResult<StoreCounters> {
+        self.bulk_counters()
+    }
+    fn is_empty(&self) -> StoreResult<bool> {
+        self.bulk_is_empty()
+    }
+    fn erase_all(&self) -> StoreResult<()> {
+        self.bulk_erase_all()
+    }
+    fn import_docs(&self, docs: &[Doc]) -> StoreResult<()> {
+        self.bulk_import_docs(docs)
+    }
+    fn import_account(&self, dump: &AccountDump) -> StoreResult<()> {
+        self.bulk_import_account(dump)
+    }
+    fn import_queued(&self, item: &QueueDump) -> StoreResult<()> {
+        self.bulk_import_queued(item)
+    }
+    fn import_counters(&self, counters: &StoreCounters) -> StoreResult<()> {
+        self.bulk_import_counters(counters)
+    }
+    fn recount(&self) -> StoreResult<()> {
+        self.bulk_recount()
     }
 }
 

@@ -14,6 +14,7 @@
 //! A [`crate::MetaStore::transact`] closure must not call other writing methods of the
 //! same store: they wait for the write connection the closure already holds.
 
+mod bulk;
 pub mod migrations;
 
 use std::path::{Path, PathBuf};
@@ -23,8 +24,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    BlobId, Change, ChangeKind, Doc, DocTxn, Folder, FolderKind, MessageMeta, MetaStore,
-    NewMessage, QueueRcptState, QueuedMessage, QueuedRecipient, StoreError, StoreResult, Usage,
+    AccountDump, BlobId, Change, ChangeKind, Doc, DocTxn, Folder, FolderKind, MessageMeta,
+    MetaStore, NewMessage, QueueDump, QueueRcptState, QueuedMessage, QueuedRecipient,
+    StoreCounters, StoreError, StoreResult, Usage,
 };
 
 /// How long a statement waits for another connection's (or process's) lock.
@@ -1239,6 +1241,42 @@ impl MetaStore for SqliteStore {
                 .db()?;
             Ok(n > 0)
         })
+    }
+
+    // Whole-store methods: `sqlite/bulk.rs`.
+
+    fn accounts(&self) -> StoreResult<Vec<String>> {
+        self.bulk_accounts()
+    }
+    fn all_docs(&self) -> StoreResult<Vec<Doc>> {
+        self.bulk_all_docs()
+    }
+    fn export_queue(&self) -> StoreResult<Vec<QueueDump>> {
+        self.bulk_export_queue()
+    }
+    fn counters(&self) -> StoreResult<StoreCounters> {
+        self.bulk_counters()
+    }
+    fn is_empty(&self) -> StoreResult<bool> {
+        self.bulk_is_empty()
+    }
+    fn erase_all(&self) -> StoreResult<()> {
+        self.bulk_erase_all()
+    }
+    fn import_docs(&self, docs: &[Doc]) -> StoreResult<()> {
+        self.bulk_import_docs(docs)
+    }
+    fn import_account(&self, dump: &AccountDump) -> StoreResult<()> {
+        self.bulk_import_account(dump)
+    }
+    fn import_queued(&self, item: &QueueDump) -> StoreResult<()> {
+        self.bulk_import_queued(item)
+    }
+    fn import_counters(&self, counters: &StoreCounters) -> StoreResult<()> {
+        self.bulk_import_counters(counters)
+    }
+    fn recount(&self) -> StoreResult<()> {
+        self.bulk_recount()
     }
 }
 

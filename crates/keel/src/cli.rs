@@ -944,8 +944,7 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                     "stop the server before `keel check --repair`: a message being received looks like an orphan"
                 );
             }
-            let report =
-                keel_store::check::check_sqlite(&env.data.db(), env.blobs.as_ref(), repair)?;
+            let report = crate::setup::check_store(env, repair)?;
             print_out(out.format, &report, |r| format!("{r}\n"))?;
             if !repair && !report.is_clean() {
                 bail!("the store has problems; run `keel check --repair` with the server stopped");

@@ -7,7 +7,9 @@
 //! ```text
 //! <data>/keel.toml      this file, written with comments on first run
 //! <data>/keel.db        SQLite metadata store (WAL: keel.db-wal, keel.db-shm)
-//! <data>/blobs/         content-addressed message bytes (keel_store::file)
+//! <data>/blobs/         content-addressed message bytes (keel_store::file); SQLite only:
+//!                       with `backend = "postgres"` the bytes live in the database
+//!                       (keel_store::postgres::PgBlobStore) and this directory is unused
 //! <data>/tls/           cert.pem + key.pem (self-signed on first run); <domain>.pem/.key for SNI
 //! <data>/logs/          the guide's logs (guide ch. 25)
 //! <data>/run/           keel.lock (one server per data dir) and status.json (for `keel status`)
@@ -134,7 +136,8 @@ impl KeelToml {
              \n\
              [store]\n\
              # \"sqlite\": the embedded store in this directory (keel.db + blobs/).\n\
-             # \"postgres\" with url = \"postgres://…\": several nodes share one database.\n\
+             # \"postgres\" with url = \"postgres://…\": several nodes share one database\n\
+             # (metadata and message bodies; see docs/cluster.md).\n\
              backend = \"{}\"\n\
              {}\n\
              \n\

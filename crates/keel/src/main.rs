@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod http;
 mod manager;
+mod migrate;
 mod server;
 mod setup;
 mod status;
@@ -36,6 +37,8 @@ enum Command {
     Serve(ServeArgs),
     /// Show whether the server runs, and its services with their addresses.
     Status,
+    /// Copy this embedded installation (SQLite + message files) into PostgreSQL.
+    Migrate(migrate::MigrateArgs),
     #[command(flatten)]
     Admin(cli::AdminCommand),
 }
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => run_server(data, args),
         Command::Status => cli::status(&data),
+        Command::Migrate(args) => migrate::run(&data, &args),
         Command::Admin(cmd) => cli::run(&data, cmd),
     };
     match result {

@@ -8,6 +8,7 @@ use keel_core::clock::{SharedClock, SystemClock};
 use keel_core::log::{DebugCategory, LogKind, LogSettings, Logs};
 use keel_directory::{AdminRights, Directory, NewDomain, NewUser};
 use keel_store::file::FileBlobStore;
+use keel_store::postgres::{PgBlobStore, PgStore};
 use keel_store::sqlite::SqliteStore;
 use keel_store::{BlobStore, DocTxn, MetaStore};
 use rand::Rng;
@@ -47,21 +48,7 @@ impl Env {
             Err(_) if !data.config().exists() => crate::config::StoreSection::default(),
             Err(e) => return Err(e),
         };
-        let meta: Arc<dyn MetaStore> = match (store.is_postgres(), &store.url) {
-            // DESIGN §4: several nodes share one PostgreSQL database.
-            (true, Some(url)) => Arc::new(
-                keel_store::postgres::PgStore::open(url)
-                    .context("cannot open the PostgreSQL store")?,
-            ),
-            _ => Arc::new(
-                SqliteStore::open(&data.db())
-                    .with_context(|| format!("cannot open the store {}", data.db().display()))?,
-            ),
-        };
-        let blobs: Arc<dyn BlobStore> = Arc::new(
-            FileBlobStore::open(&data.blobs())
-                .with_context(|| format!("cannot open {}", data.blobs().display()))?,
-        );
+        let (meta, blobs) = open_store(data, &store)?;
         let settings = load_log_settings(meta.as_ref())?;
         let logs = Arc::new(
             Logs::open(&data.logs(), settings)
@@ -104,6 +91,43 @@ impl Env {
         }
         Self::open(data)
     }
+}
+
+/// Opens the store pair `[store]` names: SQLite metadata with file blobs under the data
+/// directory (embedded), or PostgreSQL metadata with PostgreSQL blobs on the same database
+/// and connection pool (DESIGN §4 cluster mode: every node reads the same message bodies,
+/// so the data directory holds no mail).
+pub(crate) fn open_store(
+    data: &DataDir,
+    store: &config::StoreSection,
+) -> Result<(Arc<dyn MetaStore>, Arc<dyn BlobStore>)> {
+    Ok(match (store.is_postgres(), &store.url) {
+        (true, Some(url)) => {
+            let pg = Arc::new(PgStore::open(url).context("cannot open the PostgreSQL store")?);
+            let blobs = PgBlobStore::new(pg.clone());
+            (pg, Arc::new(blobs))
+        }
+        _ => (
+            Arc::new(
+                SqliteStore::open(&data.db())
+                    .with_context(|| format!("cannot open the store {}", data.db().display()))?,
+            ),
+            Arc::new(
+                FileBlobStore::open(&data.blobs())
+                    .with_context(|| format!("cannot open {}", data.blobs().display()))?,
+            ),
+        ),
+    })
+}
+
+/// `keel check` on whichever backend pair `env` has open (`--repair` recounts counters
+/// and removes orphans on both).
+pub(crate) fn check_store(env: &Env, repair: bool) -> Result<keel_store::check::CheckReport> {
+    Ok(keel_store::check::check_store(
+        env.meta.as_ref(),
+        env.blobs.as_ref(),
+        repair,
+    )?)
 }
 
 /// guide §25.4: failed logins, lockouts and unlocks in the security log.

@@ -124,6 +124,21 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (queue_id, idx)
     );
     "#,
+    // Version 2: message bytes in the database (DESIGN §4: "BlobStore: files under the data
+    // directory (default) or PostgreSQL"), so every node of a cluster reads the same bodies
+    // (see `postgres/blob.rs`). `stored_at` (the database's Unix seconds) is set on every
+    // put, also of bytes already present, so orphan collection can leave alone what another
+    // node is still ingesting. BYTEA's default EXTENDED storage keeps large values out of
+    // line (TOAST) and compressed.
+    r#"
+    CREATE TABLE blobs (
+        id        TEXT COLLATE "C" PRIMARY KEY,
+        size      BIGINT NOT NULL,
+        stored_at BIGINT NOT NULL,
+        bytes     BYTEA NOT NULL
+    );
+    CREATE INDEX blobs_by_stored_at ON blobs (stored_at);
+    "#,
 ];
 
 /// The schema version this build creates and understands.
