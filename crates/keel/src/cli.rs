@@ -459,6 +459,9 @@ pub(crate) enum QueueCmd {
     /// Process the queue now: the running server is asked to; without a server the
     /// delivery runs in this process.
     Run,
+    /// ETRN download now (guide §12.5): ask every enabled server of the SMTP setting
+    /// `etrn_download` to send our domains' mail, and print each answer.
+    EtrnDownload,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1471,6 +1474,35 @@ fn queue_cmd(env: &Env, c: QueueCmd) -> Result<Option<String>> {
                 println!("{attempts} delivery attempt(s) made.");
             }
             Some("queue run".to_owned())
+        }
+        QueueCmd::EtrnDownload => {
+            let cfg = crate::config::KeelToml::load(&env.data.config())?;
+            let hostname = crate::setup::load_general(meta)?
+                .map_or_else(crate::config::system_hostname, |g| g.hostname);
+            let ctx = crate::setup::queue_context(env, &cfg, Arc::new(move || hostname.clone()))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let outcomes = rt.block_on(keel_smtp::QueueRunner::new(ctx).etrn_download());
+            if outcomes.is_empty() {
+                println!("No ETRN download server is enabled (SMTP setting etrn_download).");
+            }
+            let mut refused = 0;
+            for o in &outcomes {
+                refused += usize::from(!o.accepted);
+                println!(
+                    "{} {} at {}: {}",
+                    if o.accepted { "ok     " } else { "refused" },
+                    o.domain,
+                    o.server,
+                    o.reply
+                );
+            }
+            if refused > 0 {
+                bail!("{refused} ETRN request(s) not accepted");
+            }
+            None
         }
     })
 }
