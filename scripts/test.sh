@@ -18,6 +18,8 @@ command -v mbsync >/dev/null || need_apt+=(isync)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 # Mail retrieval clients of crates/keel/tests/clients.rs.
 command -v fetchmail >/dev/null || need_apt+=(fetchmail)
+# Headless Chromium for the web admin UI's browser test (crates/keel/tests/ui.rs).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
@@ -43,6 +45,15 @@ if [ ! -f "$SPF_SUITE" ]; then
     dpkg -x python3-spf_*.deb . && rm -f python3-spf_*.deb) || echo "could not fetch python3-spf"
 fi
 export KEEL_RFC7208_SUITE=$SPF_SUITE KEEL_REQUIRE_SUITES=1
+
+# npm's playwright-core (pinned by crates/keel/tests/ui/package-lock.json) drives that
+# Chromium; never `playwright install`. With KEEL_REQUIRE_BROWSER=1 the browser test fails
+# instead of skipping when chromium or node_modules is missing.
+if [ ! -d crates/keel/tests/ui/node_modules/playwright-core ] && command -v npm >/dev/null; then
+  log "npm ci (crates/keel/tests/ui)"
+  (cd crates/keel/tests/ui && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || echo "npm ci failed"
+fi
+export KEEL_REQUIRE_BROWSER=1
 
 # A throw-away PostgreSQL cluster for the PostgreSQL MetaStore tests (DESIGN §8: the test
 # command starts what it needs; issue 8 item 5). Skipped when KEEL_TEST_PG_URL is already

@@ -1,5 +1,6 @@
 //! Keel's web front-end (DESIGN §6, §10). This build holds the JSON admin API
-//! ([`admin`]); the admin UI, webmail and DAV come later on top of the same operations.
+//! ([`admin`]) and the web admin UI ([`ui`]), a client of that API; webmail and DAV come
+//! later on top of the same operations.
 //!
 //! The binary owns the listeners (keel-net) and hands every HTTP connection to an axum
 //! [`axum::Router`], inserting a [`ConnInfo`] request extension so handlers know the client
@@ -7,5 +8,6 @@
 
 pub mod admin;
 mod conn;
+pub mod ui;
 
 pub use conn::ConnInfo;

@@ -588,7 +588,9 @@ async fn ip_groups_and_time_intervals() {
             json!({ "name": "Bad", "items": [ { "entry": "300.1.1.1" } ] }),
         )
         .await;
-    assert_eq!(r.status, 400, "{}", r.body);
+    // The bad item is named on the `items` field (the UI shows it next to that box).
+    assert_eq!((r.status, r.field().as_str()), (400, "items"), "{}", r.body);
+    assert!(r.error().contains("300.1.1.1"), "{}", r.body);
     assert_eq!(c.get(&format!("{API}/ip-groups/Bad")).await.status, 404);
     let r = c
         .put(

@@ -2,7 +2,7 @@
 //! `/server.cer` (guide §36.4), a health check, and `POST /api/v1/login`, the admin API's
 //! sign-in that checks a password through the directory (the same rules as every
 //! protocol: security policy, lockout, login names). The JSON admin API of keel-http is
-//! merged in under `/admin/api/` (issue 5).
+//! merged in under `/admin/api/` and its web admin UI under `/admin` (issue 5).
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -71,7 +71,8 @@ impl HttpHandler {
             .route("/server.cer", get(server_cer_handler))
             .route("/api/v1/login", post(login))
             .with_state(state.clone())
-            .merge(keel_http::admin::router(admin))
+            .merge(keel_http::admin::router(admin.clone()))
+            .merge(keel_http::ui::router(admin))
             .layer(axum::middleware::from_fn_with_state(state, debug_log));
         Self { router }
     }

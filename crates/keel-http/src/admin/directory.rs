@@ -409,12 +409,12 @@ async fn domain_primary(
 // --------------------------------------------------------------------------- users
 
 #[derive(Debug, Default, Deserialize)]
-struct UserQuery {
-    domain: Option<String>,
+pub(crate) struct UserQuery {
+    pub(crate) domain: Option<String>,
     /// Substring of the address, full name or description (guide §8.6).
-    q: Option<String>,
-    format: Option<String>,
-    mailbox: Option<String>,
+    pub(crate) q: Option<String>,
+    pub(crate) format: Option<String>,
+    pub(crate) mailbox: Option<String>,
 }
 
 fn matches(u: &User, q: &str) -> bool {
@@ -425,7 +425,8 @@ fn matches(u: &User, q: &str) -> bool {
         || u.addresses.iter().any(|a| a.contains(&q))
 }
 
-fn list_users(d: &Directory, q: &UserQuery) -> ApiResult<Vec<User>> {
+/// Users of a domain (or all) matching the search (guide §8.6); the UI lists with it too.
+pub(crate) fn list_users(d: &Directory, q: &UserQuery) -> ApiResult<Vec<User>> {
     let mut users = d.list_users(q.domain.as_deref())?;
     if let Some(s) = q.q.as_deref().filter(|s| !s.is_empty()) {
         users.retain(|u| matches(u, s));
@@ -982,6 +983,17 @@ struct ItemsBody<T> {
     items: Vec<T>,
 }
 
+/// Decodes `items` on its own first, so a bad item is reported on the `items` field (the
+/// UI shows it next to that box) with the item's own explanation.
+fn check_items<T: serde::de::DeserializeOwned>(body: &Fields) -> ApiResult<()> {
+    match body.get("items") {
+        Some(v) => serde_json::from_value::<Vec<T>>(v.clone())
+            .map(|_| ())
+            .map_err(|e| ApiError::invalid("items", e.to_string())),
+        None => Ok(()),
+    }
+}
+
 async fn ipgroups_list(State(st): State<AdminState>) -> ApiResult<Json<Value>> {
     let d = st.directory.clone();
     let list = blocking(move || Ok(d.list_ip_groups()?)).await?;
@@ -993,6 +1005,7 @@ async fn ipgroup_create(
     Extension(admin): Extension<AdminCtx>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    check_items::<keel_core::ipgroup::IpGroupItem>(&body)?;
     let g: IpGroup = decode_with_keys(&body, &["name", "items"])?;
     if g.name.trim().is_empty() {
         return Err(ApiError::invalid("name", "give the group a name"));
@@ -1017,6 +1030,7 @@ async fn ipgroup_put(
     Path(name): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<IpGroup>> {
+    check_items::<keel_core::ipgroup::IpGroupItem>(&body)?;
     let b: ItemsBody<keel_core::ipgroup::IpGroupItem> = decode_with_keys(&body, &["items"])?;
     let d = st.directory.clone();
     let g = blocking(move || {
@@ -1054,6 +1068,7 @@ async fn interval_create(
     Extension(admin): Extension<AdminCtx>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    check_items::<keel_core::timeinterval::TimeItem>(&body)?;
     let t: TimeInterval = decode_with_keys(&body, &["name", "items"])?;
     t.validate().map_err(|e| {
         ApiError::invalid(
@@ -1087,6 +1102,7 @@ async fn interval_put(
     Path(name): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<TimeInterval>> {
+    check_items::<keel_core::timeinterval::TimeItem>(&body)?;
     let b: ItemsBody<keel_core::timeinterval::TimeItem> = decode_with_keys(&body, &["items"])?;
     let d = st.directory.clone();
     let t = blocking(move || {

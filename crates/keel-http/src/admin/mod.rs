@@ -34,14 +34,16 @@
 //!
 //! Not yet here (issue 5): domain administrators (guide ch. 32), certificates (ch. 16),
 //! status pages and statistics (ch. 24), log rotation and debug-category endpoints, user
-//! import and templates (§8.9, §8.10), `/metrics`, and the web UI itself.
+//! import and templates (§8.9, §8.10) and `/metrics`. The web UI (crate::ui) is a client
+//! of these routes; `/setup-wizard` holds the configuration wizard (guide §2.5).
 
 mod body;
 mod directory;
 mod error;
 mod openapi;
-mod session;
+pub(crate) mod session;
 mod system;
+mod wizard;
 
 use std::sync::Arc;
 
@@ -63,6 +65,12 @@ pub use session::{
     LOGIN_FAILURE_WINDOW_SECS, SESSION_COOKIE, load_admin_settings, save_admin_settings,
 };
 pub use system::{DEFAULT_LOG_LINES, LOG_TAIL_BYTES, MAX_LOG_LINES};
+pub use wizard::WizardState;
+
+// Shared with the web UI (crate::ui), which renders pages from the same operations.
+pub(crate) use directory::{UserQuery, list_users};
+pub(crate) use system::{queue_search, service_rows, tail_lines};
+pub(crate) use wizard::load_state as wizard_state;
 
 /// Where the versioned API lives.
 pub const API_PREFIX: &str = "/admin/api/v1";
@@ -312,6 +320,7 @@ fn build() -> Routes {
     session::routes(&mut r);
     directory::routes(&mut r);
     system::routes(&mut r);
+    wizard::routes(&mut r);
     r
 }
 

@@ -112,6 +112,14 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("QueueDeleted", "{\"deleted\": [id]}"),
     ("LogList", "{\"logs\": [{name, file, size, settings}]}"),
     ("LogLines", "{\"log\": name, \"lines\": [string]}"),
+    (
+        "WizardState",
+        "{done: bool, hostname, primary_domain, completed_by} (guide §2.5).",
+    ),
+    (
+        "WizardRequest",
+        "{hostname, primary_domain, password}: the Internet hostname, the primary domain (created when new) and the signed-in administrator's new password.",
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {

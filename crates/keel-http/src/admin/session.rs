@@ -279,7 +279,8 @@ pub(crate) async fn guard(State(st): State<AdminState>, mut req: Request, next: 
     }
 }
 
-async fn check(st: &AdminState, req: &mut Request) -> ApiResult<()> {
+/// The checks of [`guard`]; the web UI's pages run them too (crate::ui).
+pub(crate) async fn check(st: &AdminState, req: &mut Request) -> ApiResult<()> {
     let Some(info) = req.extensions().get::<ConnInfo>().copied() else {
         return Err(ApiError::Forbidden(
             "the client address of this connection is unknown; the request is refused".into(),
@@ -367,6 +368,24 @@ async fn check(st: &AdminState, req: &mut Request) -> ApiResult<()> {
         session_id: id,
     });
     Ok(())
+}
+
+/// Only the remote-administration check (guide §19.3), for pages shown before sign-in.
+pub(crate) async fn check_remote_access(st: &AdminState, info: &ConnInfo) -> ApiResult<()> {
+    let ip = client_ip(info);
+    let st = st.clone();
+    blocking(move || {
+        let s = load_admin_settings(st.meta.as_ref())?;
+        check_remote(&st, &s, ip)
+    })
+    .await
+}
+
+impl AdminState {
+    /// The CSRF token of a signed-in administrator's session ("" when it just ended).
+    pub(crate) fn csrf_token(&self, admin: &AdminCtx) -> String {
+        self.sessions.csrf_of(&admin.session_id).unwrap_or_default()
+    }
 }
 
 pub(super) fn routes(r: &mut Routes) {

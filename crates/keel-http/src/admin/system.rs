@@ -175,18 +175,23 @@ fn service_json(def: &services::ServiceDef, s: &ServiceSettings) -> Value {
     })
 }
 
+/// Every service with its settings (blocking); the UI lists with it too.
+pub(crate) fn service_rows(
+    meta: &dyn keel_store::MetaStore,
+) -> ApiResult<Vec<(&'static services::ServiceDef, ServiceSettings)>> {
+    CATALOGUE
+        .iter()
+        .map(|def| Ok((def, services::load_settings(meta, def)?)))
+        .collect()
+}
+
 async fn services_list(State(st): State<AdminState>) -> ApiResult<Json<Value>> {
     let meta = st.meta.clone();
     let rows = blocking(move || {
-        CATALOGUE
+        Ok(service_rows(meta.as_ref())?
             .iter()
-            .map(|def| {
-                Ok(service_json(
-                    def,
-                    &services::load_settings(meta.as_ref(), def)?,
-                ))
-            })
-            .collect::<ApiResult<Vec<_>>>()
+            .map(|(def, s)| service_json(def, s))
+            .collect::<Vec<_>>())
     })
     .await?;
     Ok(Json(json!({ "services": rows })))
@@ -341,8 +346,20 @@ async fn queue_list(
     let Query(q) =
         q.map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))?;
     let (meta, now) = (st.meta.clone(), st.clock.unix());
-    let mut list = blocking(move || Ok(queue::list(meta.as_ref(), now)?)).await?;
-    if let Some(s) = q.q.as_deref().filter(|s| !s.is_empty()) {
+    let list = blocking(move || queue_search(meta.as_ref(), now, q.q.as_deref())).await?;
+    let totals = queue::totals(&list);
+    Ok(Json(json!({ "totals": totals, "messages": list })))
+}
+
+/// The queue, optionally only messages whose ID, sender or a recipient contains `q`
+/// (blocking); the UI lists with it too.
+pub(crate) fn queue_search(
+    meta: &dyn keel_store::MetaStore,
+    now: i64,
+    q: Option<&str>,
+) -> ApiResult<Vec<queue::QueueView>> {
+    let mut list = queue::list(meta, now)?;
+    if let Some(s) = q.filter(|s| !s.is_empty()) {
         let s = s.to_lowercase();
         list.retain(|m| {
             m.id.to_lowercase().contains(&s)
@@ -352,8 +369,7 @@ async fn queue_list(
                     .any(|r| r.address.to_lowercase().contains(&s))
         });
     }
-    let totals = queue::totals(&list);
-    Ok(Json(json!({ "totals": totals, "messages": list })))
+    Ok(list)
 }
 
 async fn queue_show(
@@ -530,7 +546,7 @@ struct LogQuery {
 }
 
 /// The last `n` lines of the final [`LOG_TAIL_BYTES`] of a file that contain `needle`.
-fn tail_lines(
+pub(crate) fn tail_lines(
     path: &std::path::Path,
     n: usize,
     needle: Option<&str>,

@@ -1,6 +1,7 @@
-//! Test harness: the admin router on a real loopback socket (served like the binary does,
-//! one hyper HTTP/1 connection per accept with a `ConnInfo` extension), a real SQLite
-//! store and file blob store in a temp dir, a `ManualClock`, and `curl` as the client.
+//! Test harness: the admin router and the web UI on a real loopback socket (served like
+//! the binary does, one hyper HTTP/1 connection per accept with a `ConnInfo` extension), a
+//! real SQLite store and file blob store in a temp dir, a `ManualClock`, and `curl` as the
+//! client.
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -99,7 +100,8 @@ impl Env {
             .await
             .expect("bind");
         let local = listener.local_addr().expect("addr");
-        let app = router(self.state.clone());
+        // The JSON API and the web UI, as the binary mounts them.
+        let app = router(self.state.clone()).merge(keel_http::ui::router(self.state.clone()));
         tokio::spawn(async move {
             while let Ok((stream, peer)) = listener.accept().await {
                 let info = ConnInfo {

@@ -1,0 +1,751 @@
+//! The page handlers: each reads through the operations the JSON API handlers use and
+//! renders one askama template. Nothing here changes data; forms post to the API.
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use keel_core::log::LogKind;
+use keel_directory::{Alias, Domain, Group, User};
+use serde::Deserialize;
+
+use super::{Chrome, PageError, human_size, render, safe_next, see_other, utc_time};
+use crate::ConnInfo;
+use crate::admin::{AdminCtx, AdminState, ApiError, UserQuery, WizardState, blocking};
+
+type PageResult = Result<Response, PageError>;
+type Q<T> = Result<Query<T>, QueryRejection>;
+
+fn query<T: Default>(q: Q<T>) -> Result<T, PageError> {
+    q.map(|Query(t)| t).map_err(|e| {
+        PageError(ApiError::bad_request(format!(
+            "invalid query string: {}",
+            e.body_text()
+        )))
+    })
+}
+
+// ---------------------------------------------------------------- sign-in, dashboard
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct NextQuery {
+    next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignIn {
+    next: String,
+    came_back: bool,
+}
+
+pub(crate) async fn sign_in(
+    State(st): State<AdminState>,
+    info: Option<Extension<ConnInfo>>,
+    q: Q<NextQuery>,
+) -> PageResult {
+    let Some(Extension(info)) = info else {
+        return Err(PageError(ApiError::Forbidden(
+            "the client address of this connection is unknown; the request is refused".into(),
+        )));
+    };
+    crate::admin::session::check_remote_access(&st, &info).await?;
+    let q = query(q)?;
+    render(&SignIn {
+        came_back: q.next.is_some(),
+        next: safe_next(q.next.as_deref()),
+    })
+}
+
+pub(crate) async fn root() -> Response {
+    see_other("/admin/")
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    chrome: Chrome,
+    wizard: WizardState,
+    domains: usize,
+    users: usize,
+    groups: usize,
+    aliases: usize,
+    queued: usize,
+    queued_size: String,
+}
+
+pub(crate) async fn dashboard(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let st2 = st.clone();
+    let now = st.clock.unix();
+    let (wizard, counts, queue) = blocking(move || {
+        let d = &st2.directory;
+        let counts = (
+            d.list_domains()?.len(),
+            d.list_users(None)?.len(),
+            d.list_groups(None)?.len(),
+            d.list_aliases(None)?.len(),
+        );
+        let q = crate::admin::queue_search(st2.meta.as_ref(), now, None)?;
+        Ok((crate::admin::wizard_state(&st2)?, counts, q))
+    })
+    .await?;
+    let chrome = Chrome::new(&st, &admin, "dashboard", "Dashboard");
+    let totals = keel_smtp::queue::totals(&queue);
+    render(&Dashboard {
+        chrome,
+        wizard,
+        domains: counts.0,
+        users: counts.1,
+        groups: counts.2,
+        aliases: counts.3,
+        queued: totals.messages,
+        queued_size: human_size(totals.bytes),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "wizard.html")]
+struct Wizard {
+    chrome: Chrome,
+    wizard: WizardState,
+    domains: Vec<Domain>,
+}
+
+pub(crate) async fn wizard(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let st2 = st.clone();
+    let (wizard, domains) = blocking(move || {
+        Ok((
+            crate::admin::wizard_state(&st2)?,
+            st2.directory.list_domains()?,
+        ))
+    })
+    .await?;
+    render(&Wizard {
+        chrome: Chrome::new(&st, &admin, "dashboard", "Configuration wizard"),
+        wizard,
+        domains,
+    })
+}
+
+// ------------------------------------------------------------------------- domains
+
+#[derive(Template)]
+#[template(path = "domains.html")]
+struct Domains {
+    chrome: Chrome,
+    domains: Vec<Domain>,
+}
+
+pub(crate) async fn domains(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let d = st.directory.clone();
+    let domains = blocking(move || Ok(d.list_domains()?)).await?;
+    render(&Domains {
+        chrome: Chrome::new(&st, &admin, "domains", "Domains"),
+        domains,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "domain.html")]
+struct DomainPage {
+    chrome: Chrome,
+    domain: Domain,
+    users: usize,
+    aliases_text: String,
+}
+
+pub(crate) async fn domain(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    Path(name): Path<String>,
+) -> PageResult {
+    let d = st.directory.clone();
+    let (domain, users) = blocking(move || {
+        let dom = d.get_domain(&name)?;
+        let users = d.list_users(Some(&dom.name))?.len();
+        Ok((dom, users))
+    })
+    .await?;
+    let title = format!("Domain {}", domain.name);
+    render(&DomainPage {
+        chrome: Chrome::new(&st, &admin, "domains", &title),
+        aliases_text: domain.aliases.join("\n"),
+        domain,
+        users,
+    })
+}
+
+// --------------------------------------------------------------------------- users
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct Users {
+    chrome: Chrome,
+    users: Vec<User>,
+    domains: Vec<Domain>,
+    q: String,
+    domain: String,
+}
+
+pub(crate) async fn users(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    q: Q<UserQuery>,
+) -> PageResult {
+    let q = query(q)?;
+    let (q_text, q_domain) = (
+        q.q.clone().unwrap_or_default(),
+        q.domain.clone().unwrap_or_default(),
+    );
+    let q = UserQuery {
+        domain: q.domain.filter(|d| !d.is_empty()),
+        ..q
+    };
+    let d = st.directory.clone();
+    let (users, domains) =
+        blocking(move || Ok((crate::admin::list_users(&d, &q)?, d.list_domains()?))).await?;
+    render(&Users {
+        chrome: Chrome::new(&st, &admin, "users", "Users"),
+        users,
+        domains,
+        q: q_text,
+        domain: q_domain,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "user.html")]
+struct UserPage {
+    chrome: Chrome,
+    user: User,
+    addresses_text: String,
+    forwarding_text: String,
+    locked_until: String,
+    last_login: String,
+    login_count: u64,
+    used: String,
+    rights: &'static str,
+    quota_mb: String,
+}
+
+fn rights_key(r: keel_directory::AdminRights) -> &'static str {
+    match r {
+        keel_directory::AdminRights::Full => "full",
+        keel_directory::AdminRights::ReadOnly => "read-only",
+        keel_directory::AdminRights::None => "none",
+    }
+}
+
+/// Bytes as the megabytes a form field shows (no trailing zeros).
+fn megabytes(bytes: u64) -> String {
+    let mb = bytes as f64 / (1024.0 * 1024.0);
+    let s = format!("{mb:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+pub(crate) async fn user(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    Path(address): Path<String>,
+) -> PageResult {
+    let (d, meta, now) = (st.directory.clone(), st.meta.clone(), st.clock.unix());
+    let (user, locked, stats, usage) = blocking(move || {
+        let u = d.get_user(&address)?;
+        let locked = d.account_locked_until(&u.address)?.filter(|t| *t > now);
+        let stats = d.login_stats(&u.address)?;
+        let usage = meta.usage(&u.address)?;
+        Ok((u, locked, stats, usage))
+    })
+    .await?;
+    let title = format!("User {}", user.address);
+    render(&UserPage {
+        chrome: Chrome::new(&st, &admin, "users", &title),
+        addresses_text: user.addresses.join("\n"),
+        forwarding_text: user.forwarding.targets.join("\n"),
+        locked_until: utc_time(locked),
+        last_login: utc_time(stats.last_login),
+        login_count: stats.login_count,
+        used: human_size(usage.bytes),
+        rights: rights_key(user.admin_rights),
+        quota_mb: megabytes(user.quota.bytes),
+        user,
+    })
+}
+
+// ------------------------------------------------------------------ groups, aliases
+
+#[derive(Template)]
+#[template(path = "groups.html")]
+struct Groups {
+    chrome: Chrome,
+    groups: Vec<Group>,
+    domains: Vec<Domain>,
+}
+
+pub(crate) async fn groups(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let d = st.directory.clone();
+    let (groups, domains) = blocking(move || Ok((d.list_groups(None)?, d.list_domains()?))).await?;
+    render(&Groups {
+        chrome: Chrome::new(&st, &admin, "groups", "Groups"),
+        groups,
+        domains,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "group.html")]
+struct GroupPage {
+    chrome: Chrome,
+    group: Group,
+    key: String,
+    addresses_text: String,
+    members_text: String,
+    rights: &'static str,
+}
+
+pub(crate) async fn group(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    Path(key): Path<String>,
+) -> PageResult {
+    let d = st.directory.clone();
+    let group = blocking(move || Ok(d.get_group(&key)?)).await?;
+    let title = format!("Group {}", group.key());
+    render(&GroupPage {
+        chrome: Chrome::new(&st, &admin, "groups", &title),
+        key: group.key(),
+        addresses_text: group.addresses.join("\n"),
+        members_text: group.members.join("\n"),
+        rights: rights_key(group.admin_rights),
+        group,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct DomainFilter {
+    domain: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "aliases.html")]
+struct Aliases {
+    chrome: Chrome,
+    aliases: Vec<Alias>,
+    domains: Vec<Domain>,
+    domain: String,
+}
+
+pub(crate) async fn aliases(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    q: Q<DomainFilter>,
+) -> PageResult {
+    let filter = query(q)?.domain.filter(|d| !d.is_empty());
+    let d = st.directory.clone();
+    let f = filter.clone();
+    let (aliases, domains) =
+        blocking(move || Ok((d.list_aliases(f.as_deref())?, d.list_domains()?))).await?;
+    render(&Aliases {
+        chrome: Chrome::new(&st, &admin, "aliases", "Aliases"),
+        aliases,
+        domains,
+        domain: filter.unwrap_or_default(),
+    })
+}
+
+// --------------------------------------------------------------- queue, services
+
+/// One row of the queue table (guide §24.1 columns).
+struct QueueRow {
+    id: String,
+    created: String,
+    next_try: String,
+    size: String,
+    from: String,
+    to: String,
+    status: String,
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+struct QueuePage {
+    chrome: Chrome,
+    rows: Vec<QueueRow>,
+    total: usize,
+    total_size: String,
+    q: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SearchQuery {
+    q: Option<String>,
+}
+
+pub(crate) async fn queue(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    q: Q<SearchQuery>,
+) -> PageResult {
+    let q = query(q)?.q.unwrap_or_default();
+    let (meta, now) = (st.meta.clone(), st.clock.unix());
+    let needle = q.clone();
+    let list =
+        blocking(move || crate::admin::queue_search(meta.as_ref(), now, Some(&needle))).await?;
+    let totals = keel_smtp::queue::totals(&list);
+    let rows = list
+        .into_iter()
+        .map(|m| QueueRow {
+            created: utc_time(Some(m.created)),
+            // guide §24.1: "ASAP" for a message not tried yet.
+            next_try: m
+                .next_attempt
+                .map_or_else(|| "ASAP".to_owned(), |t| utc_time(Some(t))),
+            size: human_size(m.size),
+            from: if m.sender.is_empty() {
+                "(delivery report)".to_owned()
+            } else {
+                m.sender.clone()
+            },
+            to: m
+                .recipients
+                .iter()
+                .map(|r| r.address.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            status: m.status,
+            id: m.id,
+        })
+        .collect();
+    render(&QueuePage {
+        chrome: Chrome::new(&st, &admin, "queue", "Message queue"),
+        rows,
+        total: totals.messages,
+        total_size: human_size(totals.bytes),
+        q,
+    })
+}
+
+struct ServiceRow {
+    name: &'static str,
+    title: &'static str,
+    port: u16,
+    available: bool,
+    startup: &'static str,
+    access: String,
+    limits: String,
+}
+
+#[derive(Template)]
+#[template(path = "services.html")]
+struct Services {
+    chrome: Chrome,
+    rows: Vec<ServiceRow>,
+}
+
+pub(crate) async fn services(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let meta = st.meta.clone();
+    let list = blocking(move || crate::admin::service_rows(meta.as_ref())).await?;
+    let rows = list
+        .into_iter()
+        .map(|(def, s)| ServiceRow {
+            name: def.name,
+            title: def.title,
+            port: def.port,
+            available: def.available,
+            startup: match s.startup {
+                keel_net::services::Startup::Automatic => "automatic",
+                keel_net::services::Startup::Manual => "manual",
+            },
+            access: s.access_group.unwrap_or_else(|| "everyone".to_owned()),
+            limits: format!(
+                "{} in total, {} per IP address",
+                s.max_connections, s.max_connections_per_ip
+            ),
+        })
+        .collect();
+    render(&Services {
+        chrome: Chrome::new(&st, &admin, "services", "Services"),
+        rows,
+    })
+}
+
+// ---------------------------------------------------------------------------- logs
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct LogQuery {
+    log: Option<String>,
+    q: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "logs.html")]
+struct Logs {
+    chrome: Chrome,
+    /// (log name, whether it is the one shown).
+    names: Vec<(&'static str, bool)>,
+    log: &'static str,
+    q: String,
+    lines: Vec<String>,
+    max_lines: usize,
+}
+
+/// Lines the log viewer shows.
+const LOG_VIEW_LINES: usize = 300;
+
+pub(crate) async fn logs(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    q: Q<LogQuery>,
+) -> PageResult {
+    let q = query(q)?;
+    let kind: LogKind = match q.log.as_deref().filter(|s| !s.is_empty()) {
+        None => LogKind::ALL[0],
+        Some(name) => name.parse().map_err(|_| {
+            PageError(ApiError::NotFound(format!(
+                "there is no log '{name}'; choose one from the list"
+            )))
+        })?,
+    };
+    let path = st.logs.path(kind);
+    let needle = q.q.clone().filter(|s| !s.is_empty());
+    let lines = blocking(move || {
+        crate::admin::tail_lines(&path, LOG_VIEW_LINES, needle.as_deref())
+            .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.display())))
+    })
+    .await?;
+    render(&Logs {
+        chrome: Chrome::new(&st, &admin, "logs", "Logs"),
+        names: LogKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), *k == kind))
+            .collect(),
+        log: kind.as_str(),
+        q: q.q.unwrap_or_default(),
+        lines,
+        max_lines: LOG_VIEW_LINES,
+    })
+}
+
+// ------------------------------------------------------------ IP groups (guide §19.1)
+
+struct IpGroupRow {
+    name: String,
+    /// `entry # description` lines, the form the edit box uses.
+    items_text: String,
+    /// (entry, description, enabled) for the table.
+    items: Vec<(String, String, bool)>,
+    built_in: bool,
+}
+
+#[derive(Template)]
+#[template(path = "ip_groups.html")]
+struct IpGroups {
+    chrome: Chrome,
+    groups: Vec<IpGroupRow>,
+}
+
+fn entry_text(e: &keel_core::ipgroup::IpEntry) -> String {
+    match serde_json::to_value(e) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+pub(crate) async fn ip_groups(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let d = st.directory.clone();
+    let list = blocking(move || Ok(d.list_ip_groups()?)).await?;
+    let groups = list
+        .into_iter()
+        .map(|g| {
+            let items: Vec<(String, String, bool)> = g
+                .items
+                .iter()
+                .map(|i| (entry_text(&i.entry), i.description.clone(), i.enabled))
+                .collect();
+            IpGroupRow {
+                items_text: items
+                    .iter()
+                    .map(|(e, d, _)| {
+                        if d.is_empty() {
+                            e.clone()
+                        } else {
+                            format!("{e} # {d}")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                built_in: g
+                    .name
+                    .eq_ignore_ascii_case(keel_core::ipgroup::LOCAL_CLIENTS),
+                name: g.name,
+                items,
+            }
+        })
+        .collect();
+    render(&IpGroups {
+        chrome: Chrome::new(&st, &admin, "ip-groups", "IP address groups"),
+        groups,
+    })
+}
+
+// ------------------------------------------------------ security policy (guide §12.6)
+
+#[derive(Template)]
+#[template(path = "security.html")]
+struct Security {
+    chrome: Chrome,
+    policy: keel_directory::SecurityPolicy,
+    mode: &'static str,
+    scope: &'static str,
+    ip_groups: Vec<String>,
+}
+
+pub(crate) async fn security(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let d = st.directory.clone();
+    let (policy, groups) = blocking(move || {
+        Ok((
+            d.security_policy()?,
+            d.list_ip_groups()?
+                .into_iter()
+                .map(|g| g.name)
+                .collect::<Vec<_>>(),
+        ))
+    })
+    .await?;
+    use keel_directory::{LockScope, SecurityMode};
+    render(&Security {
+        chrome: Chrome::new(&st, &admin, "security", "Security policy"),
+        mode: match policy.mode {
+            SecurityMode::NoRestriction => "no-restriction",
+            SecurityMode::RequireSecureAuth => "require-secure-auth",
+            SecurityMode::RequireEncryptedConnection => "require-encrypted-connection",
+        },
+        scope: match policy.lockout.scope {
+            LockScope::Account => "account",
+            LockScope::AccountAndIp => "account-and-ip",
+        },
+        policy,
+        ip_groups: groups,
+    })
+}
+
+// ------------------------------------------------------- SMTP server (guide §12.2)
+
+#[derive(Template)]
+#[template(path = "smtp.html")]
+struct Smtp {
+    chrome: Chrome,
+    s: keel_smtp::SmtpSettings,
+    relay_host: String,
+    relay_tls: &'static str,
+    relay_ip_group: String,
+    exempt_ip_group: String,
+    ip_groups: Vec<String>,
+}
+
+pub(crate) async fn smtp(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let (d, meta) = (st.directory.clone(), st.meta.clone());
+    let (s, groups) = blocking(move || {
+        Ok((
+            keel_smtp::load_settings(meta.as_ref())?,
+            d.list_ip_groups()?
+                .into_iter()
+                .map(|g| g.name)
+                .collect::<Vec<_>>(),
+        ))
+    })
+    .await?;
+    use keel_smtp::settings::RelayTls;
+    render(&Smtp {
+        chrome: Chrome::new(&st, &admin, "smtp", "SMTP server"),
+        relay_host: s.relay_host.clone().unwrap_or_default(),
+        relay_tls: match s.relay_tls {
+            RelayTls::Opportunistic => "opportunistic",
+            RelayTls::None => "none",
+            RelayTls::Starttls => "starttls",
+            RelayTls::Implicit => "implicit",
+        },
+        relay_ip_group: s.relay_ip_group.clone().unwrap_or_default(),
+        exempt_ip_group: s.exempt_ip_group.clone().unwrap_or_default(),
+        s,
+        ip_groups: groups,
+    })
+}
+
+// ------------------------------------------------------ time intervals (guide §19.2)
+
+struct IntervalRow {
+    name: String,
+    items: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "time_intervals.html")]
+struct TimeIntervals {
+    chrome: Chrome,
+    intervals: Vec<IntervalRow>,
+    days: &'static [&'static str],
+}
+
+/// One range as the administrator reads it.
+fn describe_time_item(item: &keel_core::timeinterval::TimeItem) -> String {
+    use keel_core::timeinterval::TimeItem;
+    let hm = |t: &chrono::NaiveTime| t.format("%H:%M").to_string();
+    match item {
+        TimeItem::Daily { from, to } => format!("every day {}–{}", hm(from), hm(to)),
+        TimeItem::Weekly { days, from, to } => {
+            let days: Vec<String> = days.iter().map(ToString::to_string).collect();
+            format!("{} {}–{}", days.join(", "), hm(from), hm(to))
+        }
+        TimeItem::Absolute { from, to } => format!(
+            "from {} to {}",
+            from.format("%Y-%m-%d %H:%M"),
+            to.format("%Y-%m-%d %H:%M")
+        ),
+    }
+}
+
+pub(crate) async fn time_intervals(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let d = st.directory.clone();
+    let list = blocking(move || Ok(d.list_time_intervals()?)).await?;
+    render(&TimeIntervals {
+        chrome: Chrome::new(&st, &admin, "time-intervals", "Time intervals"),
+        intervals: list
+            .into_iter()
+            .map(|t| IntervalRow {
+                items: t.items.iter().map(describe_time_item).collect(),
+                name: t.name,
+            })
+            .collect(),
+        days: &["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    })
+}
