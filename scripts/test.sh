@@ -18,6 +18,7 @@ command -v mbsync >/dev/null || need_apt+=(isync)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 # Mail retrieval clients of crates/keel/tests/clients.rs.
 command -v fetchmail >/dev/null || need_apt+=(fetchmail)
+command -v swaks >/dev/null || need_apt+=(swaks)
 # Headless Chromium for the web admin UI's browser test (crates/keel/tests/ui.rs).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -275,3 +275,122 @@ fn getmail_keeps_mail_on_the_server_and_fetches_only_new_messages() {
     check("one more delivery", 3);
     assert_eq!(inbox_count(&s), 3, "getmail must leave mail on the server");
 }
+
+fn swaks(args: &[&str]) -> std::process::Output {
+    Command::new("swaks")
+        .args(["--timeout", "20", "--hide-informational"])
+        .args(args)
+        .output()
+        .expect("swaks runs")
+}
+
+/// swaks (Debian) as the SMTP client: submission on 587 with STARTTLS and AUTH PLAIN and
+/// LOGIN, a message over implicit TLS on 465, and the refusals it must see: relaying
+/// without AUTH (5.7.1), an unknown local recipient (5.1.1, RFC 3463) and a wrong
+/// password (535 5.7.8, RFC 4954 §6).
+#[test]
+fn swaks_submits_with_starttls_and_auth_and_sees_the_refusals() {
+    if !have("swaks") {
+        return;
+    }
+    let s = server_with_alice();
+    let port = |svc: &str| s.port(svc).to_string();
+    for auth in ["PLAIN", "LOGIN"] {
+        let out = swaks(&[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port("submission"),
+            "--tls",
+            "--auth",
+            auth,
+            "--auth-user",
+            "alice@example.com",
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            "alice@example.com",
+            "--to",
+            "alice@example.com",
+            "--header",
+            &format!("Subject: swaks {auth}"),
+        ]);
+        assert!(
+            out.status.success(),
+            "swaks AUTH {auth}:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port("smtps"),
+        "--tls-on-connect",
+        "--from",
+        "x@remote.test",
+        "--to",
+        "alice@example.com",
+        "--header",
+        "Subject: swaks implicit",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(inbox_count(&s), 3);
+    // Refusals: swaks exits non-zero and prints the server's reply.
+    let refused = |args: &[&str], code: &str| {
+        let out = swaks(args);
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!out.status.success(), "accepted: {text}");
+        assert!(text.contains(code), "wanted {code}: {text}");
+    };
+    let smtp = port("smtp");
+    refused(
+        &[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &smtp,
+            "--from",
+            "x@remote.test",
+            "--to",
+            "someone@elsewhere.test",
+        ],
+        "5.7.1",
+    );
+    refused(
+        &[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &smtp,
+            "--from",
+            "x@remote.test",
+            "--to",
+            "nobody@example.com",
+        ],
+        "5.1.1",
+    );
+    let submission = port("submission");
+    refused(
+        &[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &submission,
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "alice@example.com",
+            "--auth-password",
+            "wrong-password",
+            "--from",
+            "alice@example.com",
+            "--to",
+            "alice@example.com",
+        ],
+        "5.7.8",
+    );
+    assert_eq!(inbox_count(&s), 3, "a refused message was stored");
+}
