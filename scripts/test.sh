@@ -19,6 +19,8 @@ command -v setpriv >/dev/null || need_apt+=(util-linux)
 # Mail retrieval clients of crates/keel/tests/clients.rs.
 command -v fetchmail >/dev/null || need_apt+=(fetchmail)
 command -v swaks >/dev/null || need_apt+=(swaks)
+# clamd for the antivirus test (its signature database is written by the test itself).
+[ -x /usr/sbin/clamd ] || need_apt+=(clamav-daemon)
 # Headless Chromium for the web admin UI's browser test (crates/keel/tests/ui.rs).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -32,7 +34,7 @@ python3 -c "import dkim" 2>/dev/null || python3 -m pip install --quiet dkimpy ||
 # PyYAML reads the RFC 7208 suite below.
 python3 -c "import yaml" 2>/dev/null || python3 -m pip install --quiet pyyaml || true
 command -v getmail >/dev/null || python3 -m pip install --quiet getmail6 || true
-export KEEL_REQUIRE_CLIENTS=1
+export KEEL_REQUIRE_CLIENTS=1 KEEL_REQUIRE_CLAMD=1
 
 # The RFC 7208 SPF test suite, as Debian's python3-spf ships it (not vendored): unpacked
 # from the package into a cache directory; crates/keel-filter/tests/rfc7208.rs runs it.

@@ -22,14 +22,25 @@
 //!   refuses to save otherwise.
 //! - Order (DESIGN §3, guide §14.5): spam rating, then the attachment filter, then the
 //!   antivirus on what the attachment filter left.
+//! - Hostile structure (issue 6 tests): the MIME walk stops at the limits of
+//!   [`MessageLimits`]; such a message is "cannot be scanned" for both filters and the
+//!   whole message still goes to clamd; with the antivirus on, a part mail-parser could
+//!   not decode is "cannot be scanned" too. A multipart without its closing boundary is
+//!   examined as mail-parser recovers it (the scorer notes it). Keel never opens archives: a `.zip` is
+//!   matched by name and type and sent to clamd as it is, compressed, so a zip bomb
+//!   costs Keel its size only; clamd's own limits (`MaxScanSize`, `MaxFileSize`,
+//!   `MaxRecursion`, with `AlertExceedsMax`) report it as `Heuristics.Limits.Exceeded`,
+//!   which is "cannot be scanned" too. Each such message gets a Warning-log line.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use keel_core::log::Logs;
 use keel_store::{MetaStore, StoreError, StoreResult};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::limits::MessageLimits;
 use crate::mime::{self, Parts};
 use crate::settings::SETTINGS_KIND;
 
@@ -487,12 +498,30 @@ impl ContentVerdict {
 #[derive(Debug, Clone)]
 pub struct ContentFilter {
     settings: AntivirusSettings,
+    limits: MessageLimits,
+    logs: Option<Logs>,
 }
 
 impl ContentFilter {
-    /// A filter with these settings.
+    /// A filter with these settings and the default [`MessageLimits`].
     pub fn new(settings: AntivirusSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            limits: MessageLimits::default(),
+            logs: None,
+        }
+    }
+
+    /// Replaces the structural limits.
+    pub fn with_limits(mut self, limits: MessageLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Writes a Warning-log line for each message that cannot be examined or scanned.
+    pub fn with_logs(mut self, logs: Logs) -> Self {
+        self.logs = Some(logs);
+        self
     }
 
     /// The settings.
@@ -528,9 +557,18 @@ impl ContentFilter {
         if !self.active() {
             return Ok(v);
         }
-        let parsed: Parts = mime::parts(raw);
+        let parsed: Parts = mime::parts_with(raw, &self.limits);
         let mut removals: Vec<(usize, String)> = Vec::new();
         v.attachments_checked = parsed.parts.iter().filter(|p| p.name.is_some()).count();
+        // Module notes: a structure past the limits, or one mail-parser rejected, cannot
+        // be examined by either filter.
+        if let Some(hit) = parsed.limit {
+            v.unscannable
+                .push(format!("the MIME structure was not examined: {hit}"));
+        } else if parsed.truncated {
+            v.unscannable
+                .push("the MIME structure could not be examined".into());
+        }
         // guide §14.5: first enabled matching rule decides; Accept wins over later rules.
         if self.settings.attachments.enabled {
             for (i, p) in parsed.parts.iter().enumerate() {
@@ -555,10 +593,6 @@ impl ContentFilter {
         }
         if self.settings.enabled {
             let scanner = ClamdScanner::from_settings(&self.settings);
-            if parsed.truncated {
-                v.unscannable
-                    .push("the MIME structure could not be examined".into());
-            }
             for (i, p) in parsed.parts.iter().enumerate() {
                 if removals.iter().any(|(r, _)| *r == i) {
                     continue;
@@ -584,24 +618,26 @@ impl ContentFilter {
                     ScanResult::Unscannable(why) => v.unscannable.push(why),
                 }
             }
-            if !v.unscannable.is_empty() {
-                match self.settings.on_unscannable {
-                    UnscannableAction::TreatAsVirus => {
-                        v.viruses.push("Unscannable".into());
-                    }
-                    UnscannableAction::DeliverWithWarning => {}
+        }
+        if !v.unscannable.is_empty() {
+            match self.settings.on_unscannable {
+                UnscannableAction::TreatAsVirus => {
+                    v.viruses.push("Unscannable".into());
                 }
+                UnscannableAction::DeliverWithWarning => {}
             }
-            if !v.viruses.is_empty() && self.settings.on_virus == VirusAction::Discard {
-                v.reject = true;
-            }
+        }
+        if !v.viruses.is_empty() && self.settings.on_virus == VirusAction::Discard {
+            v.reject = true;
         }
         if !removals.is_empty() {
             v.message = mime::remove_parts(raw, &parsed, &removals);
             v.modified = true;
         }
-        if self.settings.enabled
-            && !v.unscannable.is_empty()
+        if !v.unscannable.is_empty() {
+            self.log_unscannable(raw, &v);
+        }
+        if !v.unscannable.is_empty()
             && self.settings.on_unscannable == UnscannableAction::DeliverWithWarning
         {
             // guide §14.4: "deliver the original message with a prepended warning".
@@ -622,6 +658,35 @@ impl ContentFilter {
             v.modified = true;
         }
         Ok(v)
+    }
+}
+
+impl ContentFilter {
+    /// One Warning-log line: what could not be examined and what happens to the message.
+    fn log_unscannable(&self, raw: &[u8], v: &ContentVerdict) {
+        let Some(logs) = &self.logs else {
+            return;
+        };
+        let view = crate::message::MessageView::new(raw, 0);
+        let id: String = view
+            .header("Message-ID")
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(200)
+            .collect();
+        let fate = if v.reject {
+            "refused"
+        } else if self.settings.on_unscannable == UnscannableAction::DeliverWithWarning {
+            "delivered with a warning"
+        } else {
+            "delivered"
+        };
+        logs.warning(&format!(
+            "Content filter: message {id} ({} bytes) cannot be scanned: {}; {fate}",
+            raw.len(),
+            v.unscannable.join("; ")
+        ));
     }
 }
 

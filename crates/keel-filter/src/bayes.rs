@@ -538,8 +538,12 @@ fn decode_words(s: &str) -> String {
         .unwrap_or_else(|| s.to_owned())
 }
 
-/// The decoded text of the text and HTML parts (at most 10 parts).
+/// The decoded text of the text and HTML parts (at most 10 parts). A message past the
+/// structural limits is not parsed (see [`crate::limits`]): its raw body is the text.
 fn body_text(raw: &[u8]) -> String {
+    if crate::mime::structure(raw, &crate::limits::MessageLimits::default()).is_err() {
+        return String::from_utf8_lossy(body_of(raw)).into_owned();
+    }
     let Some(msg) = mail_parser::MessageParser::default().parse(raw) else {
         return String::from_utf8_lossy(body_of(raw)).into_owned();
     };

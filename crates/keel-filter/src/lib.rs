@@ -19,15 +19,22 @@
 //!   (guide §13.5), unless `rate_trusted` is on; the custom IP blacklist still applies to
 //!   everyone except authenticated users (guide §13.2).
 //! - The mail-auth crate is used only inside [`auth`].
+//! - Hostile input (issue 6 tests): [`limits::MessageLimits`] bounds the MIME depth, the
+//!   parts and the header bytes examined; [`mime::structure`] checks them in one linear
+//!   pass before mail-parser runs, so no message can exhaust the stack or the CPU.
+//! - Sender whitelists and blacklists per server, domain and user: [`senderlists`]
+//!   (user over domain over server), called by the SMTP session.
 
 pub mod antivirus;
 pub mod auth;
 pub mod bayes;
 pub mod dns;
+pub mod limits;
 pub mod message;
 pub mod mime;
 pub mod rules;
 mod scorer;
+pub mod senderlists;
 pub mod settings;
 
 pub use antivirus::{
@@ -39,8 +46,12 @@ pub use auth::sign::{DkimKey, dkim_key_for_signing, generate_dkim_key, load_dkim
 pub use auth::{AuthReport, AuthRequest, AuthResult, DmarcPolicy, EmailAuth};
 pub use bayes::{Bayes, BayesSettings, BayesStatus, Learned};
 pub use dns::FilterDns;
+pub use limits::{LimitHit, MessageLimits};
 pub use rules::{CustomRule, EnvelopeDecision, RuleAction, RuleField, RuleMatch};
 pub use scorer::{Action, GTUBE, Rejection, ScanInput, Scorer, Verdict};
+pub use senderlists::{
+    ListScope, SenderDecision, SenderLists, load_sender_lists, save_sender_lists, sender_decision,
+};
 pub use settings::{
     DkimAlgorithm, DnsList, HitAction, SpamSettings, load_spam_settings, save_spam_settings,
 };

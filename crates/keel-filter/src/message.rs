@@ -13,8 +13,8 @@
 
 use crate::rules::FieldSource;
 
-/// Header bytes examined (a 1 MB header is cut here, not refused).
-pub const MAX_HEADER_BYTES: usize = 256 * 1024;
+/// Header bytes examined by default (a 1 MB header is cut here, not refused).
+pub const MAX_HEADER_BYTES: usize = crate::limits::DEFAULT_MAX_HEADER_BYTES;
 /// Header fields kept.
 pub const MAX_HEADERS: usize = 1000;
 
@@ -40,9 +40,14 @@ pub struct MessageView<'a> {
 impl<'a> MessageView<'a> {
     /// Parses the header section of `raw`; body tests see at most `scan_limit` bytes.
     pub fn new(raw: &'a [u8], scan_limit: usize) -> Self {
+        Self::with_header_limit(raw, scan_limit, MAX_HEADER_BYTES)
+    }
+
+    /// As [`Self::new`], examining at most `max_header_bytes` of the header section.
+    pub fn with_header_limit(raw: &'a [u8], scan_limit: usize, max_header_bytes: usize) -> Self {
         let mut fields: Vec<Field> = Vec::new();
         let mut pos = 0usize;
-        let limit = raw.len().min(MAX_HEADER_BYTES);
+        let limit = raw.len().min(max_header_bytes);
         let mut body_start = raw.len();
         while pos < limit {
             let line_end = memchr_nl(&raw[pos..]).map_or(raw.len(), |i| pos + i + 1);

@@ -20,6 +20,11 @@
 //!   custom blacklist group is checked for every client.
 //! - Lookups run concurrently (one task per query) and a failed lookup counts as not
 //!   listed, logged at debug level.
+//! - Hostile structure (issue 6 tests): [`crate::mime::structure`] checks the message
+//!   against [`MessageLimits`] in one linear pass before any MIME parsing (Bayes). A
+//!   message past a limit (`MIME_TOO_DEEP`, `MIME_TOO_MANY_PARTS`, `HEADER_TOO_LONG`) or
+//!   with a structural defect (`MIME_MALFORMED`: a multipart left open or without a
+//!   boundary) gets [`LIMIT_SCORE`] and a Warning-log line; Bayes then reads the raw body instead of the decoded parts.
 
 use std::net::IpAddr;
 
@@ -31,6 +36,7 @@ use crate::FilterError;
 use crate::auth::{AuthReport, AuthRequest, AuthResult, DmarcPolicy, EmailAuth};
 use crate::bayes::Bayes;
 use crate::dns::{FilterDns, dnsbl_name, is_private_or_loopback};
+use crate::limits::{LIMIT_SCORE, MessageLimits};
 use crate::message::{MessageView, link_hosts, uribl_candidates};
 use crate::rules::{EnvelopeDecision, envelope_walk, header_walk};
 use crate::settings::{DnsList, HitAction, SpamSettings};
@@ -181,6 +187,7 @@ pub struct Scorer {
     hostname: String,
     logs: Option<Logs>,
     bayes: Option<Bayes>,
+    limits: MessageLimits,
 }
 
 impl Scorer {
@@ -210,7 +217,14 @@ impl Scorer {
             hostname: hostname.to_owned(),
             logs: None,
             bayes: None,
+            limits: MessageLimits::default(),
         }
+    }
+
+    /// Replaces the structural limits (module notes).
+    pub fn with_limits(mut self, limits: MessageLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Writes Spam-log and Security-log lines to `logs`.
@@ -443,7 +457,27 @@ impl Scorer {
         // Custom rules (guide §13.3): envelope prefix, then header rules.
         let (env, env_scores) = envelope_walk(&s.rules, input.mail_from, &rcpts);
         tests.extend(env_scores);
-        let view = MessageView::new(input.message, s.max_scan_bytes);
+        let view = MessageView::with_header_limit(
+            input.message,
+            s.max_scan_bytes,
+            self.limits.max_header_bytes,
+        );
+        // Module notes: the structure before anything parses MIME.
+        let structure = crate::mime::structure(input.message, &self.limits);
+        let malformed = match structure {
+            Err(hit) => Some((hit.test_name(), hit.to_string())),
+            Ok(shape) => shape.defect.map(|d| ("MIME_MALFORMED", d.to_owned())),
+        };
+        if let Some((name, why)) = &malformed {
+            tests.push(((*name).to_owned(), LIMIT_SCORE));
+            if let Some(l) = &self.logs {
+                l.warning(&format!(
+                    "Spam filter: message from <{}> ({} bytes): {why}; rated on what was examined",
+                    sanitize(input.mail_from),
+                    input.message.len()
+                ));
+            }
+        }
         match env {
             EnvelopeDecision::Allow => allow = true,
             EnvelopeDecision::Reject(name) => {
