@@ -75,7 +75,11 @@ async fn list_special_use_children_and_patterns() {
     c.ok("UNSUBSCRIBE Drafts").await;
     assert!(c.ok("LSUB \"\" *").await.is_empty());
     let u = c.ok("NAMESPACE").await;
-    assert_eq!(u, vec!["* NAMESPACE ((\"\" \"/\")) NIL NIL"]);
+    // RFC 2342 §5: personal, other users' and shared (public folders, guide ch. 26).
+    assert_eq!(
+        u,
+        vec!["* NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) ((\"Public Folders/\" \"/\"))"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

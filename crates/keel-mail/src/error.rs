@@ -58,6 +58,20 @@ pub enum MailError {
         /// Why.
         reason: &'static str,
     },
+    /// The user lacks the RFC 4314 right the operation needs (RFC 4314 §4).
+    #[error("no permission on '{name}': the '{right}' right is needed")]
+    NoPermission {
+        /// The missing right's letter.
+        right: char,
+        /// The folder as the user named it.
+        name: String,
+    },
+    /// A rights string with a letter that is not an RFC 4314 right.
+    #[error("'{0}' is not an RFC 4314 right")]
+    InvalidRights(String),
+    /// An ACL identifier that is not `anyone`, a user or a `$group`.
+    #[error("'{0}' is not a user, a $group or anyone")]
+    InvalidIdentifier(String),
     /// Storing would exceed the account's quota (guide §8.2); nothing was stored.
     #[error(
         "the mailbox of {user} is over its quota: the {what} limit is {limit}, {used} already used"

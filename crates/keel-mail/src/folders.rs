@@ -68,6 +68,10 @@ fn validate_name(name: &str) -> MailResult<()> {
     if name.chars().any(char::is_control) {
         return bad("it contains control characters");
     }
+    // RFC 2342: the shared namespaces' roots are never personal names (acl.rs).
+    if crate::acl::is_reserved_name(name) {
+        return bad("its top level is reserved for shared folders");
+    }
     // RFC 9051 §5.1: the LIST wildcards should not be part of names.
     if name.contains(['*', '%']) {
         return bad("it contains a wildcard character (* or %)");
@@ -169,8 +173,24 @@ impl Mailboxes {
         Ok(folders)
     }
 
-    /// One folder by name; `INBOX` matches case-insensitively (RFC 9051 §5.1).
+    /// One folder by name; `INBOX` matches case-insensitively (RFC 9051 §5.1). Names in
+    /// the shared namespaces (`Other Users/…`, `Public Folders/…`, see the `acl` module)
+    /// resolve to the other account's folder when `user` may see it (RFC 4314 `l` or `r`);
+    /// the returned [`Folder`] then carries the visible name and the owner's account.
+    /// Callers that change the folder check rights with [`Mailboxes::require`] first.
     pub fn folder(&self, user: &str, name: &str) -> MailResult<Option<Folder>> {
+        if let Some((_, _, ns)) = crate::acl::split_name(user, name)
+            && ns != crate::acl::Namespace::Personal
+        {
+            let a = self.access(user, name)?;
+            return Ok(a.folder.map(|f| Folder {
+                name: a.visible,
+                ..f
+            }));
+        }
+        if crate::acl::is_reserved_name(name) {
+            return Ok(None);
+        }
         let f = self
             .inner
             .meta
@@ -366,6 +386,7 @@ impl Mailboxes {
             });
         };
         let orphans = self.inner.meta.delete_folder(folder.id)?;
+        self.drop_acl(folder.id);
         self.forget(folder.id);
         self.release_blobs(orphans);
         self.notify(&account, None);

@@ -54,9 +54,15 @@
 //!   nodes commit through [`Mailboxes::publish_external`] into the same channels.
 //!   Best-effort: a notification missed while the listener reconnects is recovered by the
 //!   account's next change or the client's next command.
+//! - **Shared folders** (`acl` module, guide ch. 26): a session of account B that selected a
+//!   folder of account A calls [`Mailboxes::follow`]; while the guard lives, every
+//!   notification of A also wakes B's subscribers, with B's last sent modseq (a duplicate,
+//!   harmless by the rule above), so B's own change-log semantics are unchanged. The
+//!   session then reads A's change log for its folder.
 
 #![warn(missing_docs)]
 
+mod acl;
 mod deliver;
 mod error;
 mod folders;
@@ -72,6 +78,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use keel_core::clock::SharedClock;
 use keel_directory::Directory;
 
+pub use acl::{
+    ANYONE, Access, FOLDER_ACL_KIND, Level, Namespace, OTHER_USERS_PREFIX, PUBLIC_OWNER_PREFIX,
+    PUBLIC_PREFIX, Right, Rights, UnknownRight, flag_allowed, is_reserved_name, permitted_flags,
+    public_owner, split_name, visible_name,
+};
 pub use deliver::{Delivered, Delivery, DeliveryError, RecipientOutcome};
 pub use error::{MailError, MailResult};
 pub use folders::{
@@ -81,7 +92,7 @@ pub use folders::{
 pub use keel_store::{
     BlobId, BlobStore, Change, ChangeKind, Folder, FolderKind, MessageMeta, MetaStore, Usage,
 };
-pub use notify::{MaildropLock, NOTIFY_CAPACITY};
+pub use notify::{FollowGuard, MaildropLock, NOTIFY_CAPACITY};
 pub use quota::{QUOTA_WARNING_INTERVAL_SECS, QUOTA_WARNING_PERCENT, QuotaKind, QuotaStatus};
 
 /// MetaStore document kind holding per-user mail state (e.g. the last quota warning time).
@@ -101,6 +112,9 @@ struct Inner {
     hostname: RwLock<String>,
     /// Account → change notification channel.
     channels: Mutex<HashMap<String, notify::Channel>>,
+    /// Owner account → following accounts (with a count of sessions), see
+    /// [`Mailboxes::follow`].
+    follows: notify::Follows,
     /// Accounts whose maildrop is locked by a POP3 session.
     maildrops: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Folder id → owning account (see the implementation notes).
@@ -132,6 +146,7 @@ impl Mailboxes {
                 clock,
                 hostname: RwLock::new(system_hostname().unwrap_or_default()),
                 channels: Mutex::new(HashMap::new()),
+                follows: notify::Follows::default(),
                 maildrops: Arc::new(Mutex::new(std::collections::HashSet::new())),
                 folder_accounts: RwLock::new(HashMap::new()),
                 blob_locks: locks::Stripes::new(),

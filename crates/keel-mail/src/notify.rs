@@ -1,6 +1,6 @@
 //! Change notifications (for IMAP IDLE and friends) and the POP3 maildrop lock.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -28,7 +28,86 @@ pub(crate) struct Channel {
     sent: u64,
 }
 
+/// Owner account → (following account → number of guards).
+pub(crate) type Follows = Arc<Mutex<HashMap<String, HashMap<String, usize>>>>;
+
+/// Keeps `follower` woken by `owner`'s notifications (see [`Mailboxes::follow`]); undone on
+/// drop.
+pub struct FollowGuard {
+    follows: Follows,
+    owner: String,
+    follower: String,
+}
+
+impl std::fmt::Debug for FollowGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowGuard")
+            .field("owner", &self.owner)
+            .field("follower", &self.follower)
+            .finish()
+    }
+}
+
+impl Drop for FollowGuard {
+    fn drop(&mut self) {
+        let mut map = self.follows.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(followers) = map.get_mut(&self.owner) {
+            if let Some(n) = followers.get_mut(&self.follower) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    followers.remove(&self.follower);
+                }
+            }
+            if followers.is_empty() {
+                map.remove(&self.owner);
+            }
+        }
+    }
+}
+
 impl Mailboxes {
+    /// Makes every change notification of `owner` also wake the subscribers of `follower`
+    /// (a session of `follower` watching a folder `owner` shared with them, guide ch. 26),
+    /// until the guard drops. The follower's subscribers receive the follower's own last
+    /// sent modseq, a duplicate: they re-read the owner's change log themselves.
+    pub fn follow(&self, follower: &str, owner: &str) -> FollowGuard {
+        let owner = account_key(owner);
+        let follower = account_key(follower);
+        let mut map = self.inner.follows.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(owner.clone())
+            .or_default()
+            .entry(follower.clone())
+            .or_insert(0) += 1;
+        FollowGuard {
+            follows: Arc::clone(&self.inner.follows),
+            owner,
+            follower,
+        }
+    }
+
+    /// Wakes the followers of `owner` (see [`Self::follow`]).
+    fn wake_followers(&self, owner: &str) {
+        let followers: Vec<String> = {
+            let map = self.inner.follows.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(owner) {
+                Some(f) => f.keys().cloned().collect(),
+                None => return,
+            }
+        };
+        let map = self
+            .inner
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for f in followers {
+            if let Some(c) = map.get(&f)
+                && c.tx.receiver_count() > 0
+            {
+                let _ = c.tx.send(c.sent);
+            }
+        }
+    }
+
     /// Subscribes to an account's changes: every mutation made through this [`Mailboxes`]
     /// (in this process) sends the account's new highest modseq (DESIGN §2: one change log
     /// per account; cross-process notification is the cluster work's, DESIGN §4).
@@ -56,7 +135,9 @@ impl Mailboxes {
     /// are harmless: subscribers such as IMAP IDLE re-read the change log on every
     /// notification.
     pub fn publish_external(&self, account: &str, modseq: u64) {
-        self.send(&account_key(account), modseq, true);
+        let account = account_key(account);
+        self.wake_followers(&account);
+        self.send(&account, modseq, true);
     }
 
     /// Runs the store's change listener ([`keel_store::MetaStore::change_listener`]), if it
@@ -107,6 +188,7 @@ impl Mailboxes {
     /// Sends `modseq` (or, when `None`, the account's current highest modseq) to the
     /// account's subscribers, if any.
     pub(crate) fn notify(&self, account: &str, modseq: Option<u64>) {
+        self.wake_followers(account);
         {
             let map = self
                 .inner

@@ -35,6 +35,7 @@ mod docs;
 pub(crate) mod mime;
 mod oplog;
 mod selected;
+mod shared;
 mod subject;
 mod threading;
 
@@ -205,6 +206,14 @@ impl From<MailError> for Reply {
             }
             MailError::CannotDeleteInbox => Self::no(e.to_string()).code(Code::Cannot),
             MailError::OverQuota { .. } => Self::no("quota exceeded").code(Code::OverQuota),
+            // RFC 4314 §4, RFC 5530 §3.
+            MailError::NoPermission { right, .. } => {
+                Self::no(format!("permission denied: the '{right}' right is needed"))
+                    .code(Code::NoPerm)
+            }
+            // RFC 4314 §3.1: unknown rights are a BAD.
+            MailError::InvalidRights(_) => Self::bad(e.to_string()),
+            MailError::InvalidIdentifier(_) => Self::no(e.to_string()).code(Code::Cannot),
             other => Self::server(other),
         }
     }
@@ -252,6 +261,8 @@ pub(crate) struct Session {
     pub(crate) logout: bool,
     /// COMPRESS=DEFLATE layer once active (RFC 4978).
     pub(crate) deflate: Option<compress::Deflate>,
+    /// The selected folder's owner when it is another account's (shared.rs).
+    pub(crate) shared: Option<shared::SharedSel>,
 }
 
 impl Session {
@@ -273,6 +284,7 @@ impl Session {
             failures: 0,
             logout: false,
             deflate: None,
+            shared: None,
         }
     }
 
@@ -518,8 +530,8 @@ impl Session {
             _ if !authed => return wrong_state("before authentication"),
             // Authenticated (RFC 9051 §6.3).
             C::Enable(caps) => self.enable(caps),
-            C::Select { mailbox, params } => self.select(mailbox, params, false).await,
-            C::Examine { mailbox, params } => self.select(mailbox, params, true).await,
+            C::Select { mailbox, params } => self.select_checked(mailbox, params, false).await,
+            C::Examine { mailbox, params } => self.select_checked(mailbox, params, true).await,
             C::Create {
                 mailbox,
                 special_use,
@@ -537,10 +549,49 @@ impl Session {
             C::GetQuotaRoot(m) => self.get_quota_root(m).await,
             C::GetQuota(root) => self.get_quota(root).await,
             C::Compress(mechanism) => return self.compress(conn, tag, &mechanism).await,
+            // RFC 4314 §3.
+            C::GetAcl(m) => self.get_acl(m).await,
+            C::SetAcl {
+                mailbox,
+                identifier,
+                rights,
+            } => self.set_acl(mailbox, identifier, rights).await,
+            C::DeleteAcl {
+                mailbox,
+                identifier,
+            } => self.delete_acl(mailbox, identifier).await,
+            C::ListRights {
+                mailbox,
+                identifier,
+            } => self.list_rights(mailbox, identifier).await,
+            C::MyRights(m) => self.my_rights(m).await,
             _ if !selected => return wrong_state("without a selected mailbox"),
             // Selected (RFC 9051 §6.4).
-            C::Close => self.close(true).await,
-            C::Unselect => self.close(false).await,
+            C::Close => {
+                // RFC 4314 §4: CLOSE expunges only with the `e` right, silently otherwise.
+                let expunge = match self.shared_selected() {
+                    Some(_) => self
+                        .selected_rights()
+                        .await
+                        .is_ok_and(|r| r.has(keel_mail::Right::Expunge)),
+                    None => true,
+                };
+                let r = self.close(expunge).await;
+                self.shared = None;
+                if expunge {
+                    r
+                } else {
+                    r.map(|_| Done {
+                        code: None,
+                        text: "CLOSE completed".into(),
+                    })
+                }
+            }
+            C::Unselect => {
+                let r = self.close(false).await;
+                self.shared = None;
+                r
+            }
             C::Expunge => self.expunge(None).await,
             C::UidExpunge(set) => self.expunge(Some(set)).await,
             C::Fetch(f) => {

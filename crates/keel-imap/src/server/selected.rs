@@ -105,7 +105,7 @@ impl Session {
     /// untagged responses. `allow_expunge` is false while answering FETCH, STORE and
     /// SEARCH (RFC 9051 §7.5.1).
     pub(crate) async fn sync(&mut self, allow_expunge: bool) {
-        let (Some(sel), Some(account)) = (&self.selected, self.account()) else {
+        let (Some(sel), Some(account)) = (&self.selected, self.log_account()) else {
             return;
         };
         let folder_id = sel.folder_id;

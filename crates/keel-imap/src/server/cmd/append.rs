@@ -1,7 +1,7 @@
 //! APPEND (RFC 9051 §6.3.12), MULTIAPPEND (RFC 3502), APPENDUID (RFC 4315 §3),
 //! OVERQUOTA (RFC 9208 §4.1), TRYCREATE.
 
-use keel_mail::MailError;
+use keel_mail::{MailError, Right, permitted_flags};
 
 use crate::codec::{AppendMessage, Code, Flag, MailboxName, SequenceSet};
 use crate::server::cmd::copy::trycreate;
@@ -22,8 +22,12 @@ impl Session {
         let now = chrono::Utc::now().timestamp();
         let (validity, uids) = self
             .blocking(move |mb| {
-                let folder = mb
-                    .folder(&user, &name)?
+                // RFC 4314 §4 APPEND: `i` on the target; the message counts toward the
+                // owner's quota.
+                let target = mb.require(&user, &name, Right::Insert)?;
+                let folder = target
+                    .folder
+                    .clone()
                     .ok_or_else(|| MailError::NoSuchFolder {
                         user: user.clone(),
                         name: name.clone(),
@@ -37,7 +41,9 @@ impl Session {
                         .map(ToString::to_string)
                         .collect();
                     let date = m.date.as_ref().and_then(epoch_of).unwrap_or(now);
-                    match mb.append(&user, &name, &m.data, &flags, date) {
+                    // Flags the user may not set are dropped (RFC 4314 §4 APPEND).
+                    let flags = permitted_flags(target.rights, &flags);
+                    match mb.append(&target.owner, &target.name, &m.data, &flags, date) {
                         Ok((uid, _)) => uids.push(uid),
                         Err(e) => {
                             // RFC 3502 §6: all or nothing.

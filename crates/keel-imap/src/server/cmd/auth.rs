@@ -44,6 +44,8 @@ const STATIC_CAPS: &[&str] = &[
     "THREAD=ORDEREDSUBJECT", // RFC 5256 §3
     "THREAD=REFERENCES",     // RFC 5256 §3
     "BINARY",                // RFC 3516
+    "ACL",                   // RFC 4314
+    "RIGHTS=texk",           // RFC 4314 §2.1.1
 ];
 
 impl Session {

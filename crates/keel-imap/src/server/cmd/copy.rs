@@ -10,7 +10,7 @@
 //! Moving out of Junk into any other folder (e.g. Deleted Items) teaches nothing.
 
 use keel_core::log::SpamEvent;
-use keel_mail::{INBOX, JUNK, MailError};
+use keel_mail::{INBOX, JUNK, MailError, Right};
 use keel_store::BlobId;
 
 use crate::codec::{Code, MailboxName, SequenceSet, StatusResponse};
@@ -34,6 +34,11 @@ impl Session {
         mailbox: MailboxName,
         mv: bool,
     ) -> CmdResult {
+        // RFC 4314 §4 (and RFC 6851 §3.3): MOVE out of a folder needs `t` and `e` there.
+        if mv && self.shared_selected().is_some() {
+            self.require_selected(Right::DeleteMessages).await?;
+            self.require_selected(Right::Expunge).await?;
+        }
         let Some(sel) = &self.selected else {
             return Err(Reply::bad("no mailbox selected"));
         };
@@ -70,7 +75,11 @@ impl Session {
         let owner = user.clone();
         let (validity, pairs, training, moved_out) = self
             .blocking(move |mb| {
-                let dest = mb.folder(&user, &name)?.ok_or(MailError::NoSuchFolder {
+                // RFC 4314 §4: COPY/MOVE need `i` on the destination, `r` on the source.
+                let target = mb.require(&user, &name, Right::Insert)?;
+                mb.require_id(&user, src, Right::Read)?;
+                let own_dest = target.owner == user;
+                let dest = target.folder.ok_or(MailError::NoSuchFolder {
                     user: user.clone(),
                     name,
                 })?;
@@ -87,6 +96,7 @@ impl Session {
                     .map(|f| f.name);
                 let training = source
                     .as_ref()
+                    .filter(|_| own_dest)
                     .and_then(|n| training_label(n, &dest.name).map(|spam| (spam, n.clone())));
                 Ok((
                     dest.uid_validity,
@@ -134,6 +144,10 @@ impl Session {
     pub(crate) async fn expunge(&mut self, only: Option<SequenceSet>) -> CmdResult {
         // See other sessions' flag changes first.
         self.sync(true).await;
+        // RFC 4314 §4 EXPUNGE: needs `e`.
+        if self.shared_selected().is_some() {
+            self.require_selected(Right::Expunge).await?;
+        }
         let Some(sel) = &self.selected else {
             return Err(Reply::bad("no mailbox selected"));
         };

@@ -167,7 +167,13 @@ impl Session {
         if f.vanished && !self.enabled.qresync {
             return Err(Reply::bad("VANISHED needs ENABLE QRESYNC"));
         }
-        let account = self.account().unwrap_or_default();
+        let account = self.log_account().unwrap_or_default();
+        // RFC 4314 §4 FETCH: \Seen is set implicitly only with the `s` right.
+        let may_set_seen = self.shared_selected().is_none()
+            || self
+                .selected_rights()
+                .await
+                .is_ok_and(|r| r.has(keel_mail::Right::Seen));
         let Some(sel) = &self.selected else {
             return Err(Reply::bad("no mailbox selected"));
         };
@@ -239,7 +245,7 @@ impl Session {
         }
         // Implicit \Seen first, so the responses show the new flags (RFC 9051 §6.4.5).
         let mut flags_changed = std::collections::HashSet::new();
-        if !read_only && attrs.iter().any(sets_seen) {
+        if !read_only && may_set_seen && attrs.iter().any(sets_seen) {
             let todo: Vec<(usize, u32, Vec<String>)> = idxs
                 .iter()
                 .filter_map(|&i| self.selected.as_ref()?.msgs.get(i).map(|m| (i, m)))

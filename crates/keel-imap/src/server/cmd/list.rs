@@ -1,7 +1,7 @@
 //! LIST (RFC 9051 §6.3.9, LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819, SPECIAL-USE
 //! RFC 6154 §2, CHILDREN RFC 3348), LSUB (RFC 3501 §6.3.9) and NAMESPACE (RFC 2342).
 
-use keel_mail::{Folder, FolderKind, HIERARCHY_SEPARATOR};
+use keel_mail::{Folder, FolderKind, HIERARCHY_SEPARATOR, OTHER_USERS_PREFIX, PUBLIC_PREFIX};
 
 use crate::codec::{
     Data, ListCommand, ListData, ListReturnOption, ListSelectOption, MailboxName, NamespaceDesc,
@@ -52,7 +52,14 @@ fn matches_any(patterns: &[Vec<char>], name: &str) -> bool {
 }
 
 struct Listing {
+    /// Own folders, then other accounts' folders the user may see, under their visible
+    /// names (keel-mail `acl`: `Other Users/<owner>/…`, `Public Folders/…`).
     folders: Vec<Folder>,
+    /// Levels above shared folders that are no folder themselves (the namespace roots,
+    /// `Other Users/<owner>`): listed `\Noselect` (RFC 9051 §7.3.1).
+    virtual_parents: Vec<String>,
+    /// Shared folders the user may see but not read (`l` without `r`): no LIST-STATUS.
+    unreadable: Vec<i64>,
     subscribed: Vec<String>,
     special: Vec<(String, String)>,
 }
@@ -83,13 +90,34 @@ impl Session {
     async fn listing(&self) -> Result<Listing, crate::server::Reply> {
         let user = self.account().unwrap_or_default();
         self.blocking(move |mb| {
-            let folders = mb
+            let mut folders: Vec<Folder> = mb
                 .folders(&user)?
                 .into_iter()
                 .filter(|f| f.kind == FolderKind::Mail)
                 .collect();
+            let mut virtual_parents: Vec<String> = Vec::new();
+            let mut unreadable = Vec::new();
+            for (visible, f, rights) in mb.shared_folders(&user)? {
+                if !rights.has(keel_mail::Right::Read) {
+                    unreadable.push(f.id);
+                }
+                folders.push(Folder {
+                    name: visible.clone(),
+                    ..f
+                });
+                let mut at = visible.as_str();
+                while let Some((sup, _)) = at.rsplit_once(HIERARCHY_SEPARATOR) {
+                    virtual_parents.push(sup.to_owned());
+                    at = sup;
+                }
+            }
+            virtual_parents.sort();
+            virtual_parents.dedup();
+            virtual_parents.retain(|v| !folders.iter().any(|f| &f.name == v));
             Ok(Listing {
                 folders,
+                virtual_parents,
+                unreadable,
                 subscribed: docs::subscriptions(mb, &user)?,
                 special: docs::special_uses(mb, &user)?,
             })
@@ -162,6 +190,18 @@ impl Session {
             d.child_info = child_info;
             lines.push((d, Some(f.clone())));
         }
+        if !sel_subscribed && !sel_special {
+            for v in &listing.virtual_parents {
+                if matches_any(&patterns, v) {
+                    let d = ListData::new(
+                        MailboxName::new(v.clone()),
+                        &["\\Noselect", "\\HasChildren"],
+                    );
+                    lines.push((d, None));
+                }
+            }
+            lines.sort_by(|a, b| a.0.mailbox.as_str().cmp(b.0.mailbox.as_str()));
+        }
         if sel_subscribed {
             // Subscribed names without a mailbox (RFC 5258 §3.1 \NonExistent).
             for s in &listing.subscribed {
@@ -178,6 +218,8 @@ impl Session {
         for (d, folder) in lines {
             self.data(Data::List(d));
             // RFC 5819 §2: a STATUS line after each selectable mailbox.
+            // RFC 4314 §4: STATUS needs `r`.
+            let folder = folder.filter(|f| !listing.unreadable.contains(&f.id));
             if let (Some(items), Some(f)) = (&status_items, folder) {
                 let values = self.status_values(&f, items).await?;
                 self.data(Data::Status {
@@ -210,16 +252,19 @@ impl Session {
         ok("LSUB completed")
     }
 
-    /// RFC 2342 §5 / RFC 9051 §6.3.10: one personal namespace. TODO(issue 4 §3): other
-    /// users' and public namespaces.
+    /// RFC 2342 §5 / RFC 9051 §6.3.10: the personal namespace, other users' folders
+    /// (`Other Users/<owner>/…`) and the public folders (`Public Folders/…`, guide ch. 26).
     pub(crate) fn namespace(&mut self) -> CmdResult {
-        self.data(Data::Namespace {
-            personal: vec![NamespaceDesc {
-                prefix: String::new(),
+        let ns = |prefix: &str| {
+            vec![NamespaceDesc {
+                prefix: prefix.to_owned(),
                 delimiter: Some(HIERARCHY_SEPARATOR),
-            }],
-            other: Vec::new(),
-            shared: Vec::new(),
+            }]
+        };
+        self.data(Data::Namespace {
+            personal: ns(""),
+            other: ns(OTHER_USERS_PREFIX),
+            shared: ns(PUBLIC_PREFIX),
         });
         ok("NAMESPACE completed")
     }

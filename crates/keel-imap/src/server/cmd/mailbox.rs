@@ -2,7 +2,7 @@
 //! (§6.3.5), RENAME (§6.3.6), SUBSCRIBE/UNSUBSCRIBE (§6.3.7-8), STATUS (§6.3.11, STATUS=SIZE
 //! RFC 8438, HIGHESTMODSEQ RFC 7162 §3.1.6), GETQUOTAROOT/GETQUOTA (RFC 9208 §4.2-4.3).
 
-use keel_mail::{Folder, HIERARCHY_SEPARATOR, MailError};
+use keel_mail::{Folder, HIERARCHY_SEPARATOR, MailError, Namespace, Right, split_name};
 
 use crate::codec::{Code, Data, MailboxName, QuotaResource, StatusItem, StatusValue};
 use crate::server::docs;
@@ -14,6 +14,15 @@ const SETTABLE_USES: [&str; 5] = ["\\Archive", "\\Drafts", "\\Junk", "\\Sent", "
 
 /// The single quota root: the whole account (RFC 9208 §3.1).
 const QUOTA_ROOT: &str = "";
+
+/// Whether a name is in the other users' or the shared namespace (keel-mail `acl`).
+fn is_shared_name(user: &str, name: &str) -> bool {
+    match split_name(user, name) {
+        Some((_, _, ns)) => ns != Namespace::Personal,
+        // The namespace roots themselves (`Other Users`, `Public Folders`).
+        None => true,
+    }
+}
 
 impl Session {
     /// RFC 9051 §6.3.4 CREATE. A trailing separator only declares intent (§6.3.4).
@@ -42,6 +51,13 @@ impl Session {
             }
         }
         let user = self.account().unwrap_or_default();
+        if is_shared_name(&user, &name) {
+            // RFC 4314 §4 CREATE: `k` on the parent; the public root needs the
+            // public-folder administrator (requirements-2 §26).
+            self.blocking(move |mb| mb.create_visible(&user, &name))
+                .await?;
+            return ok("CREATE completed");
+        }
         self.blocking(move |mb| {
             mb.create_folder(&user, &name)?;
             if !uses.is_empty() {
@@ -57,6 +73,14 @@ impl Session {
     pub(crate) async fn delete(&mut self, mailbox: MailboxName) -> CmdResult {
         let user = self.account().unwrap_or_default();
         let name = mailbox.as_str().to_owned();
+        if is_shared_name(&user, &name) {
+            // RFC 4314 §4 DELETE: `x` on the folder.
+            let n = name.clone();
+            self.blocking(move |mb| mb.delete_visible(&user, &n))
+                .await?;
+            self.log_folder_deleted(&name);
+            return ok("DELETE completed");
+        }
         let deleted = self
             .blocking(move |mb| {
                 // The stored spelling of the name, for the Operations log.
@@ -73,6 +97,9 @@ impl Session {
     pub(crate) async fn rename(&mut self, from: MailboxName, to: MailboxName) -> CmdResult {
         let user = self.account().unwrap_or_default();
         let (f, t) = (from.as_str().to_owned(), to.as_str().to_owned());
+        if is_shared_name(&user, &f) || is_shared_name(&user, &t) {
+            return self.rename_shared(user, f, t).await;
+        }
         let (old, new, items) = self
             .blocking(move |mb| {
                 // Stored spelling and item count, for the Operations log.
@@ -87,6 +114,39 @@ impl Session {
             })
             .await?;
         self.log_folder_moved(&old, &new, items);
+        ok("RENAME completed")
+    }
+
+    /// RENAME of a folder of another account (RFC 4314 §4: `x` on the old name, `k` on
+    /// the new parent), within that account only.
+    async fn rename_shared(&mut self, user: String, from: String, to: String) -> CmdResult {
+        let (f, t) = (from.clone(), to.clone());
+        self.blocking(move |mb| {
+            let src = mb.require(&user, &f, Right::DeleteMailbox)?;
+            let dst = mb.access(&user, &t)?;
+            if dst.owner != src.owner {
+                return Err(MailError::InvalidRename {
+                    from: f,
+                    to: t,
+                    reason: "folders cannot move between accounts",
+                });
+            }
+            if dst.folder.is_some() {
+                return Err(MailError::FolderExists {
+                    user: dst.owner,
+                    name: dst.name,
+                });
+            }
+            if !dst.rights.has(Right::CreateMailbox) {
+                return Err(MailError::NoPermission {
+                    right: Right::CreateMailbox.letter(),
+                    name: t,
+                });
+            }
+            mb.rename_folder(&src.owner, &src.name, &dst.name)
+        })
+        .await?;
+        self.log_folder_moved(&from, &to, 0);
         ok("RENAME completed")
     }
 
@@ -161,7 +221,9 @@ impl Session {
         let name = mailbox.as_str().to_owned();
         let folder = self
             .blocking(move |mb| {
-                mb.folder(&user, &name)?
+                // RFC 4314 §4 STATUS: `r`.
+                mb.require(&user, &name, Right::Read)?
+                    .folder
                     .ok_or(MailError::NoSuchFolder { user, name })
             })
             .await?;

@@ -1,5 +1,6 @@
 //! Command handlers, one file per command family (STYLE §1).
 
+mod acl;
 mod append;
 mod auth;
 mod copy;

@@ -4,6 +4,19 @@ use std::collections::BTreeSet;
 
 use crate::codec::{Code, Data, FetchItem, Flag, SequenceSet, StoreCommand, StoreOperation};
 use crate::server::selected::wire_flags;
+use crate::server::shared::no_perm;
+use keel_mail::{Right, flag_allowed};
+
+/// The RFC 4314 right a flag change needs (§4 STORE).
+fn flag_right(flag: &str) -> Right {
+    if flag.eq_ignore_ascii_case("\\Seen") {
+        Right::Seen
+    } else if flag.eq_ignore_ascii_case("\\Deleted") {
+        Right::DeleteMessages
+    } else {
+        Right::Write
+    }
+}
 use crate::server::{CmdResult, Reply, Session, ok, ok_code};
 
 /// The new flag list of a message (stored form, sorted).
@@ -33,6 +46,20 @@ impl Session {
             self.enabled.condstore = true; // RFC 7162 §3.1: CONDSTORE-enabling
         }
         let condstore = self.enabled.condstore;
+        // RFC 4314 §4 STORE: `s` for \Seen, `t` for \Deleted, `w` for the rest; checked
+        // before anything changes.
+        let rights = if self.shared_selected().is_some() {
+            let rights = self.selected_rights().await?;
+            for f in s.flags.iter().filter(|f| **f != Flag::Recent) {
+                let f = f.to_string();
+                if !flag_allowed(rights, &f) {
+                    return Err(no_perm(flag_right(&f)));
+                }
+            }
+            Some(rights)
+        } else {
+            None
+        };
         let Some(sel) = &self.selected else {
             return Err(Reply::bad("no mailbox selected"));
         };
@@ -56,6 +83,16 @@ impl Session {
             let mut old = m.meta.flags.clone();
             old.sort();
             if new != old {
+                // STORE FLAGS (replace) may clear flags the user has no right to.
+                if let Some(rights) = rights
+                    && let Some(f) = new
+                        .iter()
+                        .filter(|f| !old.contains(f))
+                        .chain(old.iter().filter(|f| !new.contains(f)))
+                        .find(|f| !flag_allowed(rights, f))
+                {
+                    return Err(no_perm(flag_right(f)));
+                }
                 todo.push((i, m.meta.uid, new));
             }
         }
