@@ -36,6 +36,24 @@ python3 -c "import yaml" 2>/dev/null || python3 -m pip install --quiet pyyaml ||
 command -v getmail >/dev/null || python3 -m pip install --quiet getmail6 || true
 export KEEL_REQUIRE_CLIENTS=1 KEEL_REQUIRE_CLAMD=1
 
+# Postfix for crates/keel/tests/postfix.rs (private instances on loopback high ports only).
+# "No configuration" means the postinst writes no /etc/postfix/main.cf; a temporary
+# policy-rc.d (only if none exists) keeps invoke-rc.d from starting a system instance.
+if ! command -v postfix >/dev/null && [ ! -x /usr/sbin/postfix ]; then
+  log "installing postfix"
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d; made_policy=1
+  fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postfix >/dev/null
+  if [ "$made_policy" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+fi
+# A system instance left running from an earlier install is stopped (tests never use 25).
+if [ -f /etc/postfix/main.cf ]; then $SUDO postfix stop >/dev/null 2>&1 || true; fi
+export KEEL_REQUIRE_POSTFIX=1
+
 # The RFC 7208 SPF test suite, as Debian's python3-spf ships it (not vendored): unpacked
 # from the package into a cache directory; crates/keel-filter/tests/rfc7208.rs runs it.
 SPF_SUITE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/keel-test/python3-spf

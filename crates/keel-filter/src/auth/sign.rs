@@ -156,7 +156,10 @@ impl DkimKey {
                     .map_err(err)?
             }
         };
-        Ok(sig.to_header())
+        // mail-auth may fold just before the final `;` (`b=…\r\n\t;`). RFC 6376 §3.7
+        // deletes that FWS together with the b= value, but dkimpy keeps it and fails the
+        // signature: keep the `;` on the b= line (what is hashed does not change).
+        Ok(sig.to_header().replace("\r\n\t;\r\n", ";\r\n"))
     }
 }
 
