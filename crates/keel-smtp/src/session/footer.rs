@@ -86,6 +86,9 @@ impl Footer {
     /// The message with the footer appended, `None` when it is left unchanged (nothing to
     /// append to, signed or encrypted, or unparseable).
     pub(super) fn apply(&self, message: &[u8]) -> Option<Vec<u8>> {
+        // mail-parser recurses per nesting level: a hostile message (thousands of nested
+        // parts) must be refused before it reaches the parser (issue 6, hostile input).
+        keel_filter::mime::structure(message, &keel_filter::MessageLimits::default()).ok()?;
         let parsed = MessageParser::default().parse(message)?;
         if parsed.parts.iter().any(is_protected) {
             return None;
@@ -421,6 +424,21 @@ fn rewrite_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_nested_beyond_the_limits_is_left_unchanged() {
+        let footer = Footer {
+            text: "-- footer".to_owned(),
+            html: None,
+            skip_internal: false,
+        };
+        let mut m = String::new();
+        for _ in 0..10_000 {
+            m.push_str("Content-Type: message/rfc822\r\n\r\n");
+        }
+        m.push_str("Subject: deep\r\n\r\nbody\r\n");
+        assert!(footer.apply(m.as_bytes()).is_none());
+    }
 
     fn footer(skip: bool) -> Footer {
         let mut m = BTreeMap::new();
