@@ -73,7 +73,7 @@ pg "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 >"$WORK/
 pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w -t 60 \
     -o "-p $PG_PORT -k $WORK/pg -h 127.0.0.1 -c max_connections=400 -c shared_buffers=256MB" \
     start >/dev/null || die "PostgreSQL did not start: $(tail -n 5 "$WORK/pg/server.log")"
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE ROLE keel LOGIN; CREATE DATABASE keel OWNER keel" ||
+psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -c "CREATE ROLE keel LOGIN" -c "CREATE DATABASE keel OWNER keel" ||
     die "could not create the keel database"
 PG_URL="postgres://keel@127.0.0.1:$PG_PORT/keel"
 
