@@ -79,6 +79,11 @@ function formBody(form) {
         value = raw.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
         if (value.length === 0 && omitEmpty) continue;
         break;
+      case 'json':
+        // A JSON value typed by the administrator; malformed text goes as typed, so the
+        // API names the field in its answer.
+        try { value = JSON.parse(raw); } catch { value = raw; }
+        break;
       case 'nullable':
         // Empty means "not set" (an optional setting).
         value = raw.trim() === '' ? null : raw.trim();
@@ -278,6 +283,17 @@ document.addEventListener('submit', (ev) => {
 document.addEventListener('click', (ev) => {
   const el = ev.target instanceof Element ? ev.target.closest('button') : null;
   if (!el || el.form && el.type === 'submit') return;
+  if (el.dataset.copy) {
+    // DKIM page: copy a read-only field (the DNS record to publish).
+    ev.preventDefault();
+    const src = document.getElementById(el.dataset.copy);
+    if (!src) return;
+    src.select();
+    const ok = () => notice('Copied.', false);
+    if (navigator.clipboard) navigator.clipboard.writeText(src.value).then(ok, () => { document.execCommand('copy'); ok(); });
+    else { document.execCommand('copy'); ok(); }
+    return;
+  }
   if ('signout' in el.dataset) {
     ev.preventDefault();
     call('DELETE', API + '/session').then(() => { location.href = '/admin/sign-in'; });

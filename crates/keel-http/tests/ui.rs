@@ -23,6 +23,9 @@ const PAGES: &[&str] = &[
     "/admin/time-intervals",
     "/admin/security",
     "/admin/smtp",
+    "/admin/spam",
+    "/admin/antivirus",
+    "/admin/dkim",
     "/admin/logs",
     "/admin/logs?log=config&q=admin",
 ];
@@ -444,4 +447,63 @@ async fn hostile_names_are_escaped_in_pages() {
     let r = c.get("/admin/logs?log=%3Cscript%3E").await;
     assert_eq!(r.status, 404);
     assert!(!r.body.contains("<script>"), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn filter_pages_show_their_forms_and_the_dkim_record() {
+    let env = env();
+    let c = env.client().await.admin().await;
+    finish_wizard(&c).await;
+    let r = c
+        .post(
+            &format!("{API}/dkim/example.com"),
+            json!({ "selector": "k1", "algorithm": "ed25519" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let txt = r.json()["key"]["dns_record"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let r = c.get("/admin/dkim").await;
+    assert!(
+        r.body.contains("value=\"k1._domainkey.example.com\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(&txt) && r.body.contains("data-copy="),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("data-api=\"/admin/api/v1/dkim/example.com\" data-method=\"POST\""),
+        "{}",
+        r.body
+    );
+    let r = c.get("/admin/spam").await;
+    assert!(
+        r.body
+            .contains("data-api=\"/admin/api/v1/spam-settings\" data-method=\"PATCH\"")
+            && r.body
+                .contains("data-api=\"/admin/api/v1/sender-lists/server\" data-method=\"PUT\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("zen.spamhaus.org"), "{}", r.body);
+    let r = c.get("/admin/antivirus").await;
+    assert!(
+        r.body
+            .contains("data-api=\"/admin/api/v1/antivirus-settings\" data-method=\"PATCH\"")
+            && r.body.contains("*.exe"),
+        "{}",
+        r.body
+    );
+    // A read-only administrator sees the record to publish, without the generate form.
+    let mut v = env.client().await;
+    assert_eq!(v.login("viewer@example.com", PW).await.status, 200);
+    let r = v.get("/admin/dkim").await;
+    assert!(r.body.contains(&txt), "{}", r.body);
+    assert!(!r.body.contains("Generate"), "{}", r.body);
 }

@@ -1,5 +1,5 @@
 //! The administration CLI: `keel domain|user|group|alias|ipgroup|timeinterval|service|
-//! security|log …`. Every command calls the same directory operations the admin API
+//! security|smtp|spam|antivirus|dkim|senders|queue|log …`. Every command calls the same directory operations the admin API
 //! exposes, in-process on the store, so it works whether or not the server runs; the
 //! running server sees the change within a second (it watches the store's generation).
 //! Every change is written to the config log with secrets masked (guide §25.2).
@@ -57,6 +57,19 @@ pub(crate) enum AdminCommand {
     /// SMTP server settings: relay control, limits (guide §12.2, §12.6).
     #[command(subcommand)]
     Smtp(SettingsCmd),
+    /// Antispam settings: rating, blacklists, rules, SPF/DKIM/DMARC (guide ch. 13).
+    #[command(subcommand)]
+    Spam(SettingsCmd),
+    /// Antivirus and attachment-filter settings (guide ch. 14); with the antivirus on, the
+    /// scanner must detect the EICAR test string before anything is saved.
+    #[command(subcommand)]
+    Antivirus(SettingsCmd),
+    /// DKIM signing keys per domain and the DNS records to publish (RFC 6376).
+    #[command(subcommand)]
+    Dkim(DkimCmd),
+    /// Sender whitelists and blacklists of the server, a domain or a user.
+    #[command(subcommand)]
+    Senders(SendersCmd),
     /// Logs: debug categories, rotation (guide ch. 25).
     #[command(subcommand)]
     Log(LogCmd),
@@ -471,6 +484,75 @@ pub(crate) enum SettingsCmd {
     /// Change settings with a JSON object of the fields to change,
     /// e.g. '{"max_recipients": 50, "relay_ip_group": "Office"}'.
     Set { json: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DkimAlgorithmArg {
+    /// RSA-2048, rsa-sha256 (verified everywhere).
+    Rsa,
+    /// Ed25519-SHA256 (RFC 8463).
+    Ed25519,
+}
+
+impl From<DkimAlgorithmArg> for keel_filter::DkimAlgorithm {
+    fn from(a: DkimAlgorithmArg) -> Self {
+        match a {
+            DkimAlgorithmArg::Rsa => Self::Rsa,
+            DkimAlgorithmArg::Ed25519 => Self::Ed25519,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DkimCmd {
+    /// Every domain with its key's selector and type.
+    List(Out),
+    /// Generate a domain's key, replacing the current one (rotation); prints the DNS
+    /// record to publish.
+    Generate {
+        domain: String,
+        /// Selector (`s=`); default: the antispam setting `dkim_sign.selector`.
+        #[arg(long)]
+        selector: Option<String>,
+        /// Key type; default: the antispam setting `dkim_sign.algorithm`.
+        #[arg(long, value_enum)]
+        algorithm: Option<DkimAlgorithmArg>,
+    },
+    /// Show a domain's key and the DNS TXT record to publish.
+    Show {
+        domain: String,
+        #[command(flatten)]
+        out: Out,
+    },
+}
+
+/// Which sender list: the server's unless --domain or --user says otherwise.
+#[derive(Debug, Args)]
+pub(crate) struct ListScopeArgs {
+    /// The list of this local domain.
+    #[arg(long, conflicts_with = "user")]
+    domain: Option<String>,
+    /// The list of this local user (address).
+    #[arg(long)]
+    user: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SendersCmd {
+    /// Show a list (`allow` and `block` entries).
+    Show {
+        #[command(flatten)]
+        scope: ListScopeArgs,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Change a list with a JSON object; each of `allow` and `block` given replaces that
+    /// list, e.g. '{"block": ["*@spam.example", "bad.example"]}'.
+    Set {
+        #[command(flatten)]
+        scope: ListScopeArgs,
+        json: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -940,6 +1022,10 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                 Some("smtp set".to_owned())
             }
         },
+        AdminCommand::Spam(c) => spam_cmd(env, c)?,
+        AdminCommand::Antivirus(c) => antivirus_cmd(env, c)?,
+        AdminCommand::Dkim(c) => dkim_cmd(env, c)?,
+        AdminCommand::Senders(c) => senders_cmd(env, c)?,
         AdminCommand::Log(c) => log_cmd(env, c)?,
         AdminCommand::Check { repair, out } => {
             if repair && ServerStatus::read_live(&env.data.status_file()).is_some() {
@@ -1507,6 +1593,243 @@ fn queue_cmd(env: &Env, c: QueueCmd) -> Result<Option<String>> {
     })
 }
 
+// ------------------------------------------------------------ filter (issue 6)
+
+/// `keel spam show|set`: the operations of `GET|PATCH /admin/api/v1/spam-settings`.
+fn spam_cmd(env: &Env, c: SettingsCmd) -> Result<Option<String>> {
+    let meta = env.meta.as_ref();
+    Ok(match c {
+        SettingsCmd::Show(out) => {
+            print_out(out.format, &keel_filter::load_spam_settings(meta)?, pretty)?;
+            None
+        }
+        SettingsCmd::Set { json } => {
+            let new = apply_json_patch(&keel_filter::load_spam_settings(meta)?, &json, "spam")?;
+            for g in [
+                &new.whitelist_group,
+                &new.blacklist_group,
+                &new.spf.skip_group,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                require_ip_group(env, g)?;
+            }
+            // guide §13.1: block at most 9.9, 10 = never block.
+            for (name, v) in [
+                ("tag_score", new.tag_score),
+                ("block_score", new.block_score),
+            ] {
+                if !(v.is_finite() && (0.0..=100.0).contains(&v)) {
+                    bail!("{name} must be a number from 0 to 100");
+                }
+            }
+            keel_filter::save_spam_settings(meta, &new)?;
+            println!("Antispam settings changed.");
+            Some("spam set".to_owned())
+        }
+    })
+}
+
+/// `keel antivirus show|set`: `set` saves through `save_antivirus_settings_checked`, so
+/// with the antivirus on the scanner must detect EICAR first (requirements-2 §14.2).
+fn antivirus_cmd(env: &Env, c: SettingsCmd) -> Result<Option<String>> {
+    let meta = env.meta.as_ref();
+    Ok(match c {
+        SettingsCmd::Show(out) => {
+            print_out(
+                out.format,
+                &keel_filter::load_antivirus_settings(meta)?,
+                pretty,
+            )?;
+            None
+        }
+        SettingsCmd::Set { json } => {
+            let new = apply_json_patch(
+                &keel_filter::load_antivirus_settings(meta)?,
+                &json,
+                "antivirus",
+            )?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            if let Err(e) = rt.block_on(keel_filter::save_antivirus_settings_checked(meta, &new)) {
+                env.logs
+                    .error(&format!("antivirus settings not saved: {e}"));
+                bail!("{e}; the settings were not saved (check the address and that clamd runs)");
+            }
+            println!("Antivirus settings changed.");
+            Some("antivirus set".to_owned())
+        }
+    })
+}
+
+/// The DNS record of a key, as the administrator publishes it.
+fn dkim_text(domain: &str, key: Option<&keel_filter::DkimKey>) -> String {
+    match key {
+        None => format!(
+            "{domain}: no DKIM key yet (one is generated at the first signed message, or run \
+             `keel dkim generate {domain}`)\n"
+        ),
+        Some(k) => {
+            let (name, txt) = k.dns_record();
+            format!(
+                "{domain}: selector {}, {:?}, created {}\nPublish this DNS record:\n{name}. IN TXT \"{txt}\"\n",
+                k.selector,
+                k.algorithm,
+                fmt_time(k.created)
+            )
+        }
+    }
+}
+
+fn dkim_json(domain: &str, key: Option<&keel_filter::DkimKey>) -> serde_json::Value {
+    match key {
+        None => serde_json::json!({ "domain": domain, "key": null }),
+        Some(k) => {
+            let (name, txt) = k.dns_record();
+            serde_json::json!({
+                "domain": domain,
+                "key": {
+                    "selector": k.selector, "algorithm": k.algorithm, "created": k.created,
+                    "dns_record": { "name": name, "type": "TXT", "value": txt },
+                },
+            })
+        }
+    }
+}
+
+/// `keel dkim list|generate|show`: the operations of `/admin/api/v1/dkim`.
+fn dkim_cmd(env: &Env, c: DkimCmd) -> Result<Option<String>> {
+    let (meta, d) = (env.meta.as_ref(), &env.directory);
+    Ok(match c {
+        DkimCmd::List(out) => {
+            let mut rows = Vec::new();
+            for dom in d.list_domains()? {
+                let key = keel_filter::load_dkim_key(meta, &dom.name)?;
+                rows.push(dkim_json(&dom.name, key.as_ref()));
+            }
+            print_out(out.format, &rows, |rows| {
+                rows.iter()
+                    .map(|r| {
+                        let k = &r["key"];
+                        format!(
+                            "{}\t{}\n",
+                            r["domain"].as_str().unwrap_or_default(),
+                            if k.is_null() {
+                                "no key".to_owned()
+                            } else {
+                                format!(
+                                    "selector {} ({})",
+                                    k["selector"].as_str().unwrap_or_default(),
+                                    k["algorithm"].as_str().unwrap_or_default()
+                                )
+                            }
+                        )
+                    })
+                    .collect()
+            })?;
+            None
+        }
+        DkimCmd::Show { domain, out } => {
+            let name = d.get_domain(&domain)?.name;
+            let key = keel_filter::load_dkim_key(meta, &name)?;
+            match out.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&dkim_json(&name, key.as_ref()))?
+                ),
+                Format::Text => print!("{}", dkim_text(&name, key.as_ref())),
+            }
+            None
+        }
+        DkimCmd::Generate {
+            domain,
+            selector,
+            algorithm,
+        } => {
+            let name = d.get_domain(&domain)?.name;
+            let defaults = keel_filter::load_spam_settings(meta)?.dkim_sign;
+            let selector = selector.unwrap_or(defaults.selector);
+            if !valid_selector(&selector) {
+                bail!(
+                    "'{selector}' is not a selector: use letters, digits and hyphens (dots separate labels)"
+                );
+            }
+            let algorithm = algorithm.map_or(defaults.algorithm, Into::into);
+            let key = keel_filter::generate_dkim_key(
+                meta,
+                &name,
+                &selector,
+                algorithm,
+                env.clock.unix(),
+            )?;
+            print!("{}", dkim_text(&name, Some(&key)));
+            Some(format!("dkim generate {name} selector {selector}"))
+        }
+    })
+}
+
+/// A DKIM selector: dot-separated DNS labels (RFC 6376 §3.1).
+fn valid_selector(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn list_scope(env: &Env, a: &ListScopeArgs) -> Result<keel_filter::ListScope> {
+    use keel_filter::ListScope;
+    Ok(match (&a.domain, &a.user) {
+        (Some(dm), _) => ListScope::Domain(env.directory.get_domain(dm)?.name),
+        (None, Some(u)) => ListScope::User(env.directory.get_user(u)?.address),
+        (None, None) => ListScope::Server,
+    })
+}
+
+/// `keel senders show|set`: the operations of `/admin/api/v1/sender-lists/{scope}`.
+fn senders_cmd(env: &Env, c: SendersCmd) -> Result<Option<String>> {
+    let meta = env.meta.as_ref();
+    Ok(match c {
+        SendersCmd::Show { scope, out } => {
+            let scope = list_scope(env, &scope)?;
+            let l = keel_filter::load_sender_lists(meta, &scope)?;
+            print_out(out.format, &l, |l| {
+                let mut s = format!("{}\n", scope.key());
+                for (what, list) in [("allow", &l.allow), ("block", &l.block)] {
+                    for e in list {
+                        s.push_str(&format!("  {what}\t{e}\n"));
+                    }
+                }
+                s
+            })?;
+            None
+        }
+        SendersCmd::Set { scope, json } => {
+            let scope = list_scope(env, &scope)?;
+            let new = apply_json_patch(
+                &keel_filter::load_sender_lists(meta, &scope)?,
+                &json,
+                "senders",
+            )?;
+            for e in new.allow.iter().chain(&new.block) {
+                let t = e.trim();
+                if t.is_empty() || t.chars().any(char::is_whitespace) || t.matches('@').count() > 1
+                {
+                    bail!("'{e}' is not an address, a pattern such as *@example.com or a domain");
+                }
+            }
+            keel_filter::save_sender_lists(meta, &scope, &new)?;
+            println!("Sender list {} changed.", scope.key());
+            Some(format!("senders set {}", scope.key()))
+        }
+    })
+}
+
 fn log_cmd(env: &Env, c: LogCmd) -> Result<Option<String>> {
     Ok(match c {
         LogCmd::Show(out) => {
@@ -1612,6 +1935,64 @@ mod tests {
         assert!(parse_size("MB").is_err());
         assert!(parse_size("99999999999TB").is_err());
         assert_eq!(fmt_size(500 << 20), "500MB");
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct TestCli {
+        #[command(subcommand)]
+        cmd: AdminCommand,
+    }
+
+    fn parse(args: &[&str]) -> Result<AdminCommand, clap::Error> {
+        use clap::Parser;
+        TestCli::try_parse_from(std::iter::once("keel").chain(args.iter().copied())).map(|c| c.cmd)
+    }
+
+    #[test]
+    fn filter_commands_parse() {
+        assert!(matches!(
+            parse(&["dkim", "generate", "example.org", "--selector", "k2", "--algorithm", "ed25519"]),
+            Ok(AdminCommand::Dkim(DkimCmd::Generate { domain, selector: Some(s), algorithm: Some(DkimAlgorithmArg::Ed25519) }))
+                if domain == "example.org" && s == "k2"
+        ));
+        assert!(parse(&["dkim", "generate", "example.org", "--algorithm", "dsa"]).is_err());
+        assert!(matches!(
+            parse(&[
+                "senders",
+                "set",
+                "--user",
+                "a@example.org",
+                r#"{"block":["x.example"]}"#
+            ]),
+            Ok(AdminCommand::Senders(SendersCmd::Set {
+                scope: ListScopeArgs {
+                    domain: None,
+                    user: Some(_)
+                },
+                ..
+            }))
+        ));
+        assert!(
+            parse(&[
+                "senders",
+                "show",
+                "--user",
+                "a@x.example",
+                "--domain",
+                "x.example"
+            ])
+            .is_err(),
+            "one scope at a time"
+        );
+        assert!(matches!(
+            parse(&["spam", "set", r#"{"tag_score":4}"#]),
+            Ok(AdminCommand::Spam(SettingsCmd::Set { .. }))
+        ));
+        assert!(matches!(
+            parse(&["antivirus", "show", "--format", "json"]),
+            Ok(AdminCommand::Antivirus(SettingsCmd::Show(_)))
+        ));
+        assert!(valid_selector("keel-2026") && !valid_selector("bad selector"));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! [`router`] serves, under [`API_PREFIX`] (`/admin/api/v1`), the operations of the
 //! directory (domains, users, groups, aliases, IP address groups, time intervals, security
-//! policy), the services, the SMTP settings, the queue and the logs, plus the OpenAPI 3.1
+//! policy), the services, the SMTP settings, the filter settings (antispam, antivirus,
+//! attachment filter, Bayes status, DKIM keys, sender lists: `filter`), the queue and the
+//! logs, plus the OpenAPI 3.1
 //! document at [`OPENAPI_PATH`]. Every handler calls the same crate operations the CLI calls
 //! (`keel_directory::Directory`, `keel_net::services`, `keel_smtp::queue`, `keel_core::log`);
 //! nothing is reimplemented here.
@@ -40,6 +42,7 @@
 mod body;
 mod directory;
 mod error;
+mod filter;
 mod openapi;
 pub(crate) mod session;
 mod system;
@@ -69,6 +72,7 @@ pub use wizard::WizardState;
 
 // Shared with the web UI (crate::ui), which renders pages from the same operations.
 pub(crate) use directory::{UserQuery, list_users};
+pub(crate) use filter::dkim_rows;
 pub(crate) use system::{queue_search, service_rows, tail_lines};
 pub(crate) use wizard::load_state as wizard_state;
 
@@ -320,6 +324,7 @@ fn build() -> Routes {
     session::routes(&mut r);
     directory::routes(&mut r);
     system::routes(&mut r);
+    filter::routes(&mut r);
     wizard::routes(&mut r);
     r
 }

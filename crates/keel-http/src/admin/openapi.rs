@@ -110,6 +110,44 @@ const SCHEMAS: &[(&str, &str)] = &[
         "{id?, sender?, recipient?, older_than_secs?, all?}; patterns use * and ?.",
     ),
     ("QueueDeleted", "{\"deleted\": [id]}"),
+    (
+        "SpamSettings",
+        "keel_filter::SpamSettings (guide ch. 13): rating, tag and block scores, blacklists, custom rules, SPF, DKIM, DMARC, DKIM signing defaults, Bayes.",
+    ),
+    (
+        "AntivirusSettings",
+        "keel_filter::AntivirusSettings (guide ch. 14); with enabled=true the scanner must detect EICAR before anything is saved.",
+    ),
+    (
+        "AttachmentSettings",
+        "keel_filter::antivirus::AttachmentSettings (guide §14.5): enabled, rules [{enabled, description, kind: file_name|mime_type, pattern, action: accept|block}], forward_original, forward_filtered, warn_sender.",
+    ),
+    (
+        "BayesStatus",
+        "{\"status\": {spam, ham, active}, \"settings\": keel_filter::BayesSettings} (guide §13.4).",
+    ),
+    (
+        "BayesLearned",
+        "{\"learned\": new|relabelled|duplicate, \"status\": {spam, ham, active}}",
+    ),
+    (
+        "DkimDomain",
+        "{domain, key: null | {selector, algorithm: rsa|ed25519, created, dns_record: {name, type: TXT, value}}}; the private key is never sent.",
+    ),
+    ("DkimKeyList", "{\"domains\": [DkimDomain]}"),
+    (
+        "DkimGenerate",
+        "{selector?, algorithm?: rsa|ed25519}; defaults from the antispam dkim_sign settings. Replaces an existing key (rotation).",
+    ),
+    (
+        "SenderLists",
+        "{allow: [string], block: [string]}: addresses, * and ? patterns, or bare domains.",
+    ),
+    (
+        "SenderList",
+        "{scope: server|domain:<d>|user:<address>, lists: SenderLists}",
+    ),
+    ("SenderListIndex", "{\"lists\": [SenderList]}"),
     ("LogList", "{\"logs\": [{name, file, size, settings}]}"),
     ("LogLines", "{\"log\": name, \"lines\": [string]}"),
     (

@@ -48,6 +48,9 @@ const NAV: &[(&str, &str, &str)] = &[
     ("time-intervals", "/admin/time-intervals", "Time intervals"),
     ("security", "/admin/security", "Security policy"),
     ("smtp", "/admin/smtp", "SMTP server"),
+    ("spam", "/admin/spam", "Spam filter"),
+    ("antivirus", "/admin/antivirus", "Antivirus"),
+    ("dkim", "/admin/dkim", "DKIM"),
     ("services", "/admin/services", "Services"),
     ("queue", "/admin/queue", "Message queue"),
     ("logs", "/admin/logs", "Logs"),
@@ -96,6 +99,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/time-intervals", get(pages::time_intervals))
         .route("/admin/security", get(pages::security))
         .route("/admin/smtp", get(pages::smtp))
+        .route("/admin/spam", get(pages::spam))
+        .route("/admin/antivirus", get(pages::antivirus))
+        .route("/admin/dkim", get(pages::dkim))
         .route("/admin/logs", get(pages::logs))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

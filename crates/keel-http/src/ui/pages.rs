@@ -749,3 +749,188 @@ pub(crate) async fn time_intervals(
         days: &["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     })
 }
+
+// ------------------------------------------------- antispam (guide §13.1–§13.7)
+
+struct ZoneRow {
+    zone: String,
+    description: String,
+    action: String,
+    enabled: bool,
+}
+
+fn zone_rows(lists: &[keel_filter::DnsList]) -> Vec<ZoneRow> {
+    use keel_filter::HitAction;
+    lists
+        .iter()
+        .map(|l| ZoneRow {
+            zone: l.zone.clone(),
+            description: l.description.clone(),
+            action: match l.action {
+                HitAction::None => "log only".to_owned(),
+                HitAction::Reject => "reject".to_owned(),
+                HitAction::Score(s) => format!("+{s}"),
+            },
+            enabled: l.enabled,
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "spam.html")]
+struct Spam {
+    chrome: Chrome,
+    s: keel_filter::SpamSettings,
+    subject_prefix: String,
+    quarantine_address: String,
+    whitelist_group: String,
+    blacklist_group: String,
+    ip_groups: Vec<String>,
+    dnsbl: Vec<ZoneRow>,
+    uribl: Vec<ZoneRow>,
+    bayes: keel_filter::BayesStatus,
+    allow: String,
+    block: String,
+}
+
+pub(crate) async fn spam(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let (d, meta) = (st.directory.clone(), st.meta.clone());
+    let (s, groups, bayes, lists) = blocking(move || {
+        let s = keel_filter::load_spam_settings(meta.as_ref())?;
+        let bayes = keel_filter::Bayes::new(meta.clone()).status(&s.bayes)?;
+        let lists = keel_filter::load_sender_lists(meta.as_ref(), &keel_filter::ListScope::Server)?;
+        let groups = d
+            .list_ip_groups()?
+            .into_iter()
+            .map(|g| g.name)
+            .collect::<Vec<_>>();
+        Ok((s, groups, bayes, lists))
+    })
+    .await?;
+    render(&Spam {
+        chrome: Chrome::new(&st, &admin, "spam", "Spam filter"),
+        subject_prefix: s.subject_prefix.clone().unwrap_or_default(),
+        quarantine_address: s.quarantine_address.clone().unwrap_or_default(),
+        whitelist_group: s.whitelist_group.clone().unwrap_or_default(),
+        blacklist_group: s.blacklist_group.clone().unwrap_or_default(),
+        dnsbl: zone_rows(&s.dnsbl),
+        uribl: zone_rows(&s.uribl),
+        s,
+        ip_groups: groups,
+        bayes,
+        allow: lists.allow.join("\n"),
+        block: lists.block.join("\n"),
+    })
+}
+
+// --------------------------------------------------------- antivirus (guide ch. 14)
+
+#[derive(Template)]
+#[template(path = "antivirus.html")]
+struct Antivirus {
+    chrome: Chrome,
+    s: keel_filter::AntivirusSettings,
+    on_virus: &'static str,
+    on_unscannable: &'static str,
+    forward_original: String,
+    forward_filtered: String,
+    att_forward_original: String,
+    att_forward_filtered: String,
+    rules_json: String,
+}
+
+pub(crate) async fn antivirus(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    use keel_filter::antivirus::{UnscannableAction, VirusAction};
+    let meta = st.meta.clone();
+    let s = blocking(move || Ok(keel_filter::load_antivirus_settings(meta.as_ref())?)).await?;
+    let rules_json = serde_json::to_string_pretty(&s.attachments.rules)
+        .map_err(|e| PageError(ApiError::Internal(format!("encoding rules: {e}"))))?;
+    render(&Antivirus {
+        chrome: Chrome::new(&st, &admin, "antivirus", "Antivirus"),
+        on_virus: match s.on_virus {
+            VirusAction::Discard => "discard",
+            VirusAction::RemoveAttachment => "remove_attachment",
+        },
+        on_unscannable: match s.on_unscannable {
+            UnscannableAction::DeliverWithWarning => "deliver_with_warning",
+            UnscannableAction::TreatAsVirus => "treat_as_virus",
+        },
+        forward_original: s.forward_original.clone().unwrap_or_default(),
+        forward_filtered: s.forward_filtered.clone().unwrap_or_default(),
+        att_forward_original: s.attachments.forward_original.clone().unwrap_or_default(),
+        att_forward_filtered: s.attachments.forward_filtered.clone().unwrap_or_default(),
+        rules_json,
+        s,
+    })
+}
+
+// ------------------------------------------------------------- DKIM (RFC 6376 §3.6)
+
+struct DkimRow {
+    domain: String,
+    selector: String,
+    algorithm: &'static str,
+    created: String,
+    dns_name: String,
+    dns_value: String,
+}
+
+#[derive(Template)]
+#[template(path = "dkim.html")]
+struct Dkim {
+    chrome: Chrome,
+    rows: Vec<DkimRow>,
+    default_selector: String,
+}
+
+pub(crate) async fn dkim(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let st2 = st.clone();
+    let (rows, default_selector) = blocking(move || {
+        let sel = keel_filter::load_spam_settings(st2.meta.as_ref())?
+            .dkim_sign
+            .selector;
+        Ok((crate::admin::dkim_rows(&st2)?, sel))
+    })
+    .await?;
+    let rows = rows
+        .into_iter()
+        .map(|(domain, key)| match key {
+            None => DkimRow {
+                domain,
+                selector: String::new(),
+                algorithm: "",
+                created: String::new(),
+                dns_name: String::new(),
+                dns_value: String::new(),
+            },
+            Some(k) => {
+                let (dns_name, dns_value) = k.dns_record();
+                DkimRow {
+                    domain,
+                    selector: k.selector.clone(),
+                    algorithm: match k.algorithm {
+                        keel_filter::DkimAlgorithm::Rsa => "rsa",
+                        keel_filter::DkimAlgorithm::Ed25519 => "ed25519",
+                    },
+                    created: utc_time(Some(k.created)),
+                    dns_name,
+                    dns_value,
+                }
+            }
+        })
+        .collect();
+    render(&Dkim {
+        chrome: Chrome::new(&st, &admin, "dkim", "DKIM"),
+        rows,
+        default_selector,
+    })
+}

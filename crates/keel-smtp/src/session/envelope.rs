@@ -13,6 +13,14 @@
 //!   the context the check is skipped.
 //! - Greylisting runs after the recipient resolved (an unknown recipient still gets 550,
 //!   counted for the harvest limit), once per RCPT; see [`crate::greylist`].
+//! - Sender blacklists (issue 6 §2, `keel_filter::senderlists`: user over domain over
+//!   server) are checked after the recipient resolved, for each local user it reaches (for
+//!   a recipient without local users but in a local domain, for the RCPT address). When
+//!   every one of them blocks the sender the RCPT gets `550 5.7.1`; when only some do,
+//!   those users are dropped from the recipient (a group member's list does not refuse the
+//!   group). Each block is a Spam-log line. A block needs no proof of the sender (a forged
+//!   sender is refused all the same); the null sender is never listed. Whitelist entries
+//!   (`Allow`) are not acted on here: they need the SPF/DMARC result of the end of DATA.
 
 use keel_core::log::{SecurityEvent, SecurityLimit};
 use keel_directory::{ForwardMode, Resolution, Target};
@@ -36,6 +44,9 @@ const SENDER_DOMAIN_TEMPFAIL: SmtpReply = SmtpReply::new(
     "4.4.3",
     "Cannot verify the sender domain now, try again later",
 );
+/// A blacklisted sender (issue 6 §2): RFC 3463 §3.8 X.7.1 "delivery not authorized".
+const SENDER_BLOCKED: SmtpReply =
+    SmtpReply::new(550, "5.7.1", "Sender is blocked by the recipient's list");
 /// RFC 6647 §2.1: a temporary failure; RFC 3463 §3.8 X.7.1 (delivery not authorized).
 const GREYLISTED: SmtpReply = SmtpReply::new(451, "4.7.1", "Greylisted, try again later");
 
@@ -247,6 +258,10 @@ impl Session {
                 }
             }
         }
+        // issue 6 §2: sender blacklists of the server, the domain and the user.
+        if rcpt.internal {
+            self.sender_lists(&from, &mut rcpt).await?;
+        }
         // issue 6 item 6 / RFC 6647: greylisting, after the recipient is known valid.
         self.greylist(&from, &address).await?;
         if let Some(tx) = &mut self.tx {
@@ -301,6 +316,56 @@ impl Session {
             Err(e) if e.is_permanent() => Err(missing()),
             Err(e) => Err(tempfail(&e)),
         }
+    }
+
+    /// Sender blacklists at RCPT (module notes): `550 5.7.1` when every local user of the
+    /// recipient blocks `from`; users that block it are dropped otherwise.
+    async fn sender_lists(&self, from: &str, rcpt: &mut Rcpt) -> Result<(), SmtpReply> {
+        if from.is_empty() {
+            return Ok(());
+        }
+        let whole = rcpt.local_users.is_empty();
+        let checked: Vec<String> = if whole {
+            vec![rcpt.address.clone()]
+        } else {
+            rcpt.local_users.clone()
+        };
+        let meta = self.ctx().meta.clone();
+        let sender = from.to_owned();
+        let decisions = blocking(move || {
+            checked
+                .into_iter()
+                .map(|u| keel_filter::sender_decision(&*meta, &sender, &u).map(|d| (u, d)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?
+        .map_err(|e| internal("sender lists", e))?;
+        let mut blocked = Vec::new();
+        for (user, d) in &decisions {
+            if let keel_filter::SenderDecision::Block { scope, entry } = d {
+                // guide §25.8: the Spam log records what the filter refused.
+                self.ctx().logs.write(
+                    keel_core::log::LogKind::Spam,
+                    &format!(
+                        "Message refused: sender {from} is on the {} blacklist (entry '{entry}'), To: {user}, IP: {}",
+                        scope.key(),
+                        self.ip
+                    ),
+                );
+                blocked.push(user.clone());
+            }
+        }
+        if blocked.is_empty() {
+            return Ok(());
+        }
+        if whole {
+            return Err(SENDER_BLOCKED);
+        }
+        rcpt.local_users.retain(|u| !blocked.contains(u));
+        if rcpt.local_users.is_empty() && rcpt.remote.is_empty() && rcpt.public.is_empty() {
+            return Err(SENDER_BLOCKED);
+        }
+        Ok(())
     }
 
     /// Greylisting (issue 6 item 6): `451 4.7.1` for a triplet not yet confirmed.

@@ -3,8 +3,9 @@
 //   KEEL_URL=http://127.0.0.1:PORT KEEL_ADMIN_PASSWORD=... KEEL_ARTIFACTS=DIR node admin-ui.mjs
 // Scenarios: sign-in redirect, the configuration wizard (guide §2.5) with a field error,
 // creating a domain, a user and an alias (with bad input shown next to the field), check
-// address, the message queue (view, search, retry, delete), services, a phone-sized
-// layout, keyboard focus and sign-out. Screenshots go to KEEL_ARTIFACTS.
+// address, the spam filter, antivirus and DKIM pages (issue 6), the message queue (view,
+// search, retry, delete), services, a phone-sized layout, keyboard focus and sign-out.
+// Screenshots go to KEEL_ARTIFACTS.
 
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -232,6 +233,52 @@ try {
     assert.equal(await page.inputValue('#p-fail'), '7');
     assert.equal(await page.inputValue('#p-exempt'), 'Office');
     await shot('10a-security');
+  });
+
+  await step('change the spam filter and the server blacklist', async () => {
+    await page.click('nav >> text=Spam filter');
+    await page.waitForURL(`${BASE}/admin/spam`);
+    await page.fill('#s-tag', '4.5');
+    await page.click('form[data-api$="/spam-settings"] button[type="submit"]');
+    await noticeSays('Antispam settings saved.');
+    assert.equal(await page.inputValue('#s-tag'), '4.5');
+    await page.fill('#l-block', 'two words');
+    await page.click('form[data-api$="/sender-lists/server"] button[type="submit"]');
+    assert.match(await fieldError('#l-block'), /not an address/);
+    await page.fill('#l-block', 'spam.example\n*@bad.example');
+    await page.click('form[data-api$="/sender-lists/server"] button[type="submit"]');
+    await noticeSays('Sender lists saved.');
+    assert.equal(await page.inputValue('#l-block'), 'spam.example\n*@bad.example');
+    await shot('10b-spam');
+  });
+
+  await step('the antivirus settings are refused next to the address while the scanner fails', async () => {
+    await page.click('nav >> text=Antivirus');
+    await page.waitForURL(`${BASE}/admin/antivirus`);
+    await page.check('#v-enabled');
+    await page.fill('#v-address', '127.0.0.1:9');
+    await page.fill('#v-timeout', '2');
+    await page.click('form[data-api$="/antivirus-settings"] button[type="submit"]');
+    assert.match(await fieldError('#v-address'), /not functional/);
+    await shot('10c-antivirus-error');
+    await page.reload();
+    assert.equal(await page.isChecked('#v-enabled'), false, 'nothing was saved');
+  });
+
+  await step('generate a DKIM key and see the DNS record to publish', async () => {
+    await page.click('nav >> text=DKIM');
+    await page.waitForURL(`${BASE}/admin/dkim`);
+    await page.fill('#dk-sel-1', 'bad selector');
+    await page.click('form[data-api^="/admin/api/v1/dkim/"] button[type="submit"] >> nth=0');
+    assert.match(await fieldError('#dk-sel-1'), /selector/);
+    await page.fill('#dk-sel-1', 'ui1');
+    await page.selectOption('#dk-alg-1', 'ed25519');
+    await page.click('form[data-api^="/admin/api/v1/dkim/"] button[type="submit"] >> nth=0');
+    await noticeSays('New DKIM key');
+    assert.match(await page.inputValue('#dk-name-1'), /^ui1\._domainkey\./);
+    assert.match(await page.inputValue('#dk-txt-1'), /^v=DKIM1; k=ed25519; p=/);
+    assert.ok(await page.locator('button[data-copy="dk-txt-1"]').isVisible());
+    await shot('10d-dkim');
   });
 
   await step('create a weekly time interval', async () => {
