@@ -297,6 +297,10 @@ pub struct SmtpSettings {
     pub outbound_starttls: bool,
     /// Port of direct MX delivery (25; other values only for tests and special setups).
     pub mx_port: u16,
+    /// Reuse SMTP sessions for several deliveries to the same server (RFC 5321 §3.3):
+    /// idle sessions are kept a few seconds per address, TLS policy and relay
+    /// credentials (`outbound` connection cache). Default on.
+    pub outbound_connection_reuse: bool,
 
     // --- Queue Options (guide §12.2) ---
     /// "Maximum number of delivery threads" (guide §24.2 default 32).
@@ -359,6 +363,7 @@ impl Default for SmtpSettings {
             relay_auth: None,
             outbound_starttls: true,
             mx_port: 25,
+            outbound_connection_reuse: true,
             max_delivery_tasks: DEFAULT_MAX_DELIVERY_TASKS,
             retry_interval_secs: DEFAULT_RETRY_INTERVAL_SECS,
             bounce_after_secs: DEFAULT_BOUNCE_AFTER_SECS,

@@ -3,14 +3,16 @@
 //! 3030 CHUNKING; RFC 1870 SIZE).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mail_send::{Credentials, SmtpClient};
 use smtp_proto::{
     EXT_8BIT_MIME, EXT_CHUNKING, EXT_DSN, EXT_SIZE, EXT_START_TLS, EhloResponse, Response,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use super::tasks::{TaskHandle, TaskPhase};
 
@@ -132,106 +134,183 @@ fn xtext(s: &str) -> String {
     out
 }
 
-/// Runs the conversation. `tls_failed_plain` is set when an opportunistic STARTTLS failed
-/// and the caller should retry this address in plaintext.
-pub(crate) async fn deliver(
-    conn: &Conn<'_>,
-    env: &Envelope<'_>,
-    task: &TaskHandle,
-) -> (HostResult, bool) {
-    task.phase(TaskPhase::Connecting, Some(conn.host));
-    let client = match SmtpClient::connect(conn.addr, conn.connect_timeout).await {
-        Ok(mut c) => {
-            c.timeout = conn.command_timeout;
-            c
-        }
-        Err(e) => return (HostResult::TryNext(io_reply("connect", &e)), false),
-    };
-    if let TlsMode::Implicit(connector) = &conn.tls {
-        let tls = match client.into_tls(connector, conn.host).await {
-            Ok(c) => c,
-            Err(e) => return (HostResult::TryNext(io_reply("TLS", &e)), false),
-        };
-        return (session_after_tls(tls, conn, env, task, true).await, false);
-    }
-    let mut client = client;
-    let ehlo = match greet(&mut client, conn).await {
-        Ok(e) => e,
-        Err(r) => return (HostResult::TryNext(r), false),
-    };
-    let connector = match &conn.tls {
-        TlsMode::Opportunistic(c) if ehlo.has_capability(EXT_START_TLS) => Some((c, false)),
-        TlsMode::Required(c) => Some((c, true)),
-        _ => None,
-    };
-    match connector {
-        Some((connector, required)) => {
-            if required && !ehlo.has_capability(EXT_START_TLS) {
-                let _ = client.cmd(b"QUIT\r\n").await;
-                return (
-                    HostResult::TryNext(Reply::local(
-                        451,
-                        "4.7.10",
-                        format!("{} does not offer STARTTLS, which is required", conn.host),
-                    )),
-                    false,
-                );
-            }
-            match client.start_tls(connector, conn.host).await {
-                Ok(tls) => (session_after_tls(tls, conn, env, task, false).await, false),
-                // RFC 3207 §4.1: opportunistic TLS falls back to plaintext (new connection).
-                Err(e) => (HostResult::TryNext(io_reply("STARTTLS", &e)), !required),
-            }
-        }
-        None => (
-            transaction(&mut client, &ehlo, conn, env, task).await,
-            false,
-        ),
-    }
+/// The connected stream: plaintext or TLS (after STARTTLS or implicit TLS).
+enum Client {
+    Plain(SmtpClient<TcpStream>),
+    Tls(Box<SmtpClient<TlsStream<TcpStream>>>),
 }
 
-/// Plaintext retry after a failed opportunistic STARTTLS.
-pub(crate) async fn deliver_plain(
+/// Runs `$body` with `$c` bound to the inner `SmtpClient` of either stream kind.
+macro_rules! with_client {
+    ($client:expr, $c:ident => $body:expr) => {
+        match $client {
+            Client::Plain($c) => $body,
+            Client::Tls($c) => {
+                let $c = &mut **$c;
+                $body
+            }
+        }
+    };
+}
+
+/// An open SMTP session: greeted, EHLO said, TLS and AUTH done as the connection's
+/// parameters require. RFC 5321 §3.3 allows several mail transactions in one session; the
+/// runner keeps idle sessions in its connection cache (`super::cache`).
+pub(crate) struct Session {
+    client: Client,
+    ehlo: EhloResponse<String>,
+    /// When the connection was opened (maximum lifetime in the cache).
+    pub(crate) opened: Instant,
+    /// Transactions run on this session so far (maximum per session in the cache).
+    pub(crate) transactions: u32,
+}
+
+/// Why no session could be opened.
+pub(crate) enum OpenError {
+    /// Connect, greeting, EHLO or TLS failed: the next address should be tried.
+    TryNext(Reply),
+    /// An opportunistic STARTTLS failed: retry this address in plaintext (RFC 3207 §4.1,
+    /// on a new connection).
+    RetryPlain(Reply),
+    /// AUTH was refused: a configuration problem the admin can fix; the recipients are
+    /// deferred with this reply (no next server).
+    Auth(Reply),
+}
+
+/// The result of one transaction on a session.
+pub(crate) struct TxOutcome {
+    pub result: HostResult,
+    /// Every command got a reply, none was 421 and nothing timed out: the session may run
+    /// another transaction (after RSET, RFC 5321 §4.1.1.5).
+    pub reusable: bool,
+    /// The connection failed (lost, timed out, or 421, RFC 5321 §3.8) before any message
+    /// data was written: the server cannot have accepted the message, so the transaction
+    /// may be run again on a new connection without risking a duplicate.
+    pub failed_before_data: bool,
+}
+
+/// Opens a session on `conn.addr`: connect, greeting, EHLO, STARTTLS or implicit TLS as
+/// `conn.tls` says (`plain` forces plaintext: the retry after a failed opportunistic
+/// STARTTLS), EHLO again after STARTTLS (RFC 3207 §4.2), AUTH (RFC 4954).
+pub(crate) async fn open(
     conn: &Conn<'_>,
-    env: &Envelope<'_>,
     task: &TaskHandle,
-) -> HostResult {
+    plain: bool,
+) -> Result<Session, OpenError> {
     task.phase(TaskPhase::Connecting, Some(conn.host));
+    let opened = Instant::now();
     let mut client = match SmtpClient::connect(conn.addr, conn.connect_timeout).await {
         Ok(mut c) => {
             c.timeout = conn.command_timeout;
             c
         }
-        Err(e) => return HostResult::TryNext(io_reply("connect", &e)),
+        Err(e) => return Err(OpenError::TryNext(io_reply("connect", &e))),
     };
-    let ehlo = match greet(&mut client, conn).await {
-        Ok(e) => e,
-        Err(r) => return HostResult::TryNext(r),
+    let tls = if plain { &TlsMode::Off } else { &conn.tls };
+    let (client, ehlo) = if let TlsMode::Implicit(connector) = tls {
+        let mut tls = match client.into_tls(connector, conn.host).await {
+            Ok(c) => c,
+            Err(e) => return Err(OpenError::TryNext(io_reply("TLS", &e))),
+        };
+        let ehlo = greet(&mut tls, conn).await.map_err(OpenError::TryNext)?;
+        (Client::Tls(Box::new(tls)), ehlo)
+    } else {
+        let ehlo = greet(&mut client, conn).await.map_err(OpenError::TryNext)?;
+        let connector = match tls {
+            TlsMode::Opportunistic(c) if ehlo.has_capability(EXT_START_TLS) => Some((c, false)),
+            TlsMode::Required(c) => Some((c, true)),
+            _ => None,
+        };
+        match connector {
+            Some((_, true)) if !ehlo.has_capability(EXT_START_TLS) => {
+                let _ = client.cmd(b"QUIT\r\n").await;
+                return Err(OpenError::TryNext(Reply::local(
+                    451,
+                    "4.7.10",
+                    format!("{} does not offer STARTTLS, which is required", conn.host),
+                )));
+            }
+            Some((connector, required)) => match client.start_tls(connector, conn.host).await {
+                Ok(mut tls) => {
+                    // RFC 3207 §4.2: after TLS the client issues EHLO again.
+                    let ehlo = match tls.ehlo(conn.helo).await {
+                        Ok(e) => e,
+                        Err(e) => {
+                            return Err(OpenError::TryNext(io_reply("EHLO after STARTTLS", &e)));
+                        }
+                    };
+                    (Client::Tls(Box::new(tls)), ehlo)
+                }
+                Err(e) if required => return Err(OpenError::TryNext(io_reply("STARTTLS", &e))),
+                // RFC 3207 §4.1: opportunistic TLS falls back to plaintext (new connection).
+                Err(e) => return Err(OpenError::RetryPlain(io_reply("STARTTLS", &e))),
+            },
+            None => (Client::Plain(client), ehlo),
+        }
     };
-    transaction(&mut client, &ehlo, conn, env, task).await
+    let mut session = Session {
+        client,
+        ehlo,
+        opened,
+        transactions: 0,
+    };
+    if let Some((user, password)) = &conn.auth {
+        task.phase(TaskPhase::SmtpDelivery, Some(conn.host));
+        let creds = Credentials::new(user.clone(), password.clone());
+        let ehlo = &session.ehlo;
+        let res =
+            with_client!(&mut session.client, c => c.authenticate(&creds, ehlo).await.map(|_| ()));
+        if let Err(e) = res {
+            session.quit().await;
+            return Err(OpenError::Auth(Reply::local(
+                451,
+                "4.7.0",
+                format!("authentication at {} failed: {e}", conn.host),
+            )));
+        }
+    }
+    Ok(session)
 }
 
-async fn session_after_tls<S: AsyncRead + AsyncWrite + Unpin>(
-    mut client: SmtpClient<S>,
-    conn: &Conn<'_>,
-    env: &Envelope<'_>,
-    task: &TaskHandle,
-    implicit: bool,
-) -> HostResult {
-    let ehlo = if implicit {
-        match greet(&mut client, conn).await {
-            Ok(e) => e,
-            Err(r) => return HostResult::TryNext(r),
-        }
-    } else {
-        // RFC 3207 §4.2: after TLS the client issues EHLO again.
-        match client.ehlo(conn.helo).await {
-            Ok(e) => e,
-            Err(e) => return HostResult::TryNext(io_reply("EHLO after STARTTLS", &e)),
-        }
-    };
-    transaction(&mut client, &ehlo, conn, env, task).await
+impl Session {
+    /// Checks that an idle session is still usable before the next transaction: RSET must
+    /// be answered 250 (RFC 5321 §4.1.1.5; it also ends any transaction the last one left
+    /// open, e.g. when every RCPT was refused). Waits at most `timeout`.
+    pub(crate) async fn probe(&mut self, timeout: Duration) -> bool {
+        with_client!(&mut self.client, c => {
+            let saved = c.timeout;
+            c.timeout = timeout.min(saved);
+            let r = c.cmd(b"RSET\r\n").await;
+            c.timeout = saved;
+            matches!(r, Ok(resp) if resp.code == 250)
+        })
+    }
+
+    /// Ends the session politely: QUIT (RFC 5321 §4.1.1.10), waiting at most a few
+    /// seconds for the 221, then closes the connection.
+    pub(crate) async fn quit(mut self) {
+        with_client!(&mut self.client, c => {
+            c.timeout = c.timeout.min(QUIT_TIMEOUT);
+            let _ = c.cmd(b"QUIT\r\n").await;
+        });
+    }
+
+    /// Runs one mail transaction (RFC 5321 §3.3) on this session.
+    pub(crate) async fn transaction(
+        &mut self,
+        conn: &Conn<'_>,
+        env: &Envelope<'_>,
+        task: &TaskHandle,
+    ) -> TxOutcome {
+        let ehlo = &self.ehlo;
+        let out = with_client!(&mut self.client, c => transaction(c, ehlo, conn, env, task).await);
+        self.transactions = self.transactions.saturating_add(1);
+        out
+    }
 }
+
+/// How long a QUIT may take (at shutdown, expiry, or when the cache is full).
+const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Reads the greeting and says EHLO (RFC 5321 §4.1.1.1, §3.1).
 async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
@@ -263,32 +342,34 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
         .map_err(|e| io_reply("connection lost", &e))
 }
 
+/// RFC 5321 §3.8: 421 means the server is closing the transmission channel.
+fn closing(r: &Reply) -> bool {
+    r.code == 421
+}
+
 async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut SmtpClient<S>,
     ehlo: &EhloResponse<String>,
     conn: &Conn<'_>,
     env: &Envelope<'_>,
     task: &TaskHandle,
-) -> HostResult {
+) -> TxOutcome {
     task.phase(TaskPhase::SmtpDelivery, Some(conn.host));
     let n = env.rcpts.len();
     let all = |r: Reply| vec![r; n];
-    if let Some((user, password)) = &conn.auth {
-        let creds = Credentials::new(user.clone(), password.clone());
-        if let Err(e) = client.authenticate(&creds, ehlo).await {
-            // A refused login is a configuration problem the admin can fix: defer.
-            let _ = client.cmd(b"QUIT\r\n").await;
-            return HostResult::Done {
-                replies: all(Reply::local(
-                    451,
-                    "4.7.0",
-                    format!("authentication at {} failed: {e}", conn.host),
-                )),
-                dsn: false,
-            };
-        }
-    }
     let dsn = ehlo.has_capability(EXT_DSN);
+    // A transaction that ended with every command answered: the session stays usable
+    // unless the server said it is closing.
+    let answered = |replies: Vec<Reply>, closed: bool| TxOutcome {
+        result: HostResult::Done { replies, dsn },
+        reusable: !closed,
+        failed_before_data: closed,
+    };
+    let lost = |replies: Vec<Reply>| TxOutcome {
+        result: HostResult::Done { replies, dsn },
+        reusable: false,
+        failed_before_data: true,
+    };
     // MAIL FROM with SIZE (RFC 1870), BODY (RFC 6152), RET/ENVID (RFC 3461 §4.3, §4.4).
     let mut params = String::new();
     if ehlo.has_capability(EXT_SIZE) {
@@ -307,21 +388,15 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let mail = match command(client, format!("MAIL FROM:<{}>{params}\r\n", env.sender)).await {
         Ok(r) => r,
-        Err(r) => {
-            return HostResult::Done {
-                replies: all(r),
-                dsn,
-            };
-        }
+        Err(r) => return lost(all(r)),
     };
     if !mail.is_ok() {
-        let _ = client.cmd(b"QUIT\r\n").await;
-        return HostResult::Done {
-            replies: all(mail),
-            dsn,
-        };
+        // No transaction was opened (RFC 5321 §4.1.1.2): the session stays usable.
+        let closed = closing(&mail);
+        return answered(all(mail), closed);
     }
     let mut replies: Vec<Option<Reply>> = Vec::with_capacity(n);
+    let mut closed = false;
     for r in env.rcpts {
         // RFC 3461 §4.1, §4.2: NOTIFY and ORCPT only to a server that offers DSN.
         let mut extra = String::new();
@@ -339,15 +414,18 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         match command(client, format!("RCPT TO:<{}>{extra}\r\n", r.address)).await {
-            Ok(reply) => replies.push(Some(reply)),
-            Err(lost) => {
+            Ok(reply) => {
+                closed |= closing(&reply);
+                replies.push(Some(reply));
+            }
+            Err(lost_reply) => {
                 // Connection lost: every recipient not yet answered is deferred.
                 let mut out: Vec<Reply> = replies
                     .into_iter()
-                    .map(|r| r.unwrap_or_else(|| lost.clone()))
+                    .map(|r| r.unwrap_or_else(|| lost_reply.clone()))
                     .collect();
-                out.resize(n, lost);
-                return HostResult::Done { replies: out, dsn };
+                out.resize(n, lost_reply);
+                return lost(out);
             }
         }
     }
@@ -361,11 +439,17 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Reply::local(451, "4.3.0", "no reply")))
         .collect();
-    if accepted.is_empty() {
-        let _ = client.cmd(b"QUIT\r\n").await;
-        return HostResult::Done { replies: out, dsn };
+    if accepted.is_empty() || closed {
+        // Nothing to send (the open transaction is reset by the RSET before the next
+        // one), or the server is closing (RFC 5321 §3.8): no data was written.
+        if closed {
+            for i in accepted {
+                out[i] = Reply::local(451, "4.4.2", "server closed the session before DATA");
+            }
+        }
+        return answered(out, closed);
     }
-    let final_reply = send_data(client, ehlo, env.message, conn.command_timeout).await;
+    let (final_reply, end) = send_data(client, ehlo, env.message, conn.command_timeout).await;
     if final_reply.is_ok() {
         task.sent();
     }
@@ -373,8 +457,37 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     for i in accepted {
         out[i] = final_reply.clone();
     }
-    let _ = client.cmd(b"QUIT\r\n").await;
-    HostResult::Done { replies: out, dsn }
+    match end {
+        DataEnd::Replied => {
+            let closed = closing(&final_reply);
+            TxOutcome {
+                result: HostResult::Done { replies: out, dsn },
+                reusable: !closed,
+                // After the data a 421 may come after the message was taken; not retried.
+                failed_before_data: false,
+            }
+        }
+        DataEnd::Refused => answered(out, closing(&final_reply)),
+        DataEnd::LostBeforeData => lost(out),
+        DataEnd::LostAfterData => TxOutcome {
+            result: HostResult::Done { replies: out, dsn },
+            reusable: false,
+            failed_before_data: false,
+        },
+    }
+}
+
+/// How the data phase ended.
+enum DataEnd {
+    /// The server answered after the message data.
+    Replied,
+    /// DATA was refused (no 354): nothing was sent.
+    Refused,
+    /// The connection failed at the DATA command, before any message byte was written.
+    LostBeforeData,
+    /// The connection failed or timed out once message data had been written: the
+    /// server may have the message (RFC 5321 §6.1 duplicate risk), never retried at once.
+    LostAfterData,
 }
 
 /// DATA (RFC 5321 §4.1.1.4, dot-stuffed by mail-send) or BDAT LAST (RFC 3030) when the
@@ -385,7 +498,7 @@ async fn send_data<S: AsyncRead + AsyncWrite + Unpin>(
     ehlo: &EhloResponse<String>,
     message: &[u8],
     timeout: Duration,
-) -> Reply {
+) -> (Reply, DataEnd) {
     let long = timeout.saturating_mul(2);
     if ehlo.has_capability(EXT_CHUNKING) {
         let r = tokio::time::timeout(long, async {
@@ -400,17 +513,31 @@ async fn send_data<S: AsyncRead + AsyncWrite + Unpin>(
         })
         .await;
         return match r {
-            Ok(Ok(resp)) => Reply::from_response(&resp),
-            Ok(Err(e)) => io_reply("connection lost during BDAT", &e),
-            Err(_) => Reply::local(451, "4.4.2", "timeout after the message data"),
+            Ok(Ok(resp)) => (Reply::from_response(&resp), DataEnd::Replied),
+            Ok(Err(e)) => (
+                io_reply("connection lost during BDAT", &e),
+                DataEnd::LostAfterData,
+            ),
+            Err(_) => (
+                Reply::local(451, "4.4.2", "timeout after the message data"),
+                DataEnd::LostAfterData,
+            ),
         };
     }
     let go = match client.cmd(b"DATA\r\n").await {
         Ok(r) => r,
-        Err(e) => return io_reply("connection lost at DATA", &e),
+        Err(e) => {
+            let end = if matches!(e, mail_send::Error::Timeout) {
+                // The DATA line may still be answered later: the stream is out of step.
+                DataEnd::LostAfterData
+            } else {
+                DataEnd::LostBeforeData
+            };
+            return (io_reply("connection lost at DATA", &e), end);
+        }
     };
     if go.code != 354 {
-        return Reply::from_response(&go);
+        return (Reply::from_response(&go), DataEnd::Refused);
     }
     let r = tokio::time::timeout(long, async {
         client.write_message(message).await?;
@@ -418,9 +545,15 @@ async fn send_data<S: AsyncRead + AsyncWrite + Unpin>(
     })
     .await;
     match r {
-        Ok(Ok(resp)) => Reply::from_response(&resp),
-        Ok(Err(e)) => io_reply("connection lost after DATA", &e),
-        Err(_) => Reply::local(451, "4.4.2", "timeout after the message data"),
+        Ok(Ok(resp)) => (Reply::from_response(&resp), DataEnd::Replied),
+        Ok(Err(e)) => (
+            io_reply("connection lost after DATA", &e),
+            DataEnd::LostAfterData,
+        ),
+        Err(_) => (
+            Reply::local(451, "4.4.2", "timeout after the message data"),
+            DataEnd::LostAfterData,
+        ),
     }
 }
 

@@ -33,8 +33,16 @@
 //!   sender.
 //! - Every recipient attempt writes a `Sent:` line, every report a `Recv: … Service: DSN`
 //!   line (guide §25.3).
+//! - Connection reuse (RFC 5321 §3.3, [`cache`]): after a transaction a usable session
+//!   is kept idle for a few seconds per address, TLS policy and relay credentials; the next
+//!   delivery there sends RSET (§4.1.1.5) and, on 250, its transaction on that session.
+//!   A cached session that fails before the message data is discarded and the message is
+//!   sent on a new connection; after the data nothing is resent at once (§6.1). Sessions
+//!   end with QUIT when idle too long, too old, after 100 transactions, at shutdown and
+//!   at the end of [`QueueRunner::run_once`]. Setting `outbound_connection_reuse`.
 //! - Blocking store and mailbox calls run in `spawn_blocking`.
 
+mod cache;
 mod client;
 pub mod etrn_client;
 pub mod tasks;
@@ -59,7 +67,8 @@ use crate::dns::{DnsError, MxTargets, Resolver};
 use crate::dsn::{self, DsnAction, DsnKind, DsnRecipient, DsnRequest};
 use crate::queue;
 use crate::settings::{RelayTls, SmtpSettings};
-use client::{Conn, Envelope, HostResult, RcptReq, Reply, TlsMode};
+use cache::{ConnCache, SessionKey, TlsPolicy};
+use client::{Conn, Envelope, HostResult, OpenError, RcptReq, Reply, Session, TlsMode};
 pub use etrn_client::EtrnOutcome;
 use tasks::TaskHandle;
 pub use tasks::{DeliveryTask, DeliveryTasks, TaskPhase};
@@ -132,6 +141,8 @@ struct Inner {
     etrn_running: std::sync::atomic::AtomicBool,
     insecure_tls: Result<TlsConnector, String>,
     verified_tls: Result<TlsConnector, String>,
+    /// Idle SMTP sessions for reuse (RFC 5321 §3.3; see [`cache`]).
+    cache: ConnCache,
 }
 
 /// The queue runner. Cheap to clone; clones share the registry, waker and in-flight set.
@@ -162,6 +173,15 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| QueueError::Task(e.to_string()))
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Where a group of recipients goes.
@@ -196,6 +216,7 @@ impl QueueRunner {
                 etrn_running: std::sync::atomic::AtomicBool::new(false),
                 insecure_tls: tls_connector(true),
                 verified_tls: tls_connector(false),
+                cache: ConnCache::default(),
             }),
         }
     }
@@ -290,8 +311,27 @@ impl QueueRunner {
                 self.spawn(&mut set, m);
             }
             if set.join_next().await.is_none() {
+                // A one-shot run (`keel queue run`, tests) keeps no session open after it.
+                self.close_cached().await;
                 return Ok(attempts);
             }
+        }
+    }
+
+    /// Closes every idle cached session with QUIT (shutdown, end of a one-shot run).
+    async fn close_cached(&self) {
+        let mut quits = JoinSet::new();
+        for s in self.inner.cache.drain() {
+            quits.spawn(s.quit());
+        }
+        // Each QUIT is bounded by its own timeout; this bounds the whole.
+        let _ = tokio::time::timeout(Duration::from_secs(5), quits.join_all()).await;
+    }
+
+    /// Closes idle sessions that expired (idle or lifetime limit), in the background.
+    fn close_later(sessions: Vec<Session>) {
+        for s in sessions {
+            tokio::spawn(s.quit());
         }
     }
 
@@ -348,6 +388,19 @@ impl QueueRunner {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut set: JoinSet<()> = JoinSet::new();
         let poll = *lock(&self.inner.poll);
+        // Idle sessions of the connection cache are closed once they expire. The guard
+        // stops the reaper also when this future is dropped instead of shut down.
+        let reaper = AbortOnDrop({
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    Self::close_later(me.inner.cache.expire());
+                }
+            })
+        });
         // guide §7.10: ETRN to the configured servers at start-up, then every interval.
         let mut last_etrn: Option<i64> = None;
         loop {
@@ -390,6 +443,8 @@ impl QueueRunner {
         {
             set.abort_all();
         }
+        drop(reaper);
+        self.close_cached().await;
     }
 
     /// One delivery attempt of one message (one task, guide §24.2).
@@ -748,11 +803,14 @@ impl QueueRunner {
                         settings.delivery_command_timeout_secs.max(1),
                     ),
                 };
-                let (mut result, retry_plain) = client::deliver(&conn, &env, task).await;
-                if retry_plain {
-                    result = client::deliver_plain(&conn, &env, task).await;
-                }
-                match result {
+                let key = SessionKey {
+                    addr: conn.addr,
+                    host: host.clone(),
+                    helo: helo.clone(),
+                    tls: TlsPolicy::of(&conn.tls),
+                    auth: conn.auth.clone(),
+                };
+                match self.deliver_to(&conn, key, &env, settings, task).await {
                     HostResult::Done { replies, dsn } => {
                         return replies
                             .into_iter()
@@ -783,6 +841,92 @@ impl QueueRunner {
             last = Reply::local(451, "4.4.1", format!("all servers refused: {}", last.text));
         }
         all(last)
+    }
+
+    /// Runs the transaction on `conn.addr`: on an idle cached session for `key` that is
+    /// still alive, else on a new session. A cached session that fails before any message
+    /// data was written is discarded and the transaction is run again on a new
+    /// connection (the server cannot have the message, so there is no duplicate); a
+    /// reply about the message itself (4xx/5xx) is its result as on a new session.
+    /// Afterwards the session goes back to the cache when it is still usable.
+    async fn deliver_to(
+        &self,
+        conn: &Conn<'_>,
+        key: SessionKey,
+        env: &Envelope<'_>,
+        settings: &SmtpSettings,
+        task: &TaskHandle,
+    ) -> HostResult {
+        let reuse = settings.outbound_connection_reuse;
+        if reuse {
+            let mut stale = Vec::new();
+            // At most two cached sessions are tried: a server that dropped one idle session
+            // has usually dropped the others too.
+            for _ in 0..2 {
+                let Some(mut session) = self.inner.cache.take(&key, &mut stale) else {
+                    break;
+                };
+                task.phase(TaskPhase::SmtpDelivery, Some(conn.host));
+                // RFC 5321 §4.1.1.5: RSET before the next transaction; anything but 250
+                // means the session is gone (closed, timed out, 421).
+                if !session.probe(cache::PROBE_TIMEOUT).await {
+                    tracing::debug!(host = conn.host, addr = %conn.addr, "cached SMTP session is gone");
+                    continue;
+                }
+                let out = session.transaction(conn, env, task).await;
+                if out.failed_before_data {
+                    tracing::debug!(host = conn.host, addr = %conn.addr, "cached SMTP session failed; new connection");
+                    break;
+                }
+                self.release(key, session, out.reusable, settings).await;
+                Self::close_later(stale);
+                return out.result;
+            }
+            Self::close_later(stale);
+        }
+        let deferred = |r: Reply| HostResult::Done {
+            replies: vec![r; env.rcpts.len()],
+            dsn: false,
+        };
+        let mut session = match client::open(conn, task, false).await {
+            Ok(s) => s,
+            Err(OpenError::RetryPlain(_)) => match client::open(conn, task, true).await {
+                Ok(s) => s,
+                Err(OpenError::TryNext(r) | OpenError::RetryPlain(r)) => {
+                    return HostResult::TryNext(r);
+                }
+                Err(OpenError::Auth(r)) => return deferred(r),
+            },
+            Err(OpenError::TryNext(r)) => return HostResult::TryNext(r),
+            Err(OpenError::Auth(r)) => return deferred(r),
+        };
+        let out = session.transaction(conn, env, task).await;
+        self.release(key, session, out.reusable, settings).await;
+        out.result
+    }
+
+    /// After a transaction: an unusable session is dropped (the connection closes); a
+    /// usable one goes to the cache, or is ended with QUIT when reuse is off, the session
+    /// reached its transaction or lifetime limit, or the cache is full.
+    async fn release(
+        &self,
+        key: SessionKey,
+        session: Session,
+        reusable: bool,
+        settings: &SmtpSettings,
+    ) {
+        if !reusable {
+            return;
+        }
+        let back = if settings.outbound_connection_reuse {
+            let per_destination = settings.max_delivery_tasks.max(1) as usize;
+            self.inner.cache.put(key, session, per_destination)
+        } else {
+            Some(session)
+        };
+        if let Some(session) = back {
+            session.quit().await;
+        }
     }
 
     /// Builds a DSN and delivers or queues it (never to `<>`).
