@@ -15,6 +15,21 @@ impl Mailboxes {
             .map_err(|e| not_found_as(e, folder_id))
     }
 
+    /// A folder's messages changed (added, or flags changed) after `modseq`, ordered by
+    /// UID; expunges are the `MessageExpunged` rows of the change log. IMAP sessions bring
+    /// their snapshot up to date with it (RFC 9051 §7.4-§7.5) instead of re-reading the
+    /// folder.
+    pub fn messages_changed_since(
+        &self,
+        folder_id: i64,
+        modseq: u64,
+    ) -> MailResult<Vec<MessageMeta>> {
+        self.inner
+            .meta
+            .list_messages_changed_since(folder_id, modseq)
+            .map_err(|e| not_found_as(e, folder_id))
+    }
+
     /// The raw bytes of a message.
     pub fn read(&self, blob: &BlobId) -> MailResult<Vec<u8>> {
         Ok(self.inner.blobs.get(blob)?)

@@ -121,6 +121,14 @@ pub const CHECKS: &[(&str, Check)] = &[
         "blob_orphan_candidates_are_stored_blobs",
         blob_orphan_candidates_are_stored_blobs,
     ),
+    (
+        "messages_changed_since_returns_changed_rows",
+        messages_changed_since_returns_changed_rows,
+    ),
+    (
+        "change_log_has_one_row_per_modseq",
+        change_log_has_one_row_per_modseq,
+    ),
 ];
 
 /// Runs every check of [`CHECKS`], each on fresh stores from `factory`.
@@ -171,6 +179,8 @@ macro_rules! conformance_tests {
             check_store_is_clean_and_recount_keeps_counters,
             copy_store_into_a_second_store_keeps_everything,
             blob_orphan_candidates_are_stored_blobs,
+            messages_changed_since_returns_changed_rows,
+            change_log_has_one_row_per_modseq,
         );
     };
     (@tests $fresh:path; $($check:ident),+ $(,)?) => {
@@ -1932,4 +1942,139 @@ impl BlobStore for MemSource {
     fn list(&self) -> crate::StoreResult<Vec<BlobId>> {
         Ok(self.bytes.keys().cloned().collect())
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Incremental change propagation (IMAP sessions, RFC 9051 §7.4-§7.5, RFC 7162 §3.2.5.1)
+
+/// `list_messages_changed_since` returns exactly the rows whose modseq is above the given
+/// one (appended or flag-changed since), ordered by UID, never expunged ones; and agrees
+/// with `list_messages` filtered by modseq.
+pub fn messages_changed_since_returns_changed_rows(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let f = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let other = meta
+        .create_folder("alice", "Other", FolderKind::Mail)
+        .expect("create other");
+    meta.append_messages(
+        f.id,
+        &[
+            message(blobs, b"one", &[]),
+            message(blobs, b"two", &[]),
+            message(blobs, b"three", &["\\Seen"]),
+        ],
+    )
+    .expect("append");
+    let mark = meta.highest_modseq("alice").expect("modseq");
+    assert!(
+        meta.list_messages_changed_since(f.id, mark)
+            .expect("nothing changed")
+            .is_empty(),
+        "no row changed after the account's highest modseq"
+    );
+    // After the mark: a flag change on 2, an expunge of 1, a new message 4, a change in
+    // another folder, and a STORE that changes nothing (no new modseq, RFC 7162 §3.1).
+    let m2 = meta
+        .set_flags(f.id, 2, &["\\Flagged".to_owned()])
+        .expect("flags");
+    meta.set_flags(f.id, 3, &["\\Seen".to_owned()])
+        .expect("same flags");
+    meta.expunge(f.id, &[1]).expect("expunge");
+    let added = meta
+        .append_messages(f.id, &[message(blobs, b"four", &["$Junk"])])
+        .expect("append");
+    meta.append_messages(other.id, &[message(blobs, b"elsewhere", &[])])
+        .expect("append other");
+    let changed = meta
+        .list_messages_changed_since(f.id, mark)
+        .expect("changed");
+    let got: Vec<(u32, Vec<String>, u64)> = changed
+        .iter()
+        .map(|m| (m.uid, m.flags.clone(), m.modseq))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, vec!["\\Flagged".to_owned()], m2),
+            (4, vec!["$Junk".to_owned()], added[0].1),
+        ],
+        "changed rows after the mark, by UID"
+    );
+    assert!(changed.iter().all(|m| m.folder == f.id));
+    assert_eq!(changed[1].blob, BlobId::of(b"four"));
+    assert_eq!(changed[1].size, 4);
+    // Any position agrees with the full listing filtered by modseq.
+    let all = meta.list_messages(f.id).expect("list");
+    for since in 0..=meta.highest_modseq("alice").expect("modseq") {
+        let want: Vec<_> = all.iter().filter(|m| m.modseq > since).cloned().collect();
+        assert_eq!(
+            meta.list_messages_changed_since(f.id, since)
+                .expect("changed"),
+            want,
+            "rows changed since {since}"
+        );
+    }
+    // The expunge is in the change log, not in the rows.
+    let expunged: Vec<u32> = meta
+        .changes_since("alice", mark)
+        .expect("changes")
+        .iter()
+        .filter(|c| c.folder == f.id && c.kind == ChangeKind::MessageExpunged)
+        .map(|c| c.uid)
+        .collect();
+    assert_eq!(expunged, [1]);
+    assert!(
+        matches!(
+            meta.list_messages_changed_since(f.id + 1000, 0),
+            Err(StoreError::NotFound(_))
+        ),
+        "a missing folder is NotFound"
+    );
+    meta.delete_folder(f.id).expect("delete");
+    assert!(
+        matches!(
+            meta.list_messages_changed_since(f.id, 0),
+            Err(StoreError::NotFound(_))
+        ),
+        "a deleted folder is NotFound"
+    );
+}
+
+/// Every modseq an account hands out has exactly one change-log row, so the log read
+/// from any position is gap-free (IMAP sessions treat a gap as a log they cannot trust
+/// and reload the folder).
+pub fn change_log_has_one_row_per_modseq(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let f = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let g = meta
+        .create_folder("alice", "Old", FolderKind::Mail)
+        .expect("create");
+    meta.append_messages(
+        f.id,
+        &[message(blobs, b"one", &[]), message(blobs, b"two", &[])],
+    )
+    .expect("append");
+    meta.append_messages(g.id, &[message(blobs, b"three", &[])])
+        .expect("append");
+    meta.set_flags(f.id, 1, &["\\Seen".to_owned()])
+        .expect("flags");
+    meta.set_flags(f.id, 1, &["\\Seen".to_owned()])
+        .expect("unchanged flags");
+    meta.expunge(f.id, &[2, 99]).expect("expunge");
+    meta.rename_folder(g.id, "Older").expect("rename");
+    meta.delete_folder(g.id).expect("delete");
+    let top = meta.highest_modseq("alice").expect("modseq");
+    let modseqs: Vec<u64> = meta
+        .changes_since("alice", 0)
+        .expect("changes")
+        .iter()
+        .map(|c| c.modseq)
+        .collect();
+    assert_eq!(
+        modseqs,
+        (1..=top).collect::<Vec<_>>(),
+        "one change-log row per modseq"
+    );
 }

@@ -109,6 +109,60 @@ impl BlobId {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         .then(|| Self(s.to_owned()))
     }
+    /// As [`Self::parse`], taking the string without copying it (row decoding).
+    pub fn parse_owned(s: String) -> Result<Self, String> {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Self(s))
+        } else {
+            Err(s)
+        }
+    }
+}
+
+/// Decodes a stored flag list (a JSON array of strings, as serde_json writes it) without
+/// the general JSON parser for the forms it writes for flags: `[]` and `["\\Seen","$Junk"]`
+/// whose strings escape only `"` and `\`. `None` for anything else, which the caller
+/// hands to serde_json. Row decoding of large folders (IMAP SELECT) spends most of its
+/// time here otherwise.
+pub(crate) fn parse_flag_list(text: &str) -> Option<Vec<String>> {
+    let inner = text.strip_prefix('[')?.strip_suffix(']')?;
+    let mut out = Vec::new();
+    let mut rest = inner.as_bytes();
+    if rest.is_empty() {
+        return Some(out);
+    }
+    loop {
+        rest = rest.strip_prefix(b"\"")?;
+        let mut flag = Vec::new();
+        loop {
+            match *rest.first()? {
+                b'"' => {
+                    rest = rest.get(1..)?;
+                    break;
+                }
+                b'\\' => {
+                    match *rest.get(1)? {
+                        c @ (b'"' | b'\\') => flag.push(c),
+                        _ => return None,
+                    }
+                    rest = rest.get(2..)?;
+                }
+                c if c < 0x20 => return None,
+                c => {
+                    flag.push(c);
+                    rest = rest.get(1..)?;
+                }
+            }
+        }
+        out.push(String::from_utf8(flag).ok()?);
+        if rest.is_empty() {
+            return Some(out);
+        }
+        rest = rest.strip_prefix(b",")?;
+    }
 }
 
 impl std::fmt::Display for BlobId {
@@ -435,6 +489,24 @@ pub trait MetaStore: Send + Sync + 'static {
     -> StoreResult<Vec<(u32, u64)>>;
     /// Lists a folder's messages ordered by UID; `NotFound` if the folder does not exist.
     fn list_messages(&self, folder: i64) -> StoreResult<Vec<MessageMeta>>;
+    /// A folder's messages whose modseq is greater than `modseq` (added or flag-changed
+    /// since then), ordered by UID; `NotFound` if the folder does not exist. Expunged
+    /// messages have no row: they are the `MessageExpunged` rows of
+    /// [`Self::changes_since`]. This is what an IMAP session needs to bring its snapshot up
+    /// to date (RFC 9051 §7.4-§7.5, RFC 7162 §3.2.5.1) without reading every row; both
+    /// backends answer it from an index on `(folder, modseq)`.
+    ///
+    /// The default filters [`Self::list_messages`], so wrappers that delegate method by
+    /// method stay correct; every real backend overrides it.
+    fn list_messages_changed_since(
+        &self,
+        folder: i64,
+        modseq: u64,
+    ) -> StoreResult<Vec<MessageMeta>> {
+        let mut rows = self.list_messages(folder)?;
+        rows.retain(|m| m.modseq > modseq);
+        Ok(rows)
+    }
     /// Replaces the flags of a message; returns the new modseq. When the flags are
     /// unchanged nothing is written and the message's current modseq is returned
     /// (RFC 7162 §3.1). `NotFound` if the message does not exist.
@@ -654,4 +726,42 @@ pub fn collect_orphan_blobs(meta: &dyn MetaStore, blobs: &dyn BlobStore) -> Stor
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod flag_list_tests {
+    use super::parse_flag_list;
+
+    /// The fast path agrees with serde_json on everything serde_json writes, and declines
+    /// (returns `None`, so serde_json decides) whatever it does not handle.
+    #[test]
+    fn fast_flag_decoding_agrees_with_serde_json() {
+        let lists: Vec<Vec<String>> = vec![
+            vec![],
+            vec!["\\Seen".into()],
+            vec!["$Junk".into(), "\\Answered".into(), "\\Seen".into()],
+            vec!["a\"b".into(), "back\\slash".into(), "ünï".into(), "".into()],
+            vec!["tab\there".into(), "nul\u{0}".into()],
+            vec!["[,]".into(), "\",\"".into()],
+        ];
+        for flags in lists {
+            let text = serde_json::to_string(&flags).expect("encode");
+            match parse_flag_list(&text) {
+                Some(got) => assert_eq!(got, flags, "{text}"),
+                None => assert!(text.contains("\\t") || text.contains("\\u"), "{text}"),
+            }
+        }
+        for bad in [
+            "",
+            "[",
+            "]",
+            "[\"a\"",
+            "[\"a\",]",
+            "[a]",
+            "[\"a\"]x",
+            "[\"\\x\"]",
+        ] {
+            assert_eq!(parse_flag_list(bad), None, "{bad:?}");
+        }
+    }
 }

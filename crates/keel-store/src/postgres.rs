@@ -195,7 +195,7 @@ fn col_bool(row: &Row, i: usize) -> StoreResult<bool> {
 
 fn col_blob(row: &Row, i: usize) -> StoreResult<BlobId> {
     let s = col_str(row, i)?;
-    BlobId::parse(&s).ok_or_else(|| corrupt(row, i, format!("blob id {s:?}")))
+    BlobId::parse_owned(s).map_err(|s| corrupt(row, i, format!("blob id {s:?}")))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -915,8 +915,11 @@ fn encode_flags(flags: &[String]) -> StoreResult<String> {
 }
 
 fn decode_flags(row: &Row, i: usize) -> StoreResult<Vec<String>> {
-    let text = col_str(row, i)?;
-    serde_json::from_str(&text).map_err(|e| corrupt(row, i, format!("flags: {e}")))
+    let text: &str = row.try_get(i).map_err(|e| corrupt(row, i, e))?;
+    if let Some(flags) = crate::parse_flag_list(text) {
+        return Ok(flags);
+    }
+    serde_json::from_str(text).map_err(|e| corrupt(row, i, format!("flags: {e}")))
 }
 
 /// Of `candidates`, the blobs no message and no queued message references any more. Runs
@@ -1274,6 +1277,29 @@ impl MetaStore for PgStore {
             .iter()
             .map(message_from_row)
             .collect()
+        })
+    }
+
+    fn list_messages_changed_since(
+        &self,
+        folder: i64,
+        modseq: u64,
+    ) -> StoreResult<Vec<MessageMeta>> {
+        let modseq = to_i64(modseq, "modseq")?;
+        self.read(|t| {
+            folder_by_id(t, folder)?;
+            // Answered from the `messages_by_modseq` index (migration 3).
+            let mut rows = t
+                .rows(
+                    "SELECT folder, uid, blob, size, flags, internal_date, modseq
+                     FROM messages WHERE folder = $1 AND modseq > $2",
+                    &[&folder, &modseq],
+                )?
+                .iter()
+                .map(message_from_row)
+                .collect::<StoreResult<Vec<_>>>()?;
+            rows.sort_unstable_by_key(|m| m.uid);
+            Ok(rows)
         })
     }
 

@@ -527,6 +527,9 @@ fn encode_flags(flags: &[String]) -> StoreResult<String> {
 }
 
 fn decode_flags(col: usize, text: &str) -> rusqlite::Result<Vec<String>> {
+    if let Some(flags) = crate::parse_flag_list(text) {
+        return Ok(flags);
+    }
     serde_json::from_str(text).map_err(|e| bad_column(col, format!("flags: {e}")))
 }
 
@@ -572,14 +575,19 @@ fn folder_bytes(c: &Connection, folder: i64) -> StoreResult<i64> {
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageMeta> {
     let blob: String = row.get(2)?;
-    let blob = BlobId::parse(&blob).ok_or_else(|| bad_column(2, format!("blob id {blob:?}")))?;
-    let flags: String = row.get(4)?;
+    let blob = BlobId::parse_owned(blob).map_err(|b| bad_column(2, format!("blob id {b:?}")))?;
+    // Borrowed: the flags text is decoded straight from SQLite's buffer.
+    let flags = row
+        .get_ref(4)?
+        .as_str()
+        .map_err(|e| bad_column(4, format!("flags: {e}")))?;
+    let flags = decode_flags(4, flags)?;
     Ok(MessageMeta {
         folder: row.get(0)?,
         uid: row.get(1)?,
         blob,
         size: row.get(3)?,
-        flags: decode_flags(4, &flags)?,
+        flags,
         internal_date: row.get(5)?,
         modseq: row.get(6)?,
     })
@@ -872,6 +880,33 @@ impl MetaStore for SqliteStore {
                 .db()?
                 .collect::<Result<Vec<_>, _>>()
                 .db()
+        })
+    }
+
+    fn list_messages_changed_since(
+        &self,
+        folder: i64,
+        modseq: u64,
+    ) -> StoreResult<Vec<MessageMeta>> {
+        let modseq = to_i64(modseq, "modseq")?;
+        self.read(|c| {
+            folder_by_id(c, folder)?;
+            // The `messages_by_modseq` index (migration 4) finds the rows; sorting the few
+            // found by UID is cheap.
+            let mut st = c
+                .prepare_cached(
+                    "SELECT folder, uid, blob, size, flags, internal_date, modseq
+                     FROM messages INDEXED BY messages_by_modseq
+                     WHERE folder = ?1 AND modseq > ?2",
+                )
+                .db()?;
+            let mut rows = st
+                .query_map(params![folder, modseq], message_from_row)
+                .db()?
+                .collect::<Result<Vec<_>, _>>()
+                .db()?;
+            rows.sort_unstable_by_key(|m| m.uid);
+            Ok(rows)
         })
     }
 

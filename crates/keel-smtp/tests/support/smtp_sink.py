@@ -1,8 +1,8 @@
 """A small SMTP sink for Keel's outbound tests (stdlib only).
 
 Usage: smtp_sink.py CONFIG.json LOG.jsonl   -- prints the port, then serves 127.0.0.1.
-The config is re-read at every connection, so a test can change the behaviour between
-attempts. Keys: "rcpt" {address: reply}, "mail" reply, "data" reply, "dsn" (bool,
+The config is re-read at every connection (and its transaction replies at every MAIL),
+so a test can change the behaviour between attempts. Keys: "rcpt" {address: reply}, "mail" reply, "data" reply, "dsn" (bool,
 advertise DSN), "auth" [user, password] (advertise AUTH PLAIN and require it),
 "slow" seconds to wait before the final data reply. Each finished transaction is
 appended to the log as one JSON object.
@@ -79,6 +79,14 @@ class Handler(socketserver.StreamRequestHandler):
                 else:
                     self.send('535 5.7.8 bad credentials')
             elif verb == 'MAIL':
+                # Transaction replies are re-read at every MAIL, so a session Keel keeps
+                # open (its outbound connection cache) sees a test's change too.
+                fresh = config()
+                for key in ('mail', 'rcpt', 'data', 'slow'):
+                    if key in fresh:
+                        cfg[key] = fresh[key]
+                    else:
+                        cfg.pop(key, None)
                 if not authed:
                     self.send('530 5.7.0 authentication required')
                     continue

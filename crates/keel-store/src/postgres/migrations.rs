@@ -139,6 +139,13 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX blobs_by_stored_at ON blobs (stored_at);
     "#,
+    // Version 3: the rows of one folder changed after a modseq
+    // (`MetaStore::list_messages_changed_since`), read by every IMAP session on each
+    // change to its selected folder (RFC 9051 §7.4-§7.5, RFC 7162 §3.2.5.1) without
+    // scanning the folder.
+    r#"
+    CREATE INDEX messages_by_modseq ON messages (folder, modseq);
+    "#,
 ];
 
 /// The schema version this build creates and understands.

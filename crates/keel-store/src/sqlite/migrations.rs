@@ -116,6 +116,13 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
     "#,
+    // Version 4: the rows of one folder changed after a modseq
+    // (`MetaStore::list_messages_changed_since`), read by every IMAP session on each
+    // change to its selected folder (RFC 9051 §7.4-§7.5, RFC 7162 §3.2.5.1) without
+    // scanning the folder.
+    r#"
+    CREATE INDEX messages_by_modseq ON messages (folder, modseq);
+    "#,
 ];
 
 /// The schema version this build creates and understands.

@@ -5,8 +5,10 @@
 //! words in headers and transfer encodings in bodies are decoded by mail-parser.
 
 use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use keel_mail::{Mailboxes, MessageMeta};
+use keel_mail::{BlobId, Mailboxes, MessageMeta};
 
 use crate::codec::{
     Code, Data, Date, EsearchItem, SearchCommand, SearchKey, SearchReturnOption, SequenceSet,
@@ -15,18 +17,23 @@ use crate::server::cmd::date_of;
 use crate::server::mime;
 use crate::server::{CmdResult, Reply, Session, ok};
 
-/// The decoded text of a message, computed on first use.
-struct Content {
-    /// (lower-case field name, lower-case decoded value)
-    headers: Vec<(String, String)>,
-    body: String,
+/// Decoded header fields of a message: (lower-case field name, lower-case decoded value).
+type Headers = Arc<[(Box<str>, Box<str>)]>;
+
+/// The decoded body text of a message and its sent date, computed on first use (only
+/// BODY, TEXT and SENT* keys need them).
+struct Body {
+    text: String,
     sent: Option<Date>,
 }
 
 struct Candidate<'a> {
     seq: u32,
     meta: &'a MessageMeta,
-    content: OnceCell<Option<Content>>,
+    /// The raw bytes, read once for headers and body.
+    raw: OnceCell<Option<Vec<u8>>>,
+    headers: OnceCell<Option<Headers>>,
+    body: OnceCell<Option<Body>>,
 }
 
 struct Ctx<'a> {
@@ -52,41 +59,134 @@ fn decode_value(value: &[u8]) -> String {
     raw.into_owned()
 }
 
-fn load(mb: &Mailboxes, meta: &MessageMeta) -> Option<Content> {
-    let raw = mb.read(&meta.blob).ok()?;
-    let part = mime::Part::message(&raw);
-    let headers = mime::fields(part.header)
+/// The header block of a message (RFC 5322 §2.1: up to the first empty line).
+fn header_block(raw: &[u8]) -> &[u8] {
+    mime::Part::message(raw).header
+}
+
+/// Decodes a header block into [`Headers`].
+fn parse_headers(raw: &[u8]) -> Headers {
+    mime::fields(header_block(raw))
         .into_iter()
-        .map(|(n, v)| (n.to_lowercase(), decode_value(&v).to_lowercase()))
-        .collect();
-    let parsed = mail_parser::MessageParser::default().parse(&raw);
-    let mut body = String::new();
+        .map(|(n, v)| {
+            (
+                n.to_lowercase().into_boxed_str(),
+                decode_value(&v).to_lowercase().into_boxed_str(),
+            )
+        })
+        .collect()
+}
+
+/// A process-wide, bounded cache of decoded header blocks keyed by blob id. Blobs are
+/// immutable and content-addressed, so an entry never goes stale; a header SEARCH over a
+/// large folder then reads no message file the second time (as Dovecot's cache file does).
+/// When full, a new entry replaces a pseudo-random old one: under repeated scans of a
+/// folder larger than the cache, a random victim keeps part of the folder cached, where
+/// FIFO or LRU would keep none.
+struct HeaderCache {
+    map: HashMap<BlobId, (Headers, usize)>,
+    /// Keys in slot order, for O(1) random eviction (`swap_remove`).
+    keys: Vec<BlobId>,
+    bytes: usize,
+    seed: u64,
+}
+
+/// Memory the header cache may hold (estimated), process-wide.
+const HEADER_CACHE_BYTES: usize = 64 << 20;
+
+/// Estimated heap cost of one cache entry.
+fn entry_cost(h: &Headers) -> usize {
+    // Key (64 hex digits + String), map and slot overhead, one Box<str> pair per field.
+    160 + h.iter().map(|(n, v)| n.len() + v.len() + 32).sum::<usize>()
+}
+
+fn header_cache() -> &'static Mutex<HeaderCache> {
+    static CACHE: OnceLock<Mutex<HeaderCache>> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        Mutex::new(HeaderCache {
+            map: HashMap::new(),
+            keys: Vec::new(),
+            bytes: 0,
+            seed: 0x9E37_79B9_7F4A_7C15,
+        })
+    })
+}
+
+impl HeaderCache {
+    fn get(&self, id: &BlobId) -> Option<Headers> {
+        self.map.get(id).map(|(h, _)| h.clone())
+    }
+
+    fn insert(&mut self, id: BlobId, h: Headers) {
+        let cost = entry_cost(&h);
+        if cost > HEADER_CACHE_BYTES / 16 || self.map.contains_key(&id) {
+            return;
+        }
+        while self.bytes + cost > HEADER_CACHE_BYTES && !self.keys.is_empty() {
+            // xorshift64: cheap and good enough to pick a victim.
+            self.seed ^= self.seed << 13;
+            self.seed ^= self.seed >> 7;
+            self.seed ^= self.seed << 17;
+            let slot = usize::try_from(self.seed % self.keys.len() as u64).unwrap_or(0);
+            let victim = self.keys.swap_remove(slot);
+            if let Some(moved) = self.keys.get(slot)
+                && let Some(e) = self.map.get_mut(moved)
+            {
+                e.1 = slot;
+            }
+            if let Some((old, _)) = self.map.remove(&victim) {
+                self.bytes = self.bytes.saturating_sub(entry_cost(&old));
+            }
+        }
+        self.bytes += cost;
+        self.keys.push(id.clone());
+        self.map.insert(id, (h, self.keys.len() - 1));
+    }
+}
+
+fn lock_cache() -> std::sync::MutexGuard<'static, HeaderCache> {
+    header_cache()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn load_body(raw: &[u8]) -> Body {
+    // mail-parser recurses per nesting level and aborts the process on thousands of
+    // nested parts: only messages within the structural limits reach it; the others are
+    // searched as raw text (issue 6, hostile input).
+    let within_limits =
+        keel_filter::mime::structure(raw, &keel_filter::MessageLimits::default()).is_ok();
+    let parsed = if within_limits {
+        mail_parser::MessageParser::default().parse(raw)
+    } else {
+        None
+    };
+    let mut text = String::new();
     if let Some(m) = &parsed {
         for i in 0..m.text_body_count() {
             if let Some(t) = m.body_text(i) {
-                body.push_str(&t);
-                body.push('\n');
+                text.push_str(&t);
+                text.push('\n');
             }
         }
         for i in 0..m.html_body_count() {
             if let Some(t) = m.body_html(i) {
-                body.push_str(&t);
-                body.push('\n');
+                text.push_str(&t);
+                text.push('\n');
             }
         }
     }
-    if body.is_empty() {
-        body = String::from_utf8_lossy(part.body).into_owned();
+    if text.is_empty() {
+        text = String::from_utf8_lossy(mime::Part::message(raw).body).into_owned();
     }
     let sent = parsed
         .as_ref()
         .and_then(|m| m.date())
         .and_then(|d| Date::new(d.year, d.month, d.day));
-    Some(Content {
-        headers,
-        body: body.to_lowercase(),
+    Body {
+        text: text.to_lowercase(),
         sent,
-    })
+    }
 }
 
 fn needle(v: &[u8]) -> String {
@@ -94,9 +194,40 @@ fn needle(v: &[u8]) -> String {
 }
 
 impl Candidate<'_> {
-    fn content(&self, ctx: &Ctx<'_>) -> Option<&Content> {
-        self.content
-            .get_or_init(|| load(ctx.mb, self.meta))
+    fn new(seq: u32, meta: &MessageMeta) -> Candidate<'_> {
+        Candidate {
+            seq,
+            meta,
+            raw: OnceCell::new(),
+            headers: OnceCell::new(),
+            body: OnceCell::new(),
+        }
+    }
+
+    fn raw(&self, ctx: &Ctx<'_>) -> Option<&[u8]> {
+        self.raw
+            .get_or_init(|| ctx.mb.read(&self.meta.blob).ok())
+            .as_deref()
+    }
+
+    /// The decoded header fields: from the process-wide cache, else from the header block
+    /// of the message (the body is not parsed for header keys).
+    fn headers(&self, ctx: &Ctx<'_>) -> Option<&Headers> {
+        self.headers
+            .get_or_init(|| {
+                if let Some(h) = lock_cache().get(&self.meta.blob) {
+                    return Some(h);
+                }
+                let h = parse_headers(self.raw(ctx)?);
+                lock_cache().insert(self.meta.blob.clone(), h.clone());
+                Some(h)
+            })
+            .as_ref()
+    }
+
+    fn body(&self, ctx: &Ctx<'_>) -> Option<&Body> {
+        self.body
+            .get_or_init(|| self.raw(ctx).map(load_body))
             .as_ref()
     }
 
@@ -107,8 +238,8 @@ impl Candidate<'_> {
     fn header(&self, ctx: &Ctx<'_>, name: &str, value: &[u8]) -> bool {
         let n = needle(value);
         let name = name.to_lowercase();
-        self.content(ctx)
-            .is_some_and(|c| c.headers.iter().any(|(h, v)| *h == name && v.contains(&n)))
+        self.headers(ctx)
+            .is_some_and(|h| h.iter().any(|(f, v)| **f == *name && v.contains(&n)))
     }
 
     fn matches(&self, key: &SearchKey, ctx: &Ctx<'_>) -> bool {
@@ -141,32 +272,21 @@ impl Candidate<'_> {
             K::Header(name, v) => self.header(ctx, name, v),
             K::Body(v) => {
                 let n = needle(v);
-                self.content(ctx).is_some_and(|c| c.body.contains(&n))
+                self.body(ctx).is_some_and(|b| b.text.contains(&n))
             }
             K::Text(v) => {
                 let n = needle(v);
-                self.content(ctx).is_some_and(|c| {
-                    c.body.contains(&n)
-                        || c.headers
-                            .iter()
-                            .any(|(h, x)| h.contains(&n) || x.contains(&n))
-                })
+                self.headers(ctx).is_some_and(|h| {
+                    h.iter()
+                        .any(|(f, x)| f.contains(n.as_str()) || x.contains(n.as_str()))
+                }) || self.body(ctx).is_some_and(|b| b.text.contains(&n))
             }
             K::Before(d) => date_of(self.meta.internal_date) < *d,
             K::On(d) => date_of(self.meta.internal_date) == *d,
             K::Since(d) => date_of(self.meta.internal_date) >= *d,
-            K::SentBefore(d) => self
-                .content(ctx)
-                .and_then(|c| c.sent)
-                .is_some_and(|s| s < *d),
-            K::SentOn(d) => self
-                .content(ctx)
-                .and_then(|c| c.sent)
-                .is_some_and(|s| s == *d),
-            K::SentSince(d) => self
-                .content(ctx)
-                .and_then(|c| c.sent)
-                .is_some_and(|s| s >= *d),
+            K::SentBefore(d) => self.body(ctx).and_then(|b| b.sent).is_some_and(|s| s < *d),
+            K::SentOn(d) => self.body(ctx).and_then(|b| b.sent).is_some_and(|s| s == *d),
+            K::SentSince(d) => self.body(ctx).and_then(|b| b.sent).is_some_and(|s| s >= *d),
             K::Larger(n) => self.meta.size > *n,
             K::Smaller(n) => self.meta.size < *n,
             K::Older(s) => ctx.now - self.meta.internal_date >= i64::from(*s),
@@ -247,14 +367,7 @@ impl Session {
             };
             Ok(metas
                 .into_iter()
-                .filter(|(seq, meta)| {
-                    Candidate {
-                        seq: *seq,
-                        meta,
-                        content: OnceCell::new(),
-                    }
-                    .matches(&key, &ctx)
-                })
+                .filter(|(seq, meta)| Candidate::new(*seq, meta).matches(&key, &ctx))
                 .map(|(seq, meta)| {
                     let extra = extra(mb, &meta);
                     Hit { seq, meta, extra }
@@ -324,5 +437,68 @@ impl Session {
             });
         }
         ok("SEARCH completed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_nested_beyond_the_limits_is_searched_as_raw_text() {
+        let mut m = String::new();
+        for _ in 0..10_000 {
+            m.push_str("Content-Type: message/rfc822\r\n\r\n");
+        }
+        m.push_str("Subject: deep\r\n\r\nneedle in the body\r\n");
+        // Without the structure check mail-parser overflows the stack here.
+        let body = load_body(m.as_bytes());
+        assert!(body.text.contains("needle in the body"));
+    }
+
+    fn headers(n: usize) -> Headers {
+        (0..n)
+            .map(|i| {
+                (
+                    format!("x-field-{i}").into_boxed_str(),
+                    "v".repeat(100).into_boxed_str(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn header_cache_stays_within_its_budget_and_keeps_slots_consistent() {
+        let mut c = HeaderCache {
+            map: HashMap::new(),
+            keys: Vec::new(),
+            bytes: 0,
+            seed: 1,
+        };
+        let h = headers(20);
+        let cost = entry_cost(&h);
+        let fits = HEADER_CACHE_BYTES / cost;
+        for i in 0..fits * 2 {
+            c.insert(BlobId::of(&i.to_le_bytes()), h.clone());
+            assert!(c.bytes <= HEADER_CACHE_BYTES);
+        }
+        assert_eq!(c.map.len(), fits);
+        assert_eq!(c.keys.len(), fits);
+        for (slot, k) in c.keys.iter().enumerate() {
+            assert_eq!(c.map.get(k).map(|e| e.1), Some(slot), "slot index of {k}");
+        }
+        assert_eq!(c.bytes, fits * cost);
+        // Scanning twice as many blobs as fit still leaves the cache full of hits.
+        let last = BlobId::of(&(fits * 2 - 1).to_le_bytes());
+        assert!(c.get(&last).is_some());
+    }
+
+    #[test]
+    fn headers_are_decoded_lower_case_from_the_header_block_only() {
+        let raw =
+            b"Subject: =?utf-8?q?Caf=C3=A9?= Menu\r\nX-Tag: Alpha\r\n\r\nSubject: not a header\r\n";
+        let h = parse_headers(raw);
+        let got: Vec<(&str, &str)> = h.iter().map(|(n, v)| (&**n, &**v)).collect();
+        assert_eq!(got, [("subject", "café menu"), ("x-tag", "alpha")]);
     }
 }

@@ -1,13 +1,16 @@
 //! SELECT / EXAMINE (RFC 9051 §6.3.2-3, CONDSTORE/QRESYNC RFC 7162 §3.1.8, §3.2.5),
 //! CLOSE (§6.4.1) and UNSELECT (RFC 3691).
 
-use keel_mail::{ChangeKind, MailError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use keel_mail::{ChangeKind, Folder, MailError, MailResult, Mailboxes, MessageMeta, MetaStore};
 
 use crate::codec::{
     Code, Data, FetchItem, Flag, ListData, MailboxName, SelectParams, SequenceSet, StatusResponse,
 };
 use crate::server::oplog;
-use crate::server::selected::{Msg, Selected, wire_flags};
+use crate::server::selected::{INCREMENTAL_MAX_CHANGES, Msg, Selected, contiguous, wire_flags};
 use crate::server::{CmdResult, Reply, Session, ok, ok_code};
 
 /// The system flags (RFC 9051 §2.3.2).
@@ -19,6 +22,170 @@ pub(crate) fn system_flags() -> Vec<Flag> {
         Flag::Seen,
         Flag::Draft,
     ]
+}
+
+/// Folders with at least this many messages have their rows kept in [`FolderCache`].
+const CACHE_MIN_ROWS: usize = 2_000;
+/// The most message rows [`FolderCache`] keeps, over all folders (about 150 bytes each).
+const CACHE_MAX_ROWS: usize = 300_000;
+
+/// A process-wide cache of the rows of large folders, so a SELECT (by any session) reads
+/// only what changed since the rows were cached instead of every row: the change log says
+/// what changed (DESIGN §2), exactly as [`Session::sync`] does for a selected folder. An
+/// entry is checked against the folder's change log at every use, so it is never stale,
+/// also when other processes or nodes write to the store.
+struct FolderCache {
+    entries: HashMap<i64, Cached>,
+    rows: usize,
+    tick: u64,
+}
+
+struct Cached {
+    /// The store the rows come from: folder ids are per store, and a process may open
+    /// several (tests do). A `Weak` keeps the allocation, so the address is never reused
+    /// while the entry exists.
+    store: Weak<dyn MetaStore>,
+    /// The account whose change log describes the folder (its owner).
+    account: String,
+    /// The change-log position the rows reflect (at least).
+    modseq: u64,
+    rows: Arc<Vec<MessageMeta>>,
+    used: u64,
+}
+
+fn folder_cache() -> std::sync::MutexGuard<'static, FolderCache> {
+    static CACHE: OnceLock<Mutex<FolderCache>> = OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            Mutex::new(FolderCache {
+                entries: HashMap::new(),
+                rows: 0,
+                tick: 0,
+            })
+        })
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl FolderCache {
+    fn take(&mut self, folder: i64) -> Option<Cached> {
+        let c = self.entries.remove(&folder)?;
+        self.rows = self.rows.saturating_sub(c.rows.len());
+        Some(c)
+    }
+
+    /// Keeps `c`, evicting the least recently used entries beyond the row budget.
+    fn put(&mut self, folder: i64, mut c: Cached) {
+        if c.rows.len() < CACHE_MIN_ROWS || c.rows.len() > CACHE_MAX_ROWS {
+            return;
+        }
+        self.take(folder);
+        while self.rows + c.rows.len() > CACHE_MAX_ROWS {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            self.take(oldest);
+        }
+        self.tick += 1;
+        c.used = self.tick;
+        self.rows += c.rows.len();
+        self.entries.insert(folder, c);
+    }
+}
+
+/// Brings cached rows (reflecting `since`) up to date with the change log: `changed` are
+/// the rows changed since (UID order), `expunged` the UIDs expunged since. Changes already
+/// in the rows are applied again harmlessly.
+fn apply_rows(rows: &mut Vec<MessageMeta>, changed: Vec<MessageMeta>, expunged: &[u32]) {
+    if !expunged.is_empty() {
+        let gone: std::collections::HashSet<u32> = expunged.iter().copied().collect();
+        rows.retain(|m| !gone.contains(&m.uid));
+    }
+    for row in changed {
+        match rows.binary_search_by_key(&row.uid, |m| m.uid) {
+            Ok(i) => {
+                if let Some(m) = rows.get_mut(i) {
+                    *m = row;
+                }
+            }
+            // UIDs only grow (RFC 9051 §2.3.1.1): a new row goes at the end; one below the
+            // largest UID was added and expunged meanwhile and is not there any more.
+            Err(i) if i == rows.len() => rows.push(row),
+            Err(_) => {}
+        }
+    }
+}
+
+/// The snapshot SELECT starts from: the folder's rows in UID order, from [`FolderCache`]
+/// plus the changes since when the change log allows it, else read whole. `top` is the
+/// account's change-log position read before the folder.
+fn snapshot(mb: &Mailboxes, folder: &Folder, top: u64) -> MailResult<Vec<Msg>> {
+    let cached = folder_cache().take(folder.id);
+    let rows = match cached.map(|c| refresh(mb, folder, c)).transpose()? {
+        Some(Some(c)) => c,
+        _ => {
+            let rows = Arc::new(mb.messages(folder.id)?);
+            Cached {
+                store: Arc::downgrade(mb.meta()),
+                account: folder.account.clone(),
+                modseq: top,
+                rows,
+                used: 0,
+            }
+        }
+    };
+    let msgs = rows
+        .rows
+        .iter()
+        .map(|meta| Msg {
+            meta: meta.clone(),
+            expunged: false,
+        })
+        .collect();
+    folder_cache().put(folder.id, rows);
+    Ok(msgs)
+}
+
+/// Brings a cache entry up to date, or `None` when the change log cannot (another owner,
+/// a gap in the log, the folder deleted, too many changes).
+fn refresh(mb: &Mailboxes, folder: &Folder, mut c: Cached) -> MailResult<Option<Cached>> {
+    if !Weak::ptr_eq(&c.store, &Arc::downgrade(mb.meta())) || c.account != folder.account {
+        return Ok(None);
+    }
+    let changes = mb.meta().changes_since(&c.account, c.modseq)?;
+    if !contiguous(c.modseq, &changes) {
+        return Ok(None);
+    }
+    let mine: Vec<&keel_mail::Change> =
+        changes.iter().filter(|ch| ch.folder == folder.id).collect();
+    if mine.len() > INCREMENTAL_MAX_CHANGES.max(c.rows.len() / 2)
+        || mine.iter().any(|ch| ch.kind == ChangeKind::FolderDeleted)
+    {
+        return Ok(None);
+    }
+    let expunged: Vec<u32> = mine
+        .iter()
+        .filter(|ch| ch.kind == ChangeKind::MessageExpunged)
+        .map(|ch| ch.uid)
+        .collect();
+    let changed = if mine
+        .iter()
+        .any(|ch| matches!(ch.kind, ChangeKind::MessageAdded | ChangeKind::FlagsChanged))
+    {
+        mb.messages_changed_since(folder.id, c.modseq)?
+    } else {
+        Vec::new()
+    };
+    if !expunged.is_empty() || !changed.is_empty() {
+        apply_rows(Arc::make_mut(&mut c.rows), changed, &expunged);
+    }
+    c.modseq = changes.last().map_or(c.modseq, |ch| ch.modseq);
+    Ok(Some(c))
 }
 
 impl Session {
@@ -41,7 +208,7 @@ impl Session {
         }
         let user = self.account().unwrap_or_default();
         let name = mailbox.as_str().to_owned();
-        let (folder, rows, top) = self
+        let (folder, msgs, top) = self
             .blocking(move |mb| {
                 // The log position first: changes racing with the load are reported again,
                 // and the snapshot diff makes that harmless.
@@ -49,24 +216,19 @@ impl Session {
                 let folder = mb
                     .folder(&user, &name)?
                     .ok_or(MailError::NoSuchFolder { user, name })?;
-                let rows = mb.messages(folder.id)?;
-                Ok((folder, rows, top))
+                let msgs = snapshot(mb, &folder, top)?;
+                Ok((folder, msgs, top))
             })
             .await?;
-        let first_unseen = rows
+        let first_unseen = msgs
             .iter()
-            .position(|m| !m.flags.iter().any(|f| f == "\\Seen"));
+            .position(|m| !m.meta.flags.iter().any(|f| f == "\\Seen"));
         let mut sel = Selected {
             folder_id: folder.id,
             read_only,
-            msgs: rows
-                .into_iter()
-                .map(|meta| Msg {
-                    meta,
-                    expunged: false,
-                })
-                .collect(),
+            msgs,
             seen_modseq: top,
+            pending_expunges: 0,
             saved: None,
         };
         // RFC 9051 §6.3.2 required responses.
@@ -122,13 +284,11 @@ impl Session {
                 .await?;
             let known = q.known_uids.clone();
             let max = sel.max_uid();
-            let present: std::collections::HashSet<u32> =
-                sel.msgs.iter().map(|m| m.meta.uid).collect();
             let vanished: Vec<u32> = changes
                 .iter()
                 .filter(|c| c.folder == folder.id && c.kind == ChangeKind::MessageExpunged)
                 .map(|c| c.uid)
-                .filter(|u| !present.contains(u))
+                .filter(|u| sel.index_of(*u).is_none())
                 .filter(|u| known.as_ref().is_none_or(|k| k.contains(*u, max.max(*u))))
                 .collect();
             if !vanished.is_empty() {
@@ -196,5 +356,67 @@ impl Session {
         } else {
             "UNSELECT completed"
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_mail::BlobId;
+
+    fn row(uid: u32, flags: &[&str], modseq: u64) -> MessageMeta {
+        MessageMeta {
+            folder: 1,
+            uid,
+            blob: BlobId::of(&uid.to_le_bytes()),
+            size: 10,
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+            internal_date: 0,
+            modseq,
+        }
+    }
+
+    #[test]
+    fn cached_rows_follow_the_change_log() {
+        let mut rows = vec![row(1, &[], 1), row(2, &[], 2), row(3, &[], 3)];
+        // Expunge 2, flag 3, add 4 and 5; a row below the largest UID that is not there
+        // (added and expunged meanwhile) stays out; re-applying is harmless.
+        let changed = vec![row(3, &["\\Seen"], 5), row(4, &[], 6), row(5, &[], 7)];
+        apply_rows(&mut rows, changed.clone(), &[2]);
+        apply_rows(&mut rows, changed, &[2]);
+        apply_rows(&mut rows, vec![row(2, &[], 8)], &[]);
+        let got: Vec<(u32, usize, u64)> = rows
+            .iter()
+            .map(|m| (m.uid, m.flags.len(), m.modseq))
+            .collect();
+        assert_eq!(got, [(1, 0, 1), (3, 1, 5), (4, 0, 6), (5, 0, 7)]);
+    }
+
+    #[test]
+    fn folder_cache_keeps_large_folders_within_its_budget() {
+        let mut c = FolderCache {
+            entries: HashMap::new(),
+            rows: 0,
+            tick: 0,
+        };
+        let entry = |n: usize| Cached {
+            store: Weak::<keel_store::sqlite::SqliteStore>::new(),
+            account: "a".into(),
+            modseq: 1,
+            rows: Arc::new((1..=n as u32).map(|u| row(u, &[], 1)).collect()),
+            used: 0,
+        };
+        c.put(1, entry(10)); // too small to keep
+        assert!(c.entries.is_empty());
+        let big = CACHE_MAX_ROWS / 2;
+        c.put(2, entry(big));
+        c.put(3, entry(big));
+        assert_eq!(c.rows, 2 * big);
+        c.put(4, entry(big)); // evicts the least recently used (2)
+        assert!(!c.entries.contains_key(&2));
+        assert!(c.entries.contains_key(&3) && c.entries.contains_key(&4));
+        assert!(c.rows <= CACHE_MAX_ROWS);
+        assert_eq!(c.take(3).map(|e| e.rows.len()), Some(big));
+        assert_eq!(c.rows, big);
     }
 }
