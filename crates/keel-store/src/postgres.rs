@@ -1481,26 +1481,7 @@ impl MetaStore for PgStore {
                     key: message.id.clone(),
                 },
             )?;
-            for (idx, r) in message.recipients.iter().enumerate() {
-                t.exec(
-                    "INSERT INTO queue_rcpt
-                         (queue_id, idx, address, notify, orcpt, route, state, attempts,
-                          last_error)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    &[
-                        &message.id,
-                        &to_i64(idx as u64, "recipient index")?,
-                        &r.address,
-                        &r.notify,
-                        &r.orcpt,
-                        &r.route,
-                        &r.state.as_str(),
-                        &i64::from(r.attempts),
-                        &r.last_error,
-                    ],
-                )?;
-            }
-            Ok(())
+            insert_queue_recipients(t, &message.id, &message.recipients)
         })
     }
 
@@ -1703,4 +1684,31 @@ fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
     }
+}
+
+/// The per-recipient rows of a queued message (enqueue and `keel migrate` import).
+fn insert_queue_recipients(
+    t: &mut Tx<'_>,
+    id: &str,
+    recipients: &[QueuedRecipient],
+) -> StoreResult<()> {
+    for (idx, r) in recipients.iter().enumerate() {
+        t.exec(
+            "INSERT INTO queue_rcpt
+                 (queue_id, idx, address, notify, orcpt, route, state, attempts, last_error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &id,
+                &to_i64(idx as u64, "recipient index")?,
+                &r.address,
+                &r.notify,
+                &r.orcpt,
+                &r.route,
+                &r.state.as_str(),
+                &i64::from(r.attempts),
+                &r.last_error,
+            ],
+        )?;
+    }
+    Ok(())
 }

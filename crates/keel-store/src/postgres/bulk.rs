@@ -6,8 +6,8 @@ use postgres::Statement;
 
 use super::{
     DOC_COLS, Params, PgStore, QUEUE_COLS, Tx, bump_generation, change_kind_str, col_bool, col_i64,
-    col_opt_str, col_str, col_u32, doc_from_row, encode_flags, has_seen, is_unique_violation,
-    map_pg, normalize_flags, queue_from_row, queue_recipients, to_i64,
+    col_opt_str, col_str, col_u32, doc_from_row, encode_flags, has_seen, insert_queue_recipients,
+    is_unique_violation, map_pg, normalize_flags, queue_from_row, queue_recipients, to_i64,
 };
 use crate::{AccountDump, BlobId, Doc, QueueDump, StoreCounters, StoreError, StoreResult};
 
@@ -231,26 +231,7 @@ impl PgStore {
                 ],
                 conflict("queue", m.id.clone()),
             )?;
-            for (idx, r) in m.recipients.iter().enumerate() {
-                t.exec(
-                    "INSERT INTO queue_rcpt
-                         (queue_id, idx, address, notify, orcpt, route, state, attempts,
-                          last_error)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    &[
-                        &m.id,
-                        &to_i64(idx as u64, "recipient index")?,
-                        &r.address,
-                        &r.notify,
-                        &r.orcpt,
-                        &r.route,
-                        &r.state.as_str(),
-                        &i64::from(r.attempts),
-                        &r.last_error,
-                    ],
-                )?;
-            }
-            Ok(())
+            insert_queue_recipients(t, &m.id, &m.recipients)
         })
     }
 
