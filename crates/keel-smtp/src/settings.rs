@@ -32,6 +32,8 @@ pub const DEFAULT_BOUNCE_AFTER_SECS: u64 = 5 * 24 * 3600;
 pub const DEFAULT_WARN_AFTER_SECS: u64 = 4 * 3600;
 /// Default maximum number of delivery tasks (guide §24.2).
 pub const DEFAULT_MAX_DELIVERY_TASKS: u32 = 32;
+/// Default lease of a claimed queue message (one hour).
+pub const DEFAULT_QUEUE_LEASE_SECS: u64 = 3600;
 
 /// TLS towards the relay SMTP server (guide §12.2 SMTP Delivery, requirements-1 §12.2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +307,10 @@ pub struct SmtpSettings {
     // --- Queue Options (guide §12.2) ---
     /// "Maximum number of delivery threads" (guide §24.2 default 32).
     pub max_delivery_tasks: u32,
+    /// Seconds a node holds a claimed queue message (DESIGN §4 leases). When a node dies
+    /// mid-delivery another node takes its messages once this has passed. Must exceed the
+    /// longest delivery attempt (the SMTP timeouts); clamped to 10..=86400. Default 1 h.
+    pub queue_lease_secs: u64,
     /// "Delivery retry interval" in seconds (default 30 min).
     pub retry_interval_secs: u64,
     /// "Bounce the message to sender if not delivered in" seconds (default 5 days).
@@ -365,6 +371,7 @@ impl Default for SmtpSettings {
             mx_port: 25,
             outbound_connection_reuse: true,
             max_delivery_tasks: DEFAULT_MAX_DELIVERY_TASKS,
+            queue_lease_secs: DEFAULT_QUEUE_LEASE_SECS,
             retry_interval_secs: DEFAULT_RETRY_INTERVAL_SECS,
             bounce_after_secs: DEFAULT_BOUNCE_AFTER_SECS,
             warn_after_secs: DEFAULT_WARN_AFTER_SECS,
@@ -384,6 +391,10 @@ impl SmtpSettings {
     /// The data timeout.
     pub fn data_timeout(&self) -> Duration {
         Duration::from_secs(self.data_timeout_secs.max(1))
+    }
+    /// The queue lease in seconds, clamped to 10 s ..= 1 day.
+    pub fn lease_secs(&self) -> i64 {
+        self.queue_lease_secs.clamp(10, 86_400) as i64
     }
     /// The DSN templates of the report language (English when the language is missing).
     pub fn dsn_texts(&self) -> DsnTemplates {

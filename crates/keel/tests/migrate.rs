@@ -1,6 +1,8 @@
-//! Cluster mode through the real binary (issue 8 items 1 and 3): `keel migrate` copies an
-//! embedded installation into PostgreSQL with every UID, UIDVALIDITY and flag intact, and
-//! nodes on one PostgreSQL store read each other's message bodies (PostgreSQL blobs).
+//! Cluster mode through the real binary (issue 8): `keel migrate` copies an embedded
+//! installation into PostgreSQL with every UID, UIDVALIDITY and flag intact; nodes on one
+//! PostgreSQL store read each other's message bodies (PostgreSQL blobs); a node killed
+//! during queue processing leaves its messages to the other node, each delivered once;
+//! settings changed on one node apply on the other.
 //!
 //! Needs `KEEL_TEST_PG_URL` (scripts/test.sh starts a throw-away PostgreSQL and sets it);
 //! without it every test prints SKIPPED and returns. Each test works in a schema of its
@@ -9,6 +11,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 
@@ -329,6 +332,260 @@ for item in data:
         let out = node.keel(&["check"]);
         assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     }
+    drop(b);
+    drop(a);
+}
+
+/// The Python SMTP sink of the outbound tests, killed when dropped.
+struct Sink(std::process::Child);
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the sink on a free port; returns it and the port.
+fn start_sink(cfg: &std::path::Path, log: &std::path::Path) -> (Sink, u16) {
+    use std::io::BufRead;
+    let sink_py = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../keel-smtp/tests/support/smtp_sink.py"
+    );
+    let mut sink = Command::new("python3")
+        .arg(sink_py)
+        .arg(cfg)
+        .arg(log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(sink.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("sink port");
+    let port = line.trim().parse::<u16>().expect("sink prints its port");
+    (Sink(sink), port)
+}
+
+/// Transactions the sink logged: (subject, Unix time of the data's end, abandoned).
+fn sink_log(log: &std::path::Path) -> Vec<(String, f64, bool)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            let data = v["data"].as_str().unwrap_or("");
+            let subject = data
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            (
+                subject,
+                v["time"].as_f64().unwrap_or(0.0),
+                v["abandoned"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// Submits one message per subject to `<subject>@remote.test` through `port` (STARTTLS,
+/// AUTH as `login`).
+fn submit(port: u16, login: &str, password: &str, subjects: &[&str]) {
+    let script = r#"
+import smtplib, ssl, sys
+c = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20)
+c.starttls(context=ssl._create_unverified_context())
+c.login(sys.argv[2], sys.argv[3])
+for subject in sys.argv[4:]:
+    c.sendmail(sys.argv[2] + "@example.com", [subject + "@remote.test"],
+               "Subject: %s\r\nFrom: %s@example.com\r\n\r\nhello\r\n" % (subject, sys.argv[2]))
+c.quit()
+"#;
+    let mut args = vec![port.to_string(), login.to_owned(), password.to_owned()];
+    args.extend(subjects.iter().map(|s| s.to_string()));
+    python(script, &args);
+}
+
+/// Issue 8 "kill A during queue processing": two nodes on one PostgreSQL store relay
+/// through one host (a Python sink that holds each final DATA reply for a while). Node A
+/// delivers one message, then is killed with SIGKILL while its runner waits on the replies
+/// of the next ones; the sink sees A's connections close and never accepts those. Node B
+/// claims them once A's lease (`queue_lease_secs`, shortened here) runs out and delivers
+/// them. Every message reaches the sink exactly once, the queue ends empty and
+/// `keel check` is clean.
+#[test]
+fn a_node_killed_mid_delivery_leaves_its_queue_to_the_other_node() {
+    let Some(schema) = Schema::new("a_node_killed_mid_delivery_leaves_its_queue_to_the_other_node")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = tmp.path().join("sink.json");
+    let log = tmp.path().join("sink.jsonl");
+    let progress = tmp.path().join("progress");
+    let slow = serde_json::json!({"slow": 4, "progress": progress}).to_string();
+    std::fs::write(&cfg, &slow).expect("sink config");
+    let (_sink, port) = start_sink(&cfg, &log);
+
+    let mut a = Server::start(
+        &tmp.path().join("a"),
+        free_offset(),
+        &["--hostname", "mail.example.com", "--store", &schema.url],
+    );
+    let b = Server::start(
+        &tmp.path().join("b"),
+        free_offset(),
+        &["--hostname", "mx2.example.com", "--store", &schema.url],
+    );
+    // Settings written through A reach B's runner without a restart.
+    let settings = format!(
+        r#"{{"relay_host": "127.0.0.1:{port}", "relay_tls": "none", "queue_lease_secs": 10}}"#
+    );
+    let out = a.keel(&["smtp", "set", &settings]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = a.keel(&[
+        "user",
+        "add",
+        "sam@example.com",
+        "--password",
+        "Sam-pass-123",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // One message A delivers in full before it dies.
+    submit(a.port("submission"), "sam", "Sam-pass-123", &["first"]);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            sink_log(&log)
+                .iter()
+                .any(|(s, _, gone)| s == "first" && !gone)
+        }),
+        "the first message never reached the sink: {:?}",
+        sink_log(&log)
+    );
+    // Five more; kill A while the sink holds at least one of its transactions.
+    let subjects = ["m1", "m2", "m3", "m4", "m5"];
+    submit(a.port("submission"), "sam", "Sam-pass-123", &subjects);
+    let seen = |n: usize| {
+        std::fs::read_to_string(&progress)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= n
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || seen(2)),
+        "no second delivery started"
+    );
+    a.child.kill().expect("SIGKILL node A");
+    let _ = a.child.wait();
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    std::fs::write(&cfg, serde_json::json!({"progress": progress}).to_string())
+        .expect("sink config");
+
+    let all_delivered = || {
+        let log = sink_log(&log);
+        std::iter::once("first")
+            .chain(subjects)
+            .all(|s| log.iter().any(|(subj, _, gone)| subj == s && !gone))
+    };
+    assert!(
+        eventually(Duration::from_secs(90), all_delivered),
+        "not every message was delivered after node A died: {:?}",
+        sink_log(&log)
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            stdout(&b.keel(&["queue", "list"])).contains("0 message(s)")
+        }),
+        "{}",
+        stdout(&b.keel(&["queue", "list"]))
+    );
+    // Give a late duplicate the chance to show up before counting.
+    std::thread::sleep(Duration::from_secs(2));
+    let entries = sink_log(&log);
+    let abandoned = entries.iter().filter(|(_, _, gone)| *gone).count();
+    assert!(
+        abandoned >= 1,
+        "node A was not killed mid-delivery: {entries:?}"
+    );
+    for s in std::iter::once("first").chain(subjects) {
+        let accepted: Vec<_> = entries
+            .iter()
+            .filter(|(subj, _, gone)| subj == s && !gone)
+            .collect();
+        assert_eq!(
+            accepted.len(),
+            1,
+            "{s} accepted {} times: {entries:?}",
+            accepted.len()
+        );
+    }
+    // What A abandoned, B finished (A was dead by then).
+    for (s, _, _) in entries.iter().filter(|(_, _, gone)| *gone) {
+        assert!(
+            entries
+                .iter()
+                .any(|(subj, t, gone)| subj == s && !gone && *t > killed_at),
+            "{s} abandoned by A was not delivered after A died: {entries:?}"
+        );
+    }
+    let first_at = entries.iter().find(|(s, _, _)| s == "first").map(|e| e.1);
+    assert!(first_at.is_some_and(|t| t < killed_at), "{entries:?}");
+    let out = b.keel(&["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+/// Issue 8 "change a setting on A and see it on B": the SMTP size limit and the VRFY switch
+/// are changed through node A's CLI; node B's SMTP server advertises
+/// the new SIZE and answers VRFY differently without a restart.
+#[test]
+fn a_setting_changed_on_node_a_applies_on_node_b() {
+    let Some(schema) = Schema::new("a_setting_changed_on_node_a_applies_on_node_b") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = Server::start(
+        &tmp.path().join("a"),
+        free_offset(),
+        &["--hostname", "mail.example.com", "--store", &schema.url],
+    );
+    let b = Server::start(
+        &tmp.path().join("b"),
+        free_offset(),
+        &["--hostname", "mx2.example.com", "--store", &schema.url],
+    );
+    let probe = r#"
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as c:
+    c.ehlo("probe.test")
+    print(c.esmtp_features.get("size", "-"), c.verify("admin@example.com")[0])
+"#;
+    let before = python(probe, &[b.port("smtp").to_string()]);
+    let out = a.keel(&[
+        "smtp",
+        "set",
+        r#"{"max_message_size": 1234567, "enable_vrfy": true}"#,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut after = String::new();
+    let changed = eventually(Duration::from_secs(10), || {
+        after = python(probe, &[b.port("smtp").to_string()]);
+        after.starts_with("1234567 ")
+    });
+    assert!(changed, "node B still says {after:?} (before: {before:?})");
+    assert!(!before.starts_with("1234567 "), "{before}");
+    assert_ne!(
+        before.split_whitespace().nth(1),
+        after.split_whitespace().nth(1),
+        "VRFY answered the same before and after: {before:?} {after:?}"
+    );
     drop(b);
     drop(a);
 }

@@ -1411,8 +1411,8 @@ p = poplib.POP3("127.0.0.1", int(sys.argv[2]), timeout=20)
 p.user("dana"); p.pass_("Dana-pass-12")
 print(p.stat()[0]); p.quit()
 "#;
-    // Both nodes keep blobs in their own data directory, so node 2 reads metadata only:
-    // deliver through node 2's SMTP and read through node 1's POP3 would need shared blobs.
+    // Bodies are shared too (PostgreSQL blobs): tests/migrate.rs reads on one node what
+    // the other delivered.
     let out = Command::new("python3")
         .args([
             "-c",
@@ -1434,8 +1434,8 @@ print(p.stat()[0]); p.quit()
 }
 
 /// DESIGN §4 (change notifications cross nodes with LISTEN/NOTIFY, issue 8): an IMAP IDLE
-/// on node B reports a message delivered through node A's SMTP. Blobs are per node today,
-/// so node B only reports the new message count; it does not read the message.
+/// on node B reports a message delivered through node A's SMTP (tests/migrate.rs reads
+/// the body across nodes).
 #[test]
 fn imap_idle_on_node_b_sees_a_delivery_on_node_a() {
     let Ok(base) = std::env::var("KEEL_TEST_PG_URL") else {

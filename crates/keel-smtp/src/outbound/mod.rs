@@ -4,7 +4,7 @@
 //!
 //! Implementation notes:
 //! - The queue is the MetaStore's queue rows plus blobs. The runner claims due messages
-//!   with a lease ([`MetaStore::claim_queued`], one hour), so another process (a second
+//!   with a lease ([`MetaStore::claim_queued`], `queue_lease_secs`, one hour), so another process (a second
 //!   node, the CLI's `queue run`) never works on the same message at the same time; a
 //!   crash leaves the lease to expire. After an attempt the lease is released.
 //! - Each message is one delivery task (guide §24.2); at most `max_delivery_tasks` run at
@@ -73,8 +73,6 @@ pub use etrn_client::EtrnOutcome;
 use tasks::TaskHandle;
 pub use tasks::{DeliveryTask, DeliveryTasks, TaskPhase};
 
-/// How long a claimed message stays leased if the runner dies mid-delivery.
-const LEASE_SECS: i64 = 3600;
 /// Default real-time interval between queue polls (the queue is also woken on enqueue).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -263,7 +261,8 @@ impl QueueRunner {
         }
         let meta = self.inner.ctx.meta.clone();
         let now = self.inner.ctx.clock.unix();
-        let claimed = blocking(move || meta.claim_queued(now, LEASE_SECS, free)).await??;
+        let lease = self.settings().lease_secs();
+        let claimed = blocking(move || meta.claim_queued(now, lease, free)).await??;
         let mut in_flight = lock(&self.inner.in_flight);
         Ok(claimed
             .into_iter()

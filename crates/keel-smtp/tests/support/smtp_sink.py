@@ -4,10 +4,12 @@ Usage: smtp_sink.py CONFIG.json LOG.jsonl   -- prints the port, then serves 127.
 The config is re-read at every connection (and its transaction replies at every MAIL),
 so a test can change the behaviour between attempts. Keys: "rcpt" {address: reply}, "mail" reply, "data" reply, "dsn" (bool,
 advertise DSN), "auth" [user, password] (advertise AUTH PLAIN and require it),
-"slow" seconds to wait before the final data reply. Each finished transaction is
-appended to the log as one JSON object.
+"slow" seconds to wait before the final data reply, "progress" a file that gets one line
+per message data received (before the slow wait). Each finished transaction is appended
+to the log as one JSON object; one whose client hung up during the slow wait gets no
+reply and is logged with "abandoned": true (the client never saw it accepted).
 """
-import base64, json, socketserver, sys, threading, time
+import base64, json, socket, socketserver, sys, threading, time
 
 CONFIG, LOG = sys.argv[1], sys.argv[2]
 lock = threading.Lock()
@@ -26,6 +28,19 @@ def record(obj):
             f.write(json.dumps(obj) + '\n')
 
 class Handler(socketserver.StreamRequestHandler):
+    def peer_gone(self):
+        """True when the client closed its side (a killed process) without a QUIT."""
+        sock = self.connection
+        sock.setblocking(False)
+        try:
+            return sock.recv(1, socket.MSG_PEEK) == b''
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+        finally:
+            sock.setblocking(True)
+
     def send(self, line):
         self.wfile.write((line + '\r\n').encode())
         self.wfile.flush()
@@ -115,11 +130,20 @@ class Handler(socketserver.StreamRequestHandler):
                     data.append(l)
                 with lock:
                     concurrent = active[0]
+                if cfg.get('progress'):
+                    with lock:
+                        with open(cfg['progress'], 'a') as f:
+                            f.write(json.dumps({'mail': mail, 'rcpts': rcpts}) + '\n')
                 time.sleep(cfg.get('slow', 0))
                 reply = cfg.get('data', '250 2.0.0 queued')
-                record({'ehlo': ehlo, 'mail': mail, 'rcpts': rcpts, 'auth': auth_user,
-                        'data': b''.join(data).decode('utf-8', 'replace'),
-                        'concurrent': concurrent, 'reply': reply})
+                entry = {'ehlo': ehlo, 'mail': mail, 'rcpts': rcpts, 'auth': auth_user,
+                         'data': b''.join(data).decode('utf-8', 'replace'),
+                         'concurrent': concurrent, 'reply': reply, 'time': time.time()}
+                if cfg.get('slow') and self.peer_gone():
+                    entry['abandoned'] = True
+                    record(entry)
+                    return
+                record(entry)
                 self.send(reply)
                 mail, rcpts = None, []
             elif verb == 'RSET':
