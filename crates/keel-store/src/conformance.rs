@@ -129,6 +129,14 @@ pub const CHECKS: &[(&str, Check)] = &[
         "change_log_has_one_row_per_modseq",
         change_log_has_one_row_per_modseq,
     ),
+    (
+        "tombstones_keep_restore_and_purge",
+        tombstones_keep_restore_and_purge,
+    ),
+    (
+        "messages_added_before_finds_old_entries",
+        messages_added_before_finds_old_entries,
+    ),
 ];
 
 /// Runs every check of [`CHECKS`], each on fresh stores from `factory`.
@@ -181,6 +189,8 @@ macro_rules! conformance_tests {
             blob_orphan_candidates_are_stored_blobs,
             messages_changed_since_returns_changed_rows,
             change_log_has_one_row_per_modseq,
+            tombstones_keep_restore_and_purge,
+            messages_added_before_finds_old_entries,
         );
     };
     (@tests $fresh:path; $($check:ident),+ $(,)?) => {
@@ -2077,4 +2087,180 @@ pub fn change_log_has_one_row_per_modseq(meta: &dyn MetaStore, blobs: &dyn BlobS
         (1..=top).collect::<Vec<_>>(),
         "one change-log row per modseq"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Retention (guide §7.4, §7.5)
+
+/// `expunge_retaining` keeps tombstones that hold their blobs (no orphan, refcount counts
+/// them) with the expunged message's metadata; `restore_tombstones` brings those newer than
+/// a date back as new messages without `\Deleted` and removes them; `purge_tombstones`
+/// removes the old ones and reports blobs that lost their last reference;
+/// `delete_account_data` removes an account's tombstones. Plain `expunge` keeps nothing.
+pub fn tombstones_keep_restore_and_purge(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let inbox = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let trash = meta
+        .create_folder("alice", "Deleted Items", FolderKind::Mail)
+        .expect("create");
+    let bobs = meta
+        .create_folder("bob", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let m1 = message(blobs, b"retained one", &["\\Seen", "\\Deleted"]);
+    let m2 = message(blobs, b"retained two", &["\\Deleted", "$Work"]);
+    let m3 = message(blobs, b"retained three", &[]);
+    let m4 = message(blobs, b"dropped four", &[]);
+    meta.append_messages(inbox.id, &[m1.clone(), m2.clone(), m3.clone(), m4.clone()])
+        .expect("append");
+    let before = meta.highest_modseq("alice").expect("modseq");
+
+    let lost = meta
+        .expunge_retaining(inbox.id, &[1, 2, 99], 1_000)
+        .expect("expunge_retaining");
+    assert!(lost.is_empty(), "tombstones hold their blobs: {lost:?}");
+    assert_counters(meta, "alice", "INBOX", 2, 2);
+    assert_eq!(meta.usage("alice").expect("usage").messages, 2);
+    let expunged: Vec<u32> = meta
+        .changes_since("alice", before)
+        .expect("changes")
+        .iter()
+        .filter(|c| c.kind == ChangeKind::MessageExpunged)
+        .map(|c| c.uid)
+        .collect();
+    assert_eq!(expunged, vec![1, 2], "expunges are in the change log");
+    assert_eq!(meta.blob_refcount(&m1.blob).expect("refcount"), 1);
+    assert_eq!(collect_orphan_blobs(meta, blobs).expect("collect"), 0);
+    assert!(blobs.exists(&m1.blob).expect("exists"));
+    let r = crate::check::check_store(meta, blobs, false).expect("check");
+    assert!(
+        !r.orphan_blobs.contains(&m1.blob),
+        "a tombstone's blob is no orphan: {r}"
+    );
+
+    let stones = meta.tombstones("alice", 0).expect("tombstones");
+    assert_eq!(stones.len(), 2);
+    assert_eq!(stones[0].folder, "INBOX");
+    assert_eq!(stones[0].blob, m1.blob);
+    assert_eq!(stones[0].size, m1.size);
+    assert_eq!(stones[0].flags, vec!["\\Deleted", "\\Seen"]);
+    assert_eq!(stones[0].internal_date, 1_700_000_000);
+    assert_eq!(stones[0].expunged_at, 1_000);
+    assert_eq!(stones[1].blob, m2.blob);
+    assert!(stones[0].id != stones[1].id);
+
+    // Plain expunge keeps nothing.
+    let lost = meta.expunge(inbox.id, &[4]).expect("expunge");
+    assert_eq!(lost, vec![m4.blob.clone()]);
+    meta.expunge_retaining(inbox.id, &[3], 2_000)
+        .expect("expunge_retaining");
+    assert_eq!(meta.tombstones("alice", 0).expect("tombstones").len(), 3);
+    assert_eq!(
+        meta.tombstones("alice", 1_500).expect("tombstones").len(),
+        1
+    );
+    assert!(meta.tombstones("bob", 0).expect("tombstones").is_empty());
+    assert_eq!(
+        meta.tombstone_accounts().expect("accounts"),
+        vec!["alice".to_owned()]
+    );
+
+    // Restoring into another account's folder is refused and changes nothing.
+    let err = meta
+        .restore_tombstones("alice", 0, bobs.id)
+        .expect_err("foreign folder");
+    assert!(matches!(err, StoreError::Aborted(_)), "{err:?}");
+    assert_eq!(meta.tombstones("alice", 0).expect("tombstones").len(), 3);
+
+    // Everything expunged at or after 1000: all three, oldest first.
+    let restored = meta
+        .restore_tombstones("alice", 1_000, trash.id)
+        .expect("restore");
+    assert_eq!(
+        restored.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "new UIDs in the target folder, oldest first"
+    );
+    let rows = meta.list_messages(trash.id).expect("list");
+    assert_eq!(rows[0].blob, m1.blob);
+    assert_eq!(rows[0].flags, vec!["\\Seen"], "\\Deleted is dropped");
+    assert_eq!(rows[1].flags, vec!["$Work"]);
+    assert_eq!(rows[2].blob, m3.blob);
+    assert_counters(meta, "alice", "Deleted Items", 3, 2);
+    assert_eq!(meta.usage("alice").expect("usage").messages, 3);
+    assert!(meta.tombstones("alice", 0).expect("tombstones").is_empty());
+    assert!(
+        meta.restore_tombstones("alice", 0, trash.id)
+            .expect("restore again")
+            .is_empty(),
+        "a tombstone is restored once"
+    );
+    assert_eq!(meta.blob_refcount(&m1.blob).expect("refcount"), 1);
+
+    // Purge: only tombstones older than the cut-off go; a blob goes with its last reference.
+    meta.expunge_retaining(trash.id, &[1, 2], 5_000)
+        .expect("expunge_retaining");
+    meta.expunge_retaining(trash.id, &[3], 9_000)
+        .expect("expunge_retaining");
+    meta.append_messages(bobs.id, std::slice::from_ref(&m2))
+        .expect("append");
+    let lost = meta.purge_tombstones("alice", 5_001).expect("purge");
+    assert_eq!(lost, vec![m1.blob.clone()], "bob still holds m2's bytes");
+    let left = meta.tombstones("alice", 0).expect("tombstones");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].blob, m3.blob);
+    assert!(
+        meta.purge_tombstones("alice", 5_001)
+            .expect("purge again")
+            .is_empty(),
+        "a second purge (another node) finds nothing"
+    );
+
+    // Removing the account's data removes its tombstones.
+    let lost = meta.delete_account_data("alice").expect("delete account");
+    assert!(lost.contains(&m3.blob), "{lost:?}");
+    assert!(meta.tombstones("alice", 0).expect("tombstones").is_empty());
+    assert!(meta.tombstone_accounts().expect("accounts").is_empty());
+}
+
+/// `messages_added_before` lists the rows that entered a folder before a time (the row's
+/// creation, not INTERNALDATE), those that entered first first, at most `limit`.
+pub fn messages_added_before_finds_old_entries(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let junk = meta
+        .create_folder("alice", "Junk E-mail", FolderKind::Mail)
+        .expect("create");
+    let other = meta
+        .create_folder("alice", "Other", FolderKind::Mail)
+        .expect("create");
+    let msgs: Vec<NewMessage> = (0..3)
+        .map(|i| message(blobs, format!("junk {i}").as_bytes(), &[]))
+        .collect();
+    meta.append_messages(junk.id, &msgs).expect("append");
+    meta.append_messages(other.id, &msgs[..1]).expect("append");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let future = now + 3_600;
+    assert_eq!(
+        meta.messages_added_before(junk.id, future, 1_000)
+            .expect("added before"),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        meta.messages_added_before(junk.id, future, 2)
+            .expect("added before"),
+        vec![1, 2],
+        "limit"
+    );
+    // INTERNALDATE (2023) is not the age: the rows entered now.
+    assert!(
+        meta.messages_added_before(junk.id, now - 3_600, 1_000)
+            .expect("added before")
+            .is_empty()
+    );
+    assert!(matches!(
+        meta.messages_added_before(999_999, future, 10),
+        Err(StoreError::NotFound(_))
+    ));
 }

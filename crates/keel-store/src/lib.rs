@@ -439,6 +439,47 @@ pub struct QueueDump {
     pub warned: bool,
 }
 
+/// An expunged message kept for "Recover deleted items" (guide §7.4): its metadata, the
+/// name of the folder it was expunged from and when. A tombstone holds a reference on its
+/// blob ([`MetaStore::blob_refcount`] counts it), so neither the expunge nor orphan
+/// collection nor `keel check --repair` removes the bytes while it is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// Store-wide id.
+    pub id: i64,
+    /// The owning account.
+    pub account: String,
+    /// Name of the folder the message was expunged from.
+    pub folder: String,
+    /// Blob of the raw bytes.
+    pub blob: BlobId,
+    /// Size in bytes.
+    pub size: u64,
+    /// Flags and keywords at the time of the expunge, sorted.
+    pub flags: Vec<String>,
+    /// Internal date, seconds since the Unix epoch.
+    pub internal_date: i64,
+    /// When it was expunged, seconds since the Unix epoch.
+    pub expunged_at: i64,
+}
+
+/// The message a restored tombstone becomes: same blob, size, internal date and flags,
+/// without `\Deleted` (it was expunged because of it; restored it would go again at the
+/// next EXPUNGE).
+pub(crate) fn restored_message(t: &Tombstone) -> NewMessage {
+    NewMessage {
+        blob: t.blob.clone(),
+        size: t.size,
+        flags: t
+            .flags
+            .iter()
+            .filter(|f| !f.eq_ignore_ascii_case("\\Deleted"))
+            .cloned()
+            .collect(),
+        internal_date: t.internal_date,
+    }
+}
+
 /// Store-wide counters that must never go backwards when a store is copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreCounters {
@@ -515,6 +556,68 @@ pub trait MetaStore: Send + Sync + 'static {
     /// their last reference.
     fn expunge(&self, folder: i64, uids: &[u32]) -> StoreResult<Vec<BlobId>>;
 
+    // Retention (guide §7.4, §7.5). Defaults fail with `StoreError::Backend`, as for the
+    // lease methods below, so delegating wrappers written before them still compile; both
+    // real backends override them and the conformance suite checks them.
+
+    /// As [`Self::expunge`], but each expunged message is kept as a [`Tombstone`] with
+    /// `expunged_at`, in the same transaction ("Allow deleted items recovery", guide §7.4).
+    /// The tombstones keep their blobs referenced, so the answer is normally empty.
+    fn expunge_retaining(
+        &self,
+        folder: i64,
+        uids: &[u32],
+        expunged_at: i64,
+    ) -> StoreResult<Vec<BlobId>> {
+        let _ = (folder, uids, expunged_at);
+        Err(unsupported("expunge_retaining"))
+    }
+    /// An account's tombstones expunged at or after `since`, oldest first.
+    fn tombstones(&self, account: &str, since: i64) -> StoreResult<Vec<Tombstone>> {
+        let _ = (account, since);
+        Err(unsupported("tombstones"))
+    }
+    /// Restores every tombstone of `account` expunged at or after `since` into `folder`
+    /// (which must belong to `account`, else `Aborted`) as new messages with new UIDs, oldest
+    /// first, without `\Deleted`, and removes those tombstones, in one transaction (two
+    /// nodes restoring at once restore each message once). Returns the new (uid, modseq).
+    /// No quota check: restoring is an administrator's action.
+    fn restore_tombstones(
+        &self,
+        account: &str,
+        since: i64,
+        folder: i64,
+    ) -> StoreResult<Vec<(u32, u64)>> {
+        let _ = (account, since, folder);
+        Err(unsupported("restore_tombstones"))
+    }
+    /// Removes the account's tombstones expunged before `before`; returns the blobs that
+    /// lost their last reference (the caller deletes them). Safe to run on several nodes
+    /// at once: each tombstone is removed by one of them.
+    fn purge_tombstones(&self, account: &str, before: i64) -> StoreResult<Vec<BlobId>> {
+        let _ = (account, before);
+        Err(unsupported("purge_tombstones"))
+    }
+    /// Every account that has tombstones, sorted (the purge also reaches accounts whose
+    /// user was removed with the mailbox kept or moved).
+    fn tombstone_accounts(&self) -> StoreResult<Vec<String>> {
+        Err(unsupported("tombstone_accounts"))
+    }
+    /// UIDs of up to `limit` messages of a folder that entered it before `before` (Unix
+    /// seconds), those that entered first first (guide §7.5 clean-out: the age of an item is
+    /// the time it entered the folder, not INTERNALDATE). A message enters a folder when its
+    /// row is created: delivery, APPEND, COPY, MOVE, restore. `NotFound` if the folder does
+    /// not exist.
+    fn messages_added_before(
+        &self,
+        folder: i64,
+        before: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<u32>> {
+        let _ = (folder, before, limit);
+        Err(unsupported("messages_added_before"))
+    }
+
     /// The account's highest modseq (0 when nothing ever changed).
     fn highest_modseq(&self, account: &str) -> StoreResult<u64>;
     /// Changes of an account with modseq greater than `since`, in modseq order.
@@ -522,8 +625,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Quota usage of an account.
     fn usage(&self, account: &str) -> StoreResult<Usage>;
 
-    /// Number of references to a blob: messages plus queued messages (so
-    /// [`collect_orphan_blobs`] never removes a queued message's bytes).
+    /// Number of references to a blob: messages, queued messages and tombstones (so
+    /// [`collect_orphan_blobs`] never removes a queued or recoverable message's bytes).
     fn blob_refcount(&self, blob: &BlobId) -> StoreResult<u64>;
 
     /// Adds a message and its recipients to the outbound queue in one transaction

@@ -77,7 +77,7 @@ use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 use crate::{
     AccountDump, BlobId, Change, ChangeKind, ChangeListener, Doc, DocTxn, Folder, FolderKind,
     MessageMeta, MetaStore, NewMessage, QueueDump, QueueRcptState, QueuedMessage, QueuedRecipient,
-    StoreCounters, StoreError, StoreResult, Usage,
+    StoreCounters, StoreError, StoreResult, Tombstone, Usage,
 };
 
 /// Default maximum number of connections of one [`PgStore`].
@@ -931,7 +931,8 @@ fn unreferenced(t: &mut Tx<'_>, mut candidates: Vec<String>) -> StoreResult<Vec<
     for blob in candidates {
         let row = t.one(
             "SELECT EXISTS (SELECT 1 FROM messages WHERE blob = $1)
-                 OR EXISTS (SELECT 1 FROM queue WHERE blob = $1)",
+                 OR EXISTS (SELECT 1 FROM queue WHERE blob = $1)
+                 OR EXISTS (SELECT 1 FROM tombstones WHERE blob = $1)",
             &[&blob],
         )?;
         if !col_bool(&row, 0)? {
@@ -969,6 +970,208 @@ fn message_from_row(row: &Row) -> StoreResult<MessageMeta> {
         internal_date: col_i64(row, 5)?,
         modseq: col_u64(row, 6)?,
     })
+}
+
+/// Appends rows to folder `f` (the caller's write transaction); `added_at` is when they
+/// enter the folder (guide §7.5).
+fn insert_messages(
+    t: &mut Tx<'_>,
+    f: &Folder,
+    messages: &[NewMessage],
+    added_at: i64,
+) -> StoreResult<Vec<(u32, u64)>> {
+    let folder = f.id;
+    if let Some(m) = messages.iter().find(|m| BlobId::parse(&m.blob.0).is_none()) {
+        return Err(StoreError::Aborted(format!(
+            "invalid blob id {:?}",
+            m.blob.0
+        )));
+    }
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut uid = f.uid_next;
+    let (mut bytes, mut unseen) = (0i64, 0i64);
+    let mut out = Vec::with_capacity(messages.len());
+    // One lock and one round trip for the batch's modseqs (DESIGN §2).
+    let first = reserve_modseqs(t, &f.account, messages.len() as u64)?;
+    for (modseq, m) in (first..).zip(messages) {
+        // UIDs are non-zero u32 and uid_next must stay representable.
+        if uid == u32::MAX {
+            return Err(StoreError::Backend(format!(
+                "UIDs of folder {folder} exhausted"
+            )));
+        }
+        let size = to_i64(m.size, "message size")?;
+        let flags = normalize_flags(&m.flags);
+        let seen = has_seen(&flags);
+        t.exec(
+            "INSERT INTO messages
+                 (folder, uid, blob, size, flags, seen, internal_date, modseq, added_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &folder,
+                &i64::from(uid),
+                &m.blob.0,
+                &size,
+                &encode_flags(&flags)?,
+                &seen,
+                &m.internal_date,
+                &to_i64(modseq, "modseq")?,
+                &added_at,
+            ],
+        )?;
+        log_change(t, &f.account, modseq, folder, uid, ChangeKind::MessageAdded)?;
+        bytes = bytes.saturating_add(size);
+        unseen += i64::from(!seen);
+        out.push((uid, modseq));
+        uid += 1;
+    }
+    let n = i64::try_from(out.len())
+        .map_err(|_| StoreError::Backend("too many messages in one append".into()))?;
+    let last = out.last().map_or(0, |&(_, m)| m);
+    t.exec(
+        "UPDATE folders SET uid_next = $2, messages = messages + $3,
+             unseen = unseen + $4, bytes = bytes + $5, highest_modseq = $6
+         WHERE id = $1",
+        &[
+            &folder,
+            &i64::from(uid),
+            &n,
+            &unseen,
+            &bytes,
+            &to_i64(last, "modseq")?,
+        ],
+    )?;
+    add_usage(t, &f.account, bytes, n)?;
+    Ok(out)
+}
+
+/// Expunges rows of a folder (the caller's write transaction); with `retain`, each row
+/// becomes a tombstone expunged at that time (guide §7.4).
+fn expunge_rows(
+    t: &mut Tx<'_>,
+    folder: i64,
+    uids: &[u32],
+    retain: Option<i64>,
+) -> StoreResult<Vec<BlobId>> {
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    let f = folder_by_id(t, folder)?;
+    let (mut bytes, mut count, mut unseen) = (0i64, 0i64, 0i64);
+    let mut blobs = Vec::new();
+    let mut last = None;
+    for &uid in &uids {
+        let Some(row) = t.opt(
+            "DELETE FROM messages WHERE folder = $1 AND uid = $2
+             RETURNING blob, size, seen, flags, internal_date",
+            &[&folder, &i64::from(uid)],
+        )?
+        else {
+            continue;
+        };
+        let (blob, size, seen) = (col_str(&row, 0)?, col_i64(&row, 1)?, col_bool(&row, 2)?);
+        if let Some(at) = retain {
+            let flags = col_str(&row, 3)?;
+            let internal_date = col_i64(&row, 4)?;
+            t.exec(
+                "INSERT INTO tombstones
+                     (account, folder_name, blob, size, flags, internal_date, expunged_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &f.account,
+                    &f.name,
+                    &blob,
+                    &size,
+                    &flags,
+                    &internal_date,
+                    &at,
+                ],
+            )?;
+        }
+        let modseq = next_modseq(t, &f.account)?;
+        log_change(
+            t,
+            &f.account,
+            modseq,
+            folder,
+            uid,
+            ChangeKind::MessageExpunged,
+        )?;
+        blobs.push(blob);
+        bytes = bytes.saturating_add(size);
+        count += 1;
+        unseen += i64::from(!seen);
+        last = Some(modseq);
+    }
+    if let Some(last) = last {
+        t.exec(
+            "UPDATE folders SET messages = messages - $2, unseen = unseen - $3,
+                 bytes = bytes - $4, highest_modseq = $5
+             WHERE id = $1",
+            &[&folder, &count, &unseen, &bytes, &to_i64(last, "modseq")?],
+        )?;
+        add_usage(t, &f.account, -bytes, -count)?;
+    }
+    unreferenced(t, blobs)
+}
+
+const TOMBSTONE_COLS: &str =
+    "id, account, folder_name, blob, size, flags, internal_date, expunged_at";
+
+fn tombstone_from_row(row: &Row) -> StoreResult<Tombstone> {
+    Ok(Tombstone {
+        id: col_i64(row, 0)?,
+        account: col_str(row, 1)?,
+        folder: col_str(row, 2)?,
+        blob: col_blob(row, 3)?,
+        size: col_u64(row, 4)?,
+        flags: decode_flags(row, 5)?,
+        internal_date: col_i64(row, 6)?,
+        expunged_at: col_i64(row, 7)?,
+    })
+}
+
+/// Tombstones of `account` expunged at or after `since`, oldest first.
+fn select_tombstones(t: &mut Tx<'_>, account: &str, since: i64) -> StoreResult<Vec<Tombstone>> {
+    t.rows(
+        &format!(
+            "SELECT {TOMBSTONE_COLS} FROM tombstones
+             WHERE account = $1 AND expunged_at >= $2 ORDER BY expunged_at, id"
+        ),
+        &[&account, &since],
+    )?
+    .iter()
+    .map(tombstone_from_row)
+    .collect()
+}
+
+/// As [`select_tombstones`], locking the rows until commit.
+fn select_tombstones_for_update(
+    t: &mut Tx<'_>,
+    account: &str,
+    since: i64,
+) -> StoreResult<Vec<Tombstone>> {
+    t.rows(
+        &format!(
+            "SELECT {TOMBSTONE_COLS} FROM tombstones
+             WHERE account = $1 AND expunged_at >= $2 ORDER BY expunged_at, id FOR UPDATE"
+        ),
+        &[&account, &since],
+    )?
+    .iter()
+    .map(tombstone_from_row)
+    .collect()
+}
+
+/// Deletes the account's tombstones expunged before `before`; returns their blobs (the
+/// caller asks [`unreferenced`] which lost their last reference).
+fn delete_tombstones(t: &mut Tx<'_>, account: &str, before: i64) -> StoreResult<Vec<String>> {
+    strings(&t.rows(
+        "DELETE FROM tombstones WHERE account = $1 AND expunged_at < $2 RETURNING blob",
+        &[&account, &before],
+    )?)
 }
 
 const QUEUE_COLS: &str = "id, sender, envid, ret, size, blob, created, next_attempt";
@@ -1189,6 +1392,8 @@ impl MetaStore for PgStore {
             t.exec("DELETE FROM folders WHERE account = $1", &[&account])?;
             t.exec("DELETE FROM changes WHERE account = $1", &[&account])?;
             t.exec("DELETE FROM account_state WHERE account = $1", &[&account])?;
+            let mut blobs = blobs;
+            blobs.extend(delete_tombstones(t, account, i64::MAX)?);
             unreferenced(t, blobs)
         })
     }
@@ -1198,71 +1403,10 @@ impl MetaStore for PgStore {
         folder: i64,
         messages: &[NewMessage],
     ) -> StoreResult<Vec<(u32, u64)>> {
+        let added_at = unix_now();
         self.write(|t| {
             let f = folder_by_id(t, folder)?;
-            if let Some(m) = messages.iter().find(|m| BlobId::parse(&m.blob.0).is_none()) {
-                return Err(StoreError::Aborted(format!(
-                    "invalid blob id {:?}",
-                    m.blob.0
-                )));
-            }
-            if messages.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut uid = f.uid_next;
-            let (mut bytes, mut unseen) = (0i64, 0i64);
-            let mut out = Vec::with_capacity(messages.len());
-            // One lock and one round trip for the batch's modseqs (DESIGN §2).
-            let first = reserve_modseqs(t, &f.account, messages.len() as u64)?;
-            for (modseq, m) in (first..).zip(messages) {
-                // UIDs are non-zero u32 and uid_next must stay representable.
-                if uid == u32::MAX {
-                    return Err(StoreError::Backend(format!(
-                        "UIDs of folder {folder} exhausted"
-                    )));
-                }
-                let size = to_i64(m.size, "message size")?;
-                let flags = normalize_flags(&m.flags);
-                let seen = has_seen(&flags);
-                t.exec(
-                    "INSERT INTO messages
-                         (folder, uid, blob, size, flags, seen, internal_date, modseq)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[
-                        &folder,
-                        &i64::from(uid),
-                        &m.blob.0,
-                        &size,
-                        &encode_flags(&flags)?,
-                        &seen,
-                        &m.internal_date,
-                        &to_i64(modseq, "modseq")?,
-                    ],
-                )?;
-                log_change(t, &f.account, modseq, folder, uid, ChangeKind::MessageAdded)?;
-                bytes = bytes.saturating_add(size);
-                unseen += i64::from(!seen);
-                out.push((uid, modseq));
-                uid += 1;
-            }
-            let n = i64::try_from(out.len())
-                .map_err(|_| StoreError::Backend("too many messages in one append".into()))?;
-            let last = out.last().map_or(0, |&(_, m)| m);
-            t.exec(
-                "UPDATE folders SET uid_next = $2, messages = messages + $3,
-                     unseen = unseen + $4, bytes = bytes + $5, highest_modseq = $6
-                 WHERE id = $1",
-                &[
-                    &folder,
-                    &i64::from(uid),
-                    &n,
-                    &unseen,
-                    &bytes,
-                    &to_i64(last, "modseq")?,
-                ],
-            )?;
-            add_usage(t, &f.account, bytes, n)?;
-            Ok(out)
+            insert_messages(t, &f, messages, added_at)
         })
     }
 
@@ -1346,49 +1490,82 @@ impl MetaStore for PgStore {
     }
 
     fn expunge(&self, folder: i64, uids: &[u32]) -> StoreResult<Vec<BlobId>> {
-        let mut uids = uids.to_vec();
-        uids.sort_unstable();
-        uids.dedup();
+        self.write(|t| expunge_rows(t, folder, uids, None))
+    }
+
+    fn expunge_retaining(
+        &self,
+        folder: i64,
+        uids: &[u32],
+        expunged_at: i64,
+    ) -> StoreResult<Vec<BlobId>> {
+        self.write(|t| expunge_rows(t, folder, uids, Some(expunged_at)))
+    }
+
+    fn tombstones(&self, account: &str, since: i64) -> StoreResult<Vec<Tombstone>> {
+        self.read(|t| select_tombstones(t, account, since))
+    }
+
+    fn restore_tombstones(
+        &self,
+        account: &str,
+        since: i64,
+        folder: i64,
+    ) -> StoreResult<Vec<(u32, u64)>> {
+        let added_at = unix_now();
         self.write(|t| {
             let f = folder_by_id(t, folder)?;
-            let (mut bytes, mut count, mut unseen) = (0i64, 0i64, 0i64);
-            let mut blobs = Vec::new();
-            let mut last = None;
-            for &uid in &uids {
-                let Some(row) = t.opt(
-                    "DELETE FROM messages WHERE folder = $1 AND uid = $2
-                     RETURNING blob, size, seen",
-                    &[&folder, &i64::from(uid)],
-                )?
-                else {
-                    continue;
-                };
-                let (blob, size, seen) = (col_str(&row, 0)?, col_i64(&row, 1)?, col_bool(&row, 2)?);
-                let modseq = next_modseq(t, &f.account)?;
-                log_change(
-                    t,
-                    &f.account,
-                    modseq,
-                    folder,
-                    uid,
-                    ChangeKind::MessageExpunged,
-                )?;
-                blobs.push(blob);
-                bytes = bytes.saturating_add(size);
-                count += 1;
-                unseen += i64::from(!seen);
-                last = Some(modseq);
+            if f.account != account {
+                return Err(StoreError::Aborted(format!(
+                    "folder {folder} does not belong to {account}"
+                )));
             }
-            if let Some(last) = last {
-                t.exec(
-                    "UPDATE folders SET messages = messages - $2, unseen = unseen - $3,
-                         bytes = bytes - $4, highest_modseq = $5
-                     WHERE id = $1",
-                    &[&folder, &count, &unseen, &bytes, &to_i64(last, "modseq")?],
-                )?;
-                add_usage(t, &f.account, -bytes, -count)?;
+            // Locks the rows: a second node restoring at the same time waits, then finds
+            // them gone (or fails serialisation and retries), so each is restored once.
+            let stones = select_tombstones_for_update(t, account, since)?;
+            let new: Vec<NewMessage> = stones.iter().map(crate::restored_message).collect();
+            let out = insert_messages(t, &f, &new, added_at)?;
+            for stone in &stones {
+                t.exec("DELETE FROM tombstones WHERE id = $1", &[&stone.id])?;
             }
+            Ok(out)
+        })
+    }
+
+    fn purge_tombstones(&self, account: &str, before: i64) -> StoreResult<Vec<BlobId>> {
+        self.write(|t| {
+            let blobs = delete_tombstones(t, account, before)?;
             unreferenced(t, blobs)
+        })
+    }
+
+    fn tombstone_accounts(&self) -> StoreResult<Vec<String>> {
+        self.read(|t| {
+            strings(&t.rows(
+                "SELECT DISTINCT account FROM tombstones ORDER BY account",
+                &[],
+            )?)
+        })
+    }
+
+    fn messages_added_before(
+        &self,
+        folder: i64,
+        before: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<u32>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|t| {
+            folder_by_id(t, folder)?;
+            // Answered from the `messages_by_added_at` index (migration 4).
+            t.rows(
+                "SELECT uid FROM messages WHERE folder = $1 AND added_at < $2
+                 ORDER BY added_at, uid LIMIT $3",
+                &[&folder, &before, &limit],
+            )?
+            .iter()
+            .map(|r| col_u32(r, 0))
+            .collect()
         })
     }
 
@@ -1447,7 +1624,8 @@ impl MetaStore for PgStore {
         self.read(|t| {
             let row = t.one(
                 "SELECT (SELECT count(*) FROM messages WHERE blob = $1)
-                      + (SELECT count(*) FROM queue WHERE blob = $1)",
+                      + (SELECT count(*) FROM queue WHERE blob = $1)
+                      + (SELECT count(*) FROM tombstones WHERE blob = $1)",
                 &[&blob.0],
             )?;
             col_u64(&row, 0)

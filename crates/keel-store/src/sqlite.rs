@@ -26,7 +26,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use crate::{
     AccountDump, BlobId, Change, ChangeKind, Doc, DocTxn, Folder, FolderKind, MessageMeta,
     MetaStore, NewMessage, QueueDump, QueueRcptState, QueuedMessage, QueuedRecipient,
-    StoreCounters, StoreError, StoreResult, Usage,
+    StoreCounters, StoreError, StoreResult, Tombstone, Usage,
 };
 
 /// How long a statement waits for another connection's (or process's) lock.
@@ -541,7 +541,8 @@ fn unreferenced(c: &Connection, mut candidates: Vec<String>) -> StoreResult<Vec<
     let mut st = c
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM messages WHERE blob = ?1)
-                 OR EXISTS (SELECT 1 FROM queue WHERE blob = ?1)",
+                 OR EXISTS (SELECT 1 FROM queue WHERE blob = ?1)
+                 OR EXISTS (SELECT 1 FROM tombstones WHERE blob = ?1)",
         )
         .db()?;
     let mut lost = Vec::new();
@@ -591,6 +592,196 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageMeta> {
         internal_date: row.get(5)?,
         modseq: row.get(6)?,
     })
+}
+
+/// Appends rows to folder `f` (the caller's write transaction); `added_at` is when they
+/// enter the folder (guide §7.5).
+fn insert_messages(
+    c: &Connection,
+    f: &Folder,
+    messages: &[NewMessage],
+    added_at: i64,
+) -> StoreResult<Vec<(u32, u64)>> {
+    let folder = f.id;
+    let mut uid = f.uid_next;
+    let (mut bytes, mut unseen) = (0i64, 0u32);
+    let mut out = Vec::with_capacity(messages.len());
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO messages
+                 (folder, uid, blob, size, flags, seen, internal_date, modseq, added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .db()?;
+    for m in messages {
+        if BlobId::parse(&m.blob.0).is_none() {
+            return Err(StoreError::Aborted(format!(
+                "invalid blob id {:?}",
+                m.blob.0
+            )));
+        }
+        // UIDs are non-zero u32 and uid_next must stay representable.
+        if uid == u32::MAX {
+            return Err(StoreError::Backend(format!(
+                "UIDs of folder {folder} exhausted"
+            )));
+        }
+        let size = to_i64(m.size, "message size")?;
+        let flags = normalize_flags(&m.flags);
+        let seen = has_seen(&flags);
+        let modseq = next_modseq(c, &f.account)?;
+        insert
+            .execute(params![
+                folder,
+                uid,
+                m.blob.0,
+                size,
+                encode_flags(&flags)?,
+                seen,
+                m.internal_date,
+                modseq,
+                added_at
+            ])
+            .db()?;
+        log_change(c, &f.account, modseq, folder, uid, ChangeKind::MessageAdded)?;
+        bytes = bytes.saturating_add(size);
+        unseen += u32::from(!seen);
+        out.push((uid, modseq));
+        uid += 1;
+    }
+    if let Some(&(_, last)) = out.last() {
+        let n = u32::try_from(out.len())
+            .map_err(|_| StoreError::Backend("too many messages in one append".into()))?;
+        c.execute(
+            "UPDATE folders SET uid_next = ?2, messages = messages + ?3,
+                 unseen = unseen + ?4, bytes = bytes + ?5, highest_modseq = ?6
+             WHERE id = ?1",
+            params![folder, uid, n, unseen, bytes, last],
+        )
+        .db()?;
+        add_usage(c, &f.account, bytes, i64::from(n))?;
+    }
+    Ok(out)
+}
+
+/// Expunges rows of a folder (the caller's write transaction); with `retain`, each row
+/// becomes a tombstone expunged at that time (guide §7.4).
+fn expunge_rows(
+    c: &Connection,
+    folder: i64,
+    uids: &[u32],
+    retain: Option<i64>,
+) -> StoreResult<Vec<BlobId>> {
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    let f = folder_by_id(c, folder)?;
+    let (mut bytes, mut count, mut unseen) = (0i64, 0i64, 0i64);
+    let mut blobs = Vec::new();
+    let mut last = None;
+    let mut delete = c
+        .prepare_cached(
+            "DELETE FROM messages WHERE folder = ?1 AND uid = ?2
+             RETURNING blob, size, seen, flags, internal_date",
+        )
+        .db()?;
+    for uid in uids {
+        let row: Option<(String, i64, bool, String, i64)> = delete
+            .query_row(params![folder, uid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
+            .db()?;
+        let Some((blob, size, seen, flags, internal_date)) = row else {
+            continue;
+        };
+        if let Some(at) = retain {
+            c.prepare_cached(
+                "INSERT INTO tombstones
+                     (account, folder_name, blob, size, flags, internal_date, expunged_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .db()?
+            .execute(params![
+                f.account,
+                f.name,
+                blob,
+                size,
+                flags,
+                internal_date,
+                at
+            ])
+            .db()?;
+        }
+        let modseq = next_modseq(c, &f.account)?;
+        log_change(
+            c,
+            &f.account,
+            modseq,
+            folder,
+            uid,
+            ChangeKind::MessageExpunged,
+        )?;
+        blobs.push(blob);
+        bytes = bytes.saturating_add(size);
+        count += 1;
+        unseen += i64::from(!seen);
+        last = Some(modseq);
+    }
+    if let Some(last) = last {
+        c.execute(
+            "UPDATE folders SET messages = messages - ?2, unseen = unseen - ?3,
+                 bytes = bytes - ?4, highest_modseq = ?5
+             WHERE id = ?1",
+            params![folder, count, unseen, bytes, last],
+        )
+        .db()?;
+        add_usage(c, &f.account, -bytes, -count)?;
+    }
+    unreferenced(c, blobs)
+}
+
+/// Tombstones of `account` expunged at or after `since`, oldest first.
+fn select_tombstones(c: &Connection, account: &str, since: i64) -> StoreResult<Vec<Tombstone>> {
+    let mut st = c
+        .prepare_cached(
+            "SELECT id, account, folder_name, blob, size, flags, internal_date, expunged_at
+             FROM tombstones WHERE account = ?1 AND expunged_at >= ?2 ORDER BY expunged_at, id",
+        )
+        .db()?;
+    st.query_map(params![account, since], |r| {
+        let blob: String = r.get(3)?;
+        let blob =
+            BlobId::parse_owned(blob).map_err(|b| bad_column(3, format!("blob id {b:?}")))?;
+        let flags: String = r.get(5)?;
+        Ok(Tombstone {
+            id: r.get(0)?,
+            account: r.get(1)?,
+            folder: r.get(2)?,
+            blob,
+            size: r.get(4)?,
+            flags: decode_flags(5, &flags)?,
+            internal_date: r.get(6)?,
+            expunged_at: r.get(7)?,
+        })
+    })
+    .db()?
+    .collect::<Result<Vec<_>, _>>()
+    .db()
+}
+
+/// Deletes the account's tombstones expunged before `before`; returns their blobs (the
+/// caller asks [`unreferenced`] which lost their last reference).
+fn delete_tombstones(c: &Connection, account: &str, before: i64) -> StoreResult<Vec<String>> {
+    let mut st = c
+        .prepare_cached(
+            "DELETE FROM tombstones WHERE account = ?1 AND expunged_at < ?2 RETURNING blob",
+        )
+        .db()?;
+    st.query_map(params![account, before], |r| r.get(0))
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -801,6 +992,8 @@ impl MetaStore for SqliteStore {
                 .db()?;
             c.execute("DELETE FROM account_state WHERE account = ?1", [account])
                 .db()?;
+            let mut blobs = blobs;
+            blobs.extend(delete_tombstones(c, account, i64::MAX)?);
             unreferenced(c, blobs)
         })
     }
@@ -812,58 +1005,7 @@ impl MetaStore for SqliteStore {
     ) -> StoreResult<Vec<(u32, u64)>> {
         self.write(|c| {
             let f = folder_by_id(c, folder)?;
-            let mut uid = f.uid_next;
-            let (mut bytes, mut unseen) = (0i64, 0u32);
-            let mut out = Vec::with_capacity(messages.len());
-            let mut insert = c
-                .prepare_cached(
-                    "INSERT INTO messages (folder, uid, blob, size, flags, seen, internal_date, modseq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .db()?;
-            for m in messages {
-                if BlobId::parse(&m.blob.0).is_none() {
-                    return Err(StoreError::Aborted(format!("invalid blob id {:?}", m.blob.0)));
-                }
-                // UIDs are non-zero u32 and uid_next must stay representable.
-                if uid == u32::MAX {
-                    return Err(StoreError::Backend(format!("UIDs of folder {folder} exhausted")));
-                }
-                let size = to_i64(m.size, "message size")?;
-                let flags = normalize_flags(&m.flags);
-                let seen = has_seen(&flags);
-                let modseq = next_modseq(c, &f.account)?;
-                insert
-                    .execute(params![
-                        folder,
-                        uid,
-                        m.blob.0,
-                        size,
-                        encode_flags(&flags)?,
-                        seen,
-                        m.internal_date,
-                        modseq
-                    ])
-                    .db()?;
-                log_change(c, &f.account, modseq, folder, uid, ChangeKind::MessageAdded)?;
-                bytes = bytes.saturating_add(size);
-                unseen += u32::from(!seen);
-                out.push((uid, modseq));
-                uid += 1;
-            }
-            if let Some(&(_, last)) = out.last() {
-                let n = u32::try_from(out.len())
-                    .map_err(|_| StoreError::Backend("too many messages in one append".into()))?;
-                c.execute(
-                    "UPDATE folders SET uid_next = ?2, messages = messages + ?3,
-                         unseen = unseen + ?4, bytes = bytes + ?5, highest_modseq = ?6
-                     WHERE id = ?1",
-                    params![folder, uid, n, unseen, bytes, last],
-                )
-                .db()?;
-                add_usage(c, &f.account, bytes, i64::from(n))?;
-            }
-            Ok(out)
+            insert_messages(c, &f, messages, unix_now())
         })
     }
 
@@ -946,44 +1088,86 @@ impl MetaStore for SqliteStore {
     }
 
     fn expunge(&self, folder: i64, uids: &[u32]) -> StoreResult<Vec<BlobId>> {
-        let mut uids = uids.to_vec();
-        uids.sort_unstable();
-        uids.dedup();
+        self.write(|c| expunge_rows(c, folder, uids, None))
+    }
+
+    fn expunge_retaining(
+        &self,
+        folder: i64,
+        uids: &[u32],
+        expunged_at: i64,
+    ) -> StoreResult<Vec<BlobId>> {
+        self.write(|c| expunge_rows(c, folder, uids, Some(expunged_at)))
+    }
+
+    fn tombstones(&self, account: &str, since: i64) -> StoreResult<Vec<Tombstone>> {
+        self.read(|c| select_tombstones(c, account, since))
+    }
+
+    fn restore_tombstones(
+        &self,
+        account: &str,
+        since: i64,
+        folder: i64,
+    ) -> StoreResult<Vec<(u32, u64)>> {
         self.write(|c| {
             let f = folder_by_id(c, folder)?;
-            let (mut bytes, mut count, mut unseen) = (0i64, 0i64, 0i64);
-            let mut blobs = Vec::new();
-            let mut last = None;
+            if f.account != account {
+                return Err(StoreError::Aborted(format!(
+                    "folder {folder} does not belong to {account}"
+                )));
+            }
+            let stones = select_tombstones(c, account, since)?;
+            let new: Vec<NewMessage> = stones.iter().map(crate::restored_message).collect();
+            let out = insert_messages(c, &f, &new, unix_now())?;
             let mut delete = c
-                .prepare_cached(
-                    "DELETE FROM messages WHERE folder = ?1 AND uid = ?2 RETURNING blob, size, seen",
-                )
+                .prepare_cached("DELETE FROM tombstones WHERE id = ?1")
                 .db()?;
-            for uid in uids {
-                let row: Option<(String, i64, bool)> = delete
-                    .query_row(params![folder, uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-                    .db()?;
-                let Some((blob, size, seen)) = row else { continue };
-                let modseq = next_modseq(c, &f.account)?;
-                log_change(c, &f.account, modseq, folder, uid, ChangeKind::MessageExpunged)?;
-                blobs.push(blob);
-                bytes = bytes.saturating_add(size);
-                count += 1;
-                unseen += i64::from(!seen);
-                last = Some(modseq);
+            for t in &stones {
+                delete.execute([t.id]).db()?;
             }
-            if let Some(last) = last {
-                c.execute(
-                    "UPDATE folders SET messages = messages - ?2, unseen = unseen - ?3,
-                         bytes = bytes - ?4, highest_modseq = ?5
-                     WHERE id = ?1",
-                    params![folder, count, unseen, bytes, last],
-                )
-                .db()?;
-                add_usage(c, &f.account, -bytes, -count)?;
-            }
+            Ok(out)
+        })
+    }
+
+    fn purge_tombstones(&self, account: &str, before: i64) -> StoreResult<Vec<BlobId>> {
+        self.write(|c| {
+            let blobs = delete_tombstones(c, account, before)?;
             unreferenced(c, blobs)
+        })
+    }
+
+    fn tombstone_accounts(&self) -> StoreResult<Vec<String>> {
+        self.read(|c| {
+            let mut st = c
+                .prepare_cached("SELECT DISTINCT account FROM tombstones ORDER BY account")
+                .db()?;
+            st.query_map([], |r| r.get(0))
+                .db()?
+                .collect::<Result<Vec<_>, _>>()
+                .db()
+        })
+    }
+
+    fn messages_added_before(
+        &self,
+        folder: i64,
+        before: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<u32>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| {
+            folder_by_id(c, folder)?;
+            let mut st = c
+                .prepare_cached(
+                    "SELECT uid FROM messages INDEXED BY messages_by_added_at
+                     WHERE folder = ?1 AND added_at < ?2 ORDER BY added_at, uid LIMIT ?3",
+                )
+                .db()?;
+            st.query_map(params![folder, before, limit], |r| r.get(0))
+                .db()?
+                .collect::<Result<Vec<_>, _>>()
+                .db()
         })
     }
 
@@ -1050,7 +1234,8 @@ impl MetaStore for SqliteStore {
         self.read(|c| {
             c.query_row(
                 "SELECT (SELECT count(*) FROM messages WHERE blob = ?1)
-                      + (SELECT count(*) FROM queue WHERE blob = ?1)",
+                      + (SELECT count(*) FROM queue WHERE blob = ?1)
+                      + (SELECT count(*) FROM tombstones WHERE blob = ?1)",
                 [&blob.0],
                 |r| r.get(0),
             )

@@ -148,7 +148,8 @@ impl PgStore {
             let row = t.one(
                 "SELECT NOT (EXISTS (SELECT 1 FROM docs) OR EXISTS (SELECT 1 FROM folders)
                      OR EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM changes)
-                     OR EXISTS (SELECT 1 FROM account_state) OR EXISTS (SELECT 1 FROM queue))",
+                     OR EXISTS (SELECT 1 FROM account_state) OR EXISTS (SELECT 1 FROM queue)
+                     OR EXISTS (SELECT 1 FROM tombstones))",
                 &[],
             )?;
             col_bool(&row, 0)
@@ -166,6 +167,7 @@ impl PgStore {
                 "folders",
                 "changes",
                 "account_state",
+                "tombstones",
                 "docs",
             ] {
                 t.exec(&format!("DELETE FROM {table}"), &[])?;
@@ -285,8 +287,9 @@ fn import_account(t: &mut Tx<'_>, dump: &AccountDump) -> StoreResult<()> {
     )?;
     let msg_st = prepare(
         t,
-        "INSERT INTO messages (folder, uid, blob, size, flags, seen, internal_date, modseq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO messages (folder, uid, blob, size, flags, seen, internal_date, modseq,
+                               added_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7)",
     )?;
     for fd in &dump.folders {
         let f = &fd.folder;

@@ -146,6 +146,29 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX messages_by_modseq ON messages (folder, modseq);
     "#,
+    // Version 4: retention (guide §7.4, §7.5), as SQLite version 5. `added_at` is when the
+    // row was created, i.e. when the message entered its folder: the age the clean-out
+    // measures; existing rows take their INTERNALDATE. `tombstones` keeps expunged
+    // messages recoverable while the domain's retention lasts; each row holds a reference
+    // on its blob.
+    r#"
+    ALTER TABLE messages ADD COLUMN added_at BIGINT NOT NULL DEFAULT 0;
+    UPDATE messages SET added_at = internal_date;
+    CREATE INDEX messages_by_added_at ON messages (folder, added_at);
+
+    CREATE TABLE tombstones (
+        id            BIGSERIAL PRIMARY KEY,
+        account       TEXT COLLATE "C" NOT NULL,
+        folder_name   TEXT COLLATE "C" NOT NULL,
+        blob          TEXT COLLATE "C" NOT NULL,
+        size          BIGINT NOT NULL,
+        flags         TEXT NOT NULL,
+        internal_date BIGINT NOT NULL,
+        expunged_at   BIGINT NOT NULL
+    );
+    CREATE INDEX tombstones_by_account ON tombstones (account, expunged_at);
+    CREATE INDEX tombstones_by_blob ON tombstones (blob);
+    "#,
 ];
 
 /// The schema version this build creates and understands.

@@ -128,7 +128,8 @@ impl SqliteStore {
             c.query_row(
                 "SELECT NOT (EXISTS (SELECT 1 FROM docs) OR EXISTS (SELECT 1 FROM folders)
                      OR EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM changes)
-                     OR EXISTS (SELECT 1 FROM account_state) OR EXISTS (SELECT 1 FROM queue))",
+                     OR EXISTS (SELECT 1 FROM account_state) OR EXISTS (SELECT 1 FROM queue)
+                     OR EXISTS (SELECT 1 FROM tombstones))",
                 [],
                 |r| r.get(0),
             )
@@ -142,7 +143,7 @@ impl SqliteStore {
             c.execute_batch(
                 "DELETE FROM queue_rcpt; DELETE FROM queue; DELETE FROM messages;
                  DELETE FROM folders; DELETE FROM changes; DELETE FROM account_state;
-                 DELETE FROM docs;",
+                 DELETE FROM tombstones; DELETE FROM docs;",
             )
             .db()?;
             bump_generation(c)
@@ -276,8 +277,9 @@ fn import_account(c: &Connection, dump: &AccountDump) -> StoreResult<()> {
         .db()?;
     let mut msg_st = c
         .prepare_cached(
-            "INSERT INTO messages (folder, uid, blob, size, flags, seen, internal_date, modseq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO messages (folder, uid, blob, size, flags, seen, internal_date, modseq,
+                               added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7)",
         )
         .db()?;
     for fd in &dump.folders {

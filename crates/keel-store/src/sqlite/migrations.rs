@@ -123,6 +123,29 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX messages_by_modseq ON messages (folder, modseq);
     "#,
+    // Version 5: retention (guide §7.4, §7.5). `added_at` is when the row was created, i.e.
+    // when the message entered its folder (delivery, APPEND, COPY, MOVE, restore): the age
+    // the clean-out measures. Existing rows take their INTERNALDATE. `tombstones` keeps
+    // expunged messages recoverable while the domain's retention lasts; each row holds a
+    // reference on its blob.
+    r#"
+    ALTER TABLE messages ADD COLUMN added_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET added_at = internal_date;
+    CREATE INDEX messages_by_added_at ON messages (folder, added_at);
+
+    CREATE TABLE tombstones (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        account       TEXT NOT NULL,
+        folder_name   TEXT NOT NULL,
+        blob          TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        flags         TEXT NOT NULL,
+        internal_date INTEGER NOT NULL,
+        expunged_at   INTEGER NOT NULL
+    );
+    CREATE INDEX tombstones_by_account ON tombstones (account, expunged_at);
+    CREATE INDEX tombstones_by_blob ON tombstones (blob);
+    "#,
 ];
 
 /// The schema version this build creates and understands.
