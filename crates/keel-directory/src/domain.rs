@@ -5,7 +5,10 @@ use keel_core::address::is_valid_domain;
 use crate::Directory;
 use crate::docs::{self, DOMAIN, Docs, PRIMARY_DOMAIN, PrimarySetting, SETTING, Tx};
 use crate::error::{DirResult, DirectoryError};
-use crate::model::{Domain, DomainPatch, NewDomain};
+use crate::model::{
+    CLEANOUT_DELETED_ITEMS_DAYS, CLEANOUT_JUNK_DAYS, DELETED_ITEMS_RECOVERY_DAYS, Domain,
+    DomainPatch, MAX_CLEANOUT_DAYS, MAX_RECOVERY_DAYS, NewDomain,
+};
 
 fn norm_domain(name: &str) -> DirResult<String> {
     let n = name.trim().trim_end_matches('.').to_lowercase();
@@ -72,7 +75,39 @@ fn check_domain_fields(tx: &mut Tx<'_>, dom: &mut Domain) -> DirResult<()> {
         }
     }
     dom.settings.retain(|_, v| !v.is_null());
+    // guide §7.4: at most 365 days of deleted-item recovery; guide §7.5: clean-out ages.
+    for (key, max) in [
+        (DELETED_ITEMS_RECOVERY_DAYS, MAX_RECOVERY_DAYS),
+        (CLEANOUT_DELETED_ITEMS_DAYS, MAX_CLEANOUT_DAYS),
+        (CLEANOUT_JUNK_DAYS, MAX_CLEANOUT_DAYS),
+    ] {
+        if let Some(v) = dom.settings.get(key) {
+            check_days(key, v.as_u64(), max)?;
+        }
+    }
     Ok(())
+}
+
+/// Checks a day count setting: a whole number from 0 to `max`.
+pub(crate) fn check_days(key: &str, value: Option<u64>, max: u32) -> DirResult<()> {
+    match value {
+        Some(v) if v <= u64::from(max) => Ok(()),
+        Some(v) if key == DELETED_ITEMS_RECOVERY_DAYS => Err(DirectoryError::InvalidSetting {
+            field: key.to_owned(),
+            message: format!(
+                "deleted items can be kept for recovery for at most {max} days, not {v} \
+                 (guide §7.4); use 0 to turn recovery off"
+            ),
+        }),
+        Some(v) => Err(DirectoryError::InvalidSetting {
+            field: key.to_owned(),
+            message: format!("{key} must be at most {max} days, not {v}"),
+        }),
+        None => Err(DirectoryError::InvalidSetting {
+            field: key.to_owned(),
+            message: format!("{key} must be a whole number of days (0 = off)"),
+        }),
+    }
 }
 
 impl Directory {

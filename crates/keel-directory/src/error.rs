@@ -166,6 +166,14 @@ pub enum DirectoryError {
     /// An argument is invalid (message says which and why).
     #[error("{0}")]
     Invalid(String),
+    /// A setting is out of range; `field` names it for the API's `{"error","field"}`.
+    #[error("{message}")]
+    InvalidSetting {
+        /// The setting's name.
+        field: String,
+        /// What is wrong, as a sentence.
+        message: String,
+    },
 }
 
 /// Result alias of the directory.

@@ -42,6 +42,43 @@ pub struct Domain {
     pub settings: BTreeMap<String, serde_json::Value>,
 }
 
+/// Domain setting (in [`Domain::settings`]): days an expunged item stays recoverable with
+/// "Recover deleted items", 0 = recovery off (guide §7.4).
+pub const DELETED_ITEMS_RECOVERY_DAYS: &str = "deleted_items_recovery_days";
+/// Domain setting: clean-out of the Deleted Items folder and its subfolders, items older
+/// than this many days (time in the folder) are deleted, 0 = off (guide §7.5).
+pub const CLEANOUT_DELETED_ITEMS_DAYS: &str = "cleanout_deleted_items_days";
+/// Domain setting: clean-out of the Junk E-mail folder and its subfolders, 0 = off
+/// (guide §7.5).
+pub const CLEANOUT_JUNK_DAYS: &str = "cleanout_junk_days";
+/// The longest deleted-item retention (guide §7.4: a larger value cannot be saved).
+pub const MAX_RECOVERY_DAYS: u32 = 365;
+/// The longest clean-out age accepted (about 100 years; a typo guard, not a guide rule).
+pub const MAX_CLEANOUT_DAYS: u32 = 36_500;
+
+impl Domain {
+    /// A whole-number day setting of [`Self::settings`]; 0 when absent.
+    fn day_setting(&self, key: &str) -> u32 {
+        self.settings
+            .get(key)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0)
+    }
+    /// Days expunged items stay recoverable; 0 = "Allow deleted items recovery" off.
+    pub fn deleted_items_recovery_days(&self) -> u32 {
+        self.day_setting(DELETED_ITEMS_RECOVERY_DAYS)
+    }
+    /// The domain's Deleted Items clean-out age in days; 0 = off.
+    pub fn cleanout_deleted_items_days(&self) -> u32 {
+        self.day_setting(CLEANOUT_DELETED_ITEMS_DAYS)
+    }
+    /// The domain's Junk E-mail clean-out age in days; 0 = off.
+    pub fn cleanout_junk_days(&self) -> u32 {
+        self.day_setting(CLEANOUT_JUNK_DAYS)
+    }
+}
+
 /// When forwarded mail is sent (guide §7.10).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -210,6 +247,14 @@ pub struct User {
     /// Whether a password (or imported hash) is set.
     #[serde(default)]
     pub has_password: bool,
+    /// Deleted Items clean-out age in days for this user, overriding the domain's
+    /// (guide §7.5, §8.2 step 8); `None` = the domain's, `Some(0)` = off.
+    #[serde(default)]
+    pub cleanout_deleted_items_days: Option<u32>,
+    /// Junk E-mail clean-out age in days for this user; `None` = the domain's, `Some(0)` =
+    /// off.
+    #[serde(default)]
+    pub cleanout_junk_days: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -302,6 +347,10 @@ pub struct UserPatch {
     pub admin_rights: Option<AdminRights>,
     /// Public-folder admin.
     pub public_folder_admin: Option<bool>,
+    /// Deleted Items clean-out override; `Some(None)` = use the domain's again.
+    pub cleanout_deleted_items_days: Option<Option<u32>>,
+    /// Junk E-mail clean-out override; `Some(None)` = use the domain's again.
+    pub cleanout_junk_days: Option<Option<u32>>,
 }
 
 /// What happens to a removed user's mailbox (guide §8.5).

@@ -128,6 +128,8 @@ impl Directory {
                 admin_rights: new.admin_rights,
                 public_folder_admin: new.public_folder_admin,
                 has_password: false,
+                cleanout_deleted_items_days: None,
+                cleanout_junk_days: None,
             };
             tx.put(
                 USER,
@@ -208,6 +210,30 @@ impl Directory {
             }
             if let Some(v) = patch.public_folder_admin {
                 u.public_folder_admin = v;
+            }
+            // guide §7.5, §8.2 step 8: the user's clean-out ages override the domain's.
+            for (key, new, field) in [
+                (
+                    crate::model::CLEANOUT_DELETED_ITEMS_DAYS,
+                    patch.cleanout_deleted_items_days,
+                    &mut u.cleanout_deleted_items_days,
+                ),
+                (
+                    crate::model::CLEANOUT_JUNK_DAYS,
+                    patch.cleanout_junk_days,
+                    &mut u.cleanout_junk_days,
+                ),
+            ] {
+                if let Some(v) = new {
+                    if let Some(days) = v {
+                        crate::domain::check_days(
+                            key,
+                            Some(u64::from(days)),
+                            crate::model::MAX_CLEANOUT_DAYS,
+                        )?;
+                    }
+                    *field = v;
+                }
             }
             if let Some(addrs) = &patch.addresses {
                 let owner = AddressOwner {

@@ -86,6 +86,16 @@ pub enum MailError {
         /// Usage before the refused operation.
         used: u64,
     },
+    /// "Recover deleted items" was asked for a user whose domain keeps no deleted items
+    /// (guide §7.4: the action is inactive while recovery is off).
+    #[error(
+        "deleted items recovery is off for domain {domain}; turn it on with the domain \
+         setting deleted_items_recovery_days (1 to 365 days)"
+    )]
+    RecoveryOff {
+        /// The user's domain.
+        domain: String,
+    },
 }
 
 impl From<DirectoryError> for MailError {

@@ -368,7 +368,7 @@ impl Mailboxes {
             .collect();
         // Quota neutral: the messages move, so no quota check.
         self.copy_unchecked(inbox.id, &uids, target.id)?;
-        self.expunge(inbox.id, &uids)
+        self.expunge_discarding(inbox.id, &uids)
     }
 
     /// Deletes a folder and its messages; blobs that lost their last reference are removed
@@ -385,6 +385,19 @@ impl Mailboxes {
                 name,
             });
         };
+        // guide §7.4: the messages of a deleted folder are deleted items too.
+        if folder.messages > 0 && self.recovery_days(&account)? > 0 {
+            let uids: Vec<u32> = self
+                .inner
+                .meta
+                .list_messages(folder.id)?
+                .iter()
+                .map(|m| m.uid)
+                .collect();
+            self.inner
+                .meta
+                .expunge_retaining(folder.id, &uids, self.inner.clock.unix())?;
+        }
         let orphans = self.inner.meta.delete_folder(folder.id)?;
         self.drop_acl(folder.id);
         self.forget(folder.id);

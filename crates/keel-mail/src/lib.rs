@@ -59,6 +59,13 @@
 //!   notification of A also wakes B's subscribers, with B's last sent modseq (a duplicate,
 //!   harmless by the rule above), so B's own change-log semantics are unchanged. The
 //!   session then reads A's change log for its folder.
+//! - **Retention** (`retention` module, guide §7.4, §7.5): [`Mailboxes::expunge`] (IMAP
+//!   EXPUNGE/CLOSE, POP3 DELE, clean-out) keeps a tombstone of each message when the
+//!   owner's domain has "deleted items recovery" on; moves and the APPEND rollback use
+//!   [`Mailboxes::expunge_discarding`]. [`Mailboxes::recover_deleted`] restores tombstones
+//!   into Deleted Items; [`Mailboxes::clean_out`] deletes old items of Deleted Items and
+//!   Junk E-mail (and their subfolders), removes their empty subfolders and purges expired
+//!   tombstones.
 
 #![warn(missing_docs)]
 
@@ -70,6 +77,7 @@ mod locks;
 mod messages;
 mod notify;
 mod quota;
+mod retention;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -94,6 +102,7 @@ pub use keel_store::{
 };
 pub use notify::{FollowGuard, MaildropLock, NOTIFY_CAPACITY};
 pub use quota::{QUOTA_WARNING_INTERVAL_SECS, QUOTA_WARNING_PERCENT, QuotaKind, QuotaStatus};
+pub use retention::{CLEANOUT_INTERVAL, CLEANOUT_MAX_PER_FOLDER, CleanoutReport};
 
 /// MetaStore document kind holding per-user mail state (e.g. the last quota warning time).
 pub const MAIL_STATE_KIND: &str = "mail_state";

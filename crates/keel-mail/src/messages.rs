@@ -45,17 +45,37 @@ impl Mailboxes {
         Ok(modseq)
     }
 
-    /// Expunges messages (missing UIDs are skipped) and deletes the blobs that lost their
-    /// last reference from the blob store.
+    /// Deletes messages for good from the user's point of view (IMAP EXPUNGE, POP3 DELE,
+    /// clean-out; missing UIDs are skipped). When the owner's domain keeps deleted items
+    /// (guide §7.4), each message becomes a tombstone that "Recover deleted items" can
+    /// restore; otherwise blobs that lost their last reference are deleted from the blob
+    /// store.
     pub fn expunge(&self, folder_id: i64, uids: &[u32]) -> MailResult<()> {
+        let retain = match self.account_of(folder_id) {
+            Ok(account) => self.recovery_days(&account)? > 0,
+            Err(_) => false,
+        };
+        self.expunge_inner(folder_id, uids, retain)
+    }
+
+    /// Removes message rows without keeping tombstones: the messages live on elsewhere
+    /// (the source side of a move) or never really arrived (a failed multi-APPEND, RFC 3502
+    /// §6).
+    pub fn expunge_discarding(&self, folder_id: i64, uids: &[u32]) -> MailResult<()> {
+        self.expunge_inner(folder_id, uids, false)
+    }
+
+    fn expunge_inner(&self, folder_id: i64, uids: &[u32], retain: bool) -> MailResult<()> {
         if uids.is_empty() {
             return Ok(());
         }
-        let orphans = self
-            .inner
-            .meta
-            .expunge(folder_id, uids)
-            .map_err(|e| not_found_as(e, folder_id))?;
+        let meta = &self.inner.meta;
+        let orphans = if retain {
+            meta.expunge_retaining(folder_id, uids, self.inner.clock.unix())
+        } else {
+            meta.expunge(folder_id, uids)
+        }
+        .map_err(|e| not_found_as(e, folder_id))?;
         self.release_blobs(orphans);
         if let Ok(account) = self.account_of(folder_id) {
             self.notify(&account, None);
@@ -169,12 +189,12 @@ impl Mailboxes {
         if self.account_of(from_folder)? != self.account_of(to_folder)? {
             return self.copy(from_folder, uids, to_folder).and_then(|pairs| {
                 let moved: Vec<u32> = pairs.iter().map(|p| p.0).collect();
-                self.expunge(from_folder, &moved).map(|()| pairs)
+                self.expunge_discarding(from_folder, &moved).map(|()| pairs)
             });
         }
         let pairs = self.copy_unchecked(from_folder, uids, to_folder)?;
         let moved: Vec<u32> = pairs.iter().map(|p| p.0).collect();
-        self.expunge(from_folder, &moved)?;
+        self.expunge_discarding(from_folder, &moved)?;
         Ok(pairs)
     }
 

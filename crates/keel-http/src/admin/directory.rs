@@ -494,7 +494,18 @@ fn user_patch_from(d: &Directory, address: &str, body: &Fields) -> ApiResult<Use
             body.insert("forwarding".into(), json_of(&merged)?);
         }
     }
-    decode_strict(&body)
+    let mut patch: UserPatch = decode_strict(&body)?;
+    // `null` goes back to the domain's clean-out age (serde reads `null` as "unchanged").
+    if body
+        .get("cleanout_deleted_items_days")
+        .is_some_and(Value::is_null)
+    {
+        patch.cleanout_deleted_items_days = Some(None);
+    }
+    if body.get("cleanout_junk_days").is_some_and(Value::is_null) {
+        patch.cleanout_junk_days = Some(None);
+    }
+    Ok(patch)
 }
 
 fn rename(e: ApiError, outer: &str) -> ApiError {
@@ -542,6 +553,8 @@ fn restore_patch(u: &User) -> UserPatch {
         enabled: Some(u.enabled),
         admin_rights: Some(u.admin_rights),
         public_folder_admin: Some(u.public_folder_admin),
+        cleanout_deleted_items_days: Some(u.cleanout_deleted_items_days),
+        cleanout_junk_days: Some(u.cleanout_junk_days),
     }
 }
 

@@ -183,6 +183,7 @@ impl From<DirectoryError> for ApiError {
             D::UnsupportedHash => inv("password_hash"),
             D::InvalidIpGroup(_) | D::InvalidTimeInterval(_) => inv("items"),
             D::Invalid(_) => Self::bad_request(msg),
+            D::InvalidSetting { field, .. } => inv(&field),
             D::NoSuchDomain(_)
             | D::NoSuchUser(_)
             | D::NoSuchGroup(_)

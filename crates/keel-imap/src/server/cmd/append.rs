@@ -47,7 +47,7 @@ impl Session {
                         Ok((uid, _)) => uids.push(uid),
                         Err(e) => {
                             // RFC 3502 §6: all or nothing.
-                            let _ = mb.expunge(folder.id, &uids);
+                            let _ = mb.expunge_discarding(folder.id, &uids);
                             return Err(e);
                         }
                     }
