@@ -102,7 +102,7 @@ pub use keel_store::{
 };
 pub use notify::{FollowGuard, MaildropLock, NOTIFY_CAPACITY};
 pub use quota::{QUOTA_WARNING_INTERVAL_SECS, QUOTA_WARNING_PERCENT, QuotaKind, QuotaStatus};
-pub use retention::{CLEANOUT_INTERVAL, CLEANOUT_MAX_PER_FOLDER, CleanoutReport};
+pub use retention::{CLEANOUT_INTERVAL, CLEANOUT_MAX_PER_FOLDER, CleanoutReport, parse_since};
 
 /// MetaStore document kind holding per-user mail state (e.g. the last quota warning time).
 pub const MAIL_STATE_KIND: &str = "mail_state";

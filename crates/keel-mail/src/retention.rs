@@ -81,6 +81,18 @@ impl std::fmt::Display for CleanoutReport {
     }
 }
 
+/// Parses the "newer than" date of "Recover deleted items": `YYYY-MM-DD` (midnight UTC)
+/// or an RFC 3339 time; Unix seconds.
+pub fn parse_since(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp());
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp())
+}
+
 /// The folder named `root` and its subfolders.
 fn in_tree(name: &str, root: &str) -> bool {
     name == root
@@ -283,6 +295,14 @@ impl Mailboxes {
 #[cfg(test)]
 mod tests {
     use super::in_tree;
+
+    #[test]
+    fn since_dates() {
+        assert_eq!(super::parse_since("1970-01-02"), Some(86_400));
+        assert_eq!(super::parse_since("1970-01-01T01:00:00Z"), Some(3_600));
+        assert_eq!(super::parse_since("yesterday"), None);
+        assert_eq!(super::parse_since("2026-13-01"), None);
+    }
 
     #[test]
     fn folder_trees() {

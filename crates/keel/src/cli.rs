@@ -82,10 +82,23 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         out: Out,
     },
+    /// The automatic clean-out of Deleted Items and Junk E-mail (guide §7.5).
+    #[command(subcommand)]
+    Cleanout(CleanoutCmd),
     /// Show where mail to an address would be delivered (guide §12.3 "Check address").
     Resolve {
         /// The recipient address.
         address: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CleanoutCmd {
+    /// Run the clean-out of every user now, then purge expired deleted items (the server
+    /// runs it about every 6 hours).
+    Run {
+        #[command(flatten)]
+        out: Out,
     },
 }
 
@@ -153,6 +166,37 @@ pub(crate) struct DomainOpts {
     /// Stop forwarding unknown recipients.
     #[arg(long, conflicts_with = "forward_to")]
     no_forward: bool,
+    /// Keep deleted items recoverable for N days, at most 365; 0 = recovery off (guide §7.4).
+    #[arg(long, value_name = "DAYS")]
+    recovery_days: Option<u32>,
+    /// Delete items older than N days in Deleted Items and its subfolders; 0 = off
+    /// (guide §7.5).
+    #[arg(long, value_name = "DAYS")]
+    cleanout_deleted_days: Option<u32>,
+    /// Delete items older than N days in Junk E-mail and its subfolders; 0 = off.
+    #[arg(long, value_name = "DAYS")]
+    cleanout_junk_days: Option<u32>,
+}
+
+impl DomainOpts {
+    /// The retention settings given, as a settings patch (`None` when none was given).
+    fn retention_settings(&self) -> Option<std::collections::BTreeMap<String, serde_json::Value>> {
+        let map: std::collections::BTreeMap<String, serde_json::Value> = [
+            (
+                keel_directory::DELETED_ITEMS_RECOVERY_DAYS,
+                self.recovery_days,
+            ),
+            (
+                keel_directory::CLEANOUT_DELETED_ITEMS_DAYS,
+                self.cleanout_deleted_days,
+            ),
+            (keel_directory::CLEANOUT_JUNK_DAYS, self.cleanout_junk_days),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), serde_json::Value::from(v))))
+        .collect();
+        (!map.is_empty()).then_some(map)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +224,14 @@ pub(crate) enum UserCmd {
         address: String,
         #[command(flatten)]
         opts: UserOpts,
+    },
+    /// Recover deleted items (guide §7.4): restore every item the user deleted since DATE
+    /// into their Deleted Items folder. Refused while the domain's recovery is off.
+    Recover {
+        address: String,
+        /// `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        since: String,
     },
     /// Remove a user; `--mailbox` decides what happens to the mail (guide §8.5).
     Remove {
@@ -235,6 +287,26 @@ pub(crate) struct UserOpts {
     /// Public-folder administrator.
     #[arg(long, value_name = "BOOL")]
     public_folder_admin: Option<bool>,
+    /// Deleted Items clean-out age for this user in days (0 = off), or `domain` for the
+    /// domain's (guide §7.5).
+    #[arg(long, value_name = "DAYS|domain", value_parser = parse_days_override)]
+    cleanout_deleted_days: Option<DaysOverride>,
+    /// Junk E-mail clean-out age for this user in days (0 = off), or `domain`.
+    #[arg(long, value_name = "DAYS|domain", value_parser = parse_days_override)]
+    cleanout_junk_days: Option<DaysOverride>,
+}
+
+/// A per-user day setting: a number, or `domain` (= `None`, the domain's setting).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DaysOverride(Option<u32>);
+
+fn parse_days_override(s: &str) -> Result<DaysOverride, String> {
+    if s.eq_ignore_ascii_case("domain") {
+        return Ok(DaysOverride(None));
+    }
+    s.parse::<u32>()
+        .map(|d| DaysOverride(Some(d)))
+        .map_err(|_| format!("'{s}' is neither a number of days nor 'domain'"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -760,6 +832,7 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
     Ok(match cmd {
         AdminCommand::Domain(c) => match c {
             DomainCmd::Add { name, opts } => {
+                let settings = opts.retention_settings();
                 let forwarding = opts.forward_to.as_deref().map(parse_forward).transpose()?;
                 d.add_domain(NewDomain {
                     name: name.clone(),
@@ -770,6 +843,15 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                     forwarding,
                     bound_ip: None,
                 })?;
+                if let Some(settings) = settings {
+                    d.set_domain(
+                        &name,
+                        DomainPatch {
+                            settings: Some(settings),
+                            ..DomainPatch::default()
+                        },
+                    )?;
+                }
                 println!("Domain {name} added.");
                 Some(format!("domain add {name}"))
             }
@@ -803,6 +885,7 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                 opts,
                 primary,
             } => {
+                let settings = opts.retention_settings();
                 let patch = DomainPatch {
                     description: opts.description,
                     user_limit: opts.user_limit,
@@ -824,7 +907,7 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                             .map(Some)
                     },
                     bound_ip: None,
-                    settings: None,
+                    settings,
                 };
                 if patch != DomainPatch::default() {
                     d.set_domain(&name, patch)?;
@@ -1045,6 +1128,13 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
             }
             repair.then(|| "check --repair".to_owned())
         }
+        AdminCommand::Cleanout(CleanoutCmd::Run { out }) => {
+            let report = env.mailboxes.clean_out()?;
+            env.logs
+                .write(keel_core::log::LogKind::Operations, &report.to_string());
+            print_out(out.format, &report, |r| format!("{r}\n"))?;
+            Some("cleanout run".to_owned())
+        }
         AdminCommand::Resolve { address } => {
             let r = d.resolve_recipient(&address)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
@@ -1183,6 +1273,16 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
             if let Some(hash) = &opts.password_hash {
                 d.set_password_hash(&user.address, hash)?;
             }
+            if opts.cleanout_deleted_days.is_some() || opts.cleanout_junk_days.is_some() {
+                d.set_user(
+                    &user.address,
+                    UserPatch {
+                        cleanout_deleted_items_days: opts.cleanout_deleted_days.map(|o| o.0),
+                        cleanout_junk_days: opts.cleanout_junk_days.map(|o| o.0),
+                        ..UserPatch::default()
+                    },
+                )?;
+            }
             println!("User {} added.", user.address);
             Some(format!("user add {address}"))
         }
@@ -1255,6 +1355,8 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
                 enabled: opts.enabled,
                 admin_rights: opts.admin.map(Into::into),
                 public_folder_admin: opts.public_folder_admin,
+                cleanout_deleted_items_days: opts.cleanout_deleted_days.map(|o| o.0),
+                cleanout_junk_days: opts.cleanout_junk_days.map(|o| o.0),
             };
             d.set_user(&address, patch)?;
             if let Some(hash) = &opts.password_hash {
@@ -1262,6 +1364,14 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
             }
             println!("User {address} changed.");
             Some(format!("user set {address}"))
+        }
+        UserCmd::Recover { address, since } => {
+            let Some(at) = keel_mail::parse_since(&since) else {
+                bail!("--since must be a date (YYYY-MM-DD) or an RFC 3339 time, not '{since}'");
+            };
+            let n = env.mailboxes.recover_deleted(&address, at)?;
+            println!("Recovered {n} deleted item(s) of {address} into Deleted Items.");
+            Some(format!("user recover {address}"))
         }
         UserCmd::Remove { address, mailbox } => {
             let disposal = match mailbox.as_str() {

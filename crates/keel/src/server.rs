@@ -140,7 +140,14 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         env.logs.as_ref().clone(),
         env.clock.clone(),
         Some(runner.waker()),
-    );
+    )
+    .with_mailboxes(env.mailboxes.clone());
+    // guide §7.4, §7.5: the clean-out and the purge of expired deleted items.
+    let cleanout_task = tokio::spawn(run_cleanout(
+        env.mailboxes.clone(),
+        env.logs.as_ref().clone(),
+        cleanout_interval(),
+    ));
     let http: Arc<dyn Handler> = Arc::new(HttpHandler::new(
         setup::web_authenticator(&env),
         certs.default_der(),
@@ -272,11 +279,44 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     manager.shutdown(SHUTDOWN_GRACE).await;
     let _ = queue_stop.send(true);
     let _ = queue_task.await;
+    cleanout_task.abort();
     env.logs.write(LogKind::Operations, "Keel stopped");
     let _ = std::fs::remove_file(data.status_file());
     drop(lock);
     println!("Keel stopped.");
     Ok(())
+}
+
+/// Environment variable overriding [`keel_mail::CLEANOUT_INTERVAL`] in seconds (tests and
+/// small installations; the first run is still one minute after start at most).
+const CLEANOUT_INTERVAL_VAR: &str = "KEEL_CLEANOUT_INTERVAL_SECS";
+
+fn cleanout_interval() -> Duration {
+    std::env::var(CLEANOUT_INTERVAL_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map_or(keel_mail::CLEANOUT_INTERVAL, Duration::from_secs)
+}
+
+/// The clean-out job (guide §7.5: about every 6 hours): the first run shortly after start,
+/// then every `interval`; one Operations-log line per run. Every step is safe while other
+/// nodes of a cluster run the same job (see `keel_mail`'s retention notes).
+async fn run_cleanout(
+    mailboxes: keel_mail::Mailboxes,
+    logs: keel_core::log::Logs,
+    interval: Duration,
+) {
+    tokio::time::sleep(interval.min(Duration::from_secs(60))).await;
+    loop {
+        let mb = mailboxes.clone();
+        match tokio::task::spawn_blocking(move || mb.clean_out()).await {
+            Ok(Ok(report)) => logs.write(LogKind::Operations, &report.to_string()),
+            Ok(Err(e)) => logs.write(LogKind::Error, &format!("clean-out failed: {e}")),
+            Err(e) => logs.write(LogKind::Error, &format!("clean-out task failed: {e}")),
+        }
+        tokio::time::sleep(interval).await;
+    }
 }
 
 fn rebuild_listen(manager: ServiceManager, cfg: &KeelToml) -> ServiceManager {

@@ -44,6 +44,7 @@ mod directory;
 mod error;
 mod filter;
 mod openapi;
+mod retention;
 pub(crate) mod session;
 mod system;
 mod wizard;
@@ -96,6 +97,9 @@ pub struct AdminState {
     pub clock: SharedClock,
     /// Wakes the queue runner after "Run queue" / "Try to send now" when one runs here.
     pub queue_waker: Option<keel_smtp::QueueWaker>,
+    /// The server's mail store service, so recoveries and clean-outs notify its IMAP
+    /// sessions; without one, a service on the same stores is made per request.
+    pub mailboxes: Option<keel_mail::Mailboxes>,
     sessions: Arc<session::Sessions>,
 }
 
@@ -122,8 +126,27 @@ impl AdminState {
             logs,
             clock,
             queue_waker,
+            mailboxes: None,
             sessions: Arc::new(session::Sessions::default()),
         }
+    }
+
+    /// Uses the server's mail store service (see [`Self::mailboxes`]).
+    pub fn with_mailboxes(mut self, mailboxes: keel_mail::Mailboxes) -> Self {
+        self.mailboxes = Some(mailboxes);
+        self
+    }
+
+    /// The mail store service.
+    fn mail(&self) -> keel_mail::Mailboxes {
+        self.mailboxes.clone().unwrap_or_else(|| {
+            keel_mail::Mailboxes::new(
+                self.meta.clone(),
+                self.blobs.clone(),
+                self.directory.clone(),
+                self.clock.clone(),
+            )
+        })
     }
 
     /// Number of open admin sessions (for status pages and tests).
@@ -325,6 +348,7 @@ fn build() -> Routes {
     directory::routes(&mut r);
     system::routes(&mut r);
     filter::routes(&mut r);
+    retention::routes(&mut r);
     wizard::routes(&mut r);
     r
 }

@@ -25,7 +25,7 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("NewDomain", "keel_directory::NewDomain."),
     (
         "DomainPatch",
-        "keel_directory::DomainPatch; absent = unchanged, null turns forwarding/bound_ip off.",
+        "keel_directory::DomainPatch; absent = unchanged, null turns forwarding/bound_ip off. settings.deleted_items_recovery_days (0 = off, at most 365, guide §7.4), settings.cleanout_deleted_items_days and settings.cleanout_junk_days (0 = off, guide §7.5).",
     ),
     ("User", "keel_directory::User (never contains a secret)."),
     ("UserList", "{\"users\": [User]}"),
@@ -39,7 +39,7 @@ const SCHEMAS: &[(&str, &str)] = &[
     ),
     (
         "UserPatch",
-        "keel_directory::UserPatch; quota and forwarding merge into the current values.",
+        "keel_directory::UserPatch; quota and forwarding merge into the current values. cleanout_deleted_items_days, cleanout_junk_days override the domain's (null = the domain's, 0 = off).",
     ),
     (
         "BulkUserPatch",
@@ -105,6 +105,15 @@ const SCHEMAS: &[(&str, &str)] = &[
         "keel_smtp::queue::QueueView (guide §24.1 columns).",
     ),
     ("QueueCount", "{\"messages\": number}"),
+    (
+        "RecoverRequest",
+        "{\"since\": \"YYYY-MM-DD\" or RFC 3339}: restore the items deleted at or after this time (guide §7.4).",
+    ),
+    ("RecoverResult", "{\"restored\": number}"),
+    (
+        "CleanoutReport",
+        "keel_mail::CleanoutReport: {users, items_deleted, folders_deleted, blobs_purged, errors} (guide §7.5).",
+    ),
     (
         "QueueDeleteCriteria",
         "{id?, sender?, recipient?, older_than_secs?, all?}; patterns use * and ?.",
