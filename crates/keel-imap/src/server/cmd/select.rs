@@ -68,6 +68,16 @@ fn folder_cache() -> std::sync::MutexGuard<'static, FolderCache> {
 }
 
 impl FolderCache {
+    /// Takes the entry of `folder` when it comes from `store`; an entry of another store
+    /// with the same folder id (a process with several stores, as tests have) stays.
+    fn take_from(&mut self, folder: i64, store: &Arc<dyn MetaStore>) -> Option<Cached> {
+        let same = self
+            .entries
+            .get(&folder)
+            .is_some_and(|c| Weak::ptr_eq(&c.store, &Arc::downgrade(store)));
+        if same { self.take(folder) } else { None }
+    }
+
     fn take(&mut self, folder: i64) -> Option<Cached> {
         let c = self.entries.remove(&folder)?;
         self.rows = self.rows.saturating_sub(c.rows.len());
@@ -125,7 +135,7 @@ fn apply_rows(rows: &mut Vec<MessageMeta>, changed: Vec<MessageMeta>, expunged: 
 /// plus the changes since when the change log allows it, else read whole. `top` is the
 /// account's change-log position read before the folder.
 fn snapshot(mb: &Mailboxes, folder: &Folder, top: u64) -> MailResult<Vec<Msg>> {
-    let cached = folder_cache().take(folder.id);
+    let cached = folder_cache().take_from(folder.id, mb.meta());
     let rows = match cached.map(|c| refresh(mb, folder, c)).transpose()? {
         Some(Some(c)) => c,
         _ => {
