@@ -240,6 +240,7 @@ async fn run(a: Args) -> Result<(), String> {
                         message: m,
                         authenticated: false,
                         trusted: false,
+                        sender_allowed: false,
                     })
                     .await;
                 if round == 0 && v.is_spam() {

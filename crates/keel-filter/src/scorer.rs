@@ -15,6 +15,12 @@
 //!   action is [`Action::Quarantine`]: the caller forwards a copy carrying the test
 //!   results (the `X-Spam-*` headers) and still refuses the message.
 //! - GTUBE (SpamAssassin's test string) scores 1000, above any block score.
+//! - Sender whitelists (issue 6 §2, [`crate::senderlists`]): when the caller says every
+//!   recipient's list allows the envelope sender, the message is treated as non-spam
+//!   (`SENDER_WHITELIST`, score 0) only if the sender is verified: SPF passed for the
+//!   envelope domain, or DMARC passed for a `From:` in that same domain. An envelope
+//!   sender is easy to forge, so an unverified match only adds the 0-score test
+//!   `SENDER_WHITELIST_UNVERIFIED`.
 //! - Whitelist (guide §13.2): the whitelist group and, unless switched off, the private
 //!   and loopback ranges skip the DNS blacklists only; content tests still apply, and the
 //!   custom blacklist group is checked for every client.
@@ -118,6 +124,34 @@ pub struct ScanInput<'a> {
     pub authenticated: bool,
     /// The client is in the trusted relay group (SMTP `relay_ip_group`).
     pub trusted: bool,
+    /// Every recipient's sender list allows the envelope sender ([`crate::senderlists`]).
+    /// Honoured only when the sender is verified (module notes).
+    pub sender_allowed: bool,
+}
+
+/// Whether the envelope sender is shown genuine (module notes): SPF passed for its
+/// domain (RFC 7208 §2.4 checks the MAIL FROM identity), or DMARC passed (RFC 7489 §3.1
+/// alignment) for a `From:` address in the envelope's domain.
+fn sender_verified(auth: Option<&AuthReport>, mail_from: &str, from_header: Option<&str>) -> bool {
+    let Some(a) = auth else {
+        return false;
+    };
+    if a.spf == Some(AuthResult::Pass) {
+        return true;
+    }
+    let envelope_domain = mail_from.rsplit_once('@').map_or("", |(_, d)| d);
+    let header_domain = from_header
+        .map(|h| {
+            let addr = match (h.rfind('<'), h.rfind('>')) {
+                (Some(a), Some(b)) if a < b => &h[a + 1..b],
+                _ => h,
+            };
+            addr.rsplit_once('@').map_or("", |(_, d)| d).trim()
+        })
+        .unwrap_or("");
+    matches!(a.dmarc, Some((AuthResult::Pass, _)))
+        && !envelope_domain.is_empty()
+        && header_domain.eq_ignore_ascii_case(envelope_domain)
 }
 
 impl Verdict {
@@ -476,6 +510,15 @@ impl Scorer {
                     sanitize(input.mail_from),
                     input.message.len()
                 ));
+            }
+        }
+        if input.sender_allowed && !input.mail_from.is_empty() {
+            let from = view.header("From");
+            if sender_verified(auth.as_ref(), input.mail_from, from.as_deref()) {
+                tests.push(("SENDER_WHITELIST".into(), 0.0));
+                allow = true;
+            } else {
+                tests.push(("SENDER_WHITELIST_UNVERIFIED".into(), 0.0));
             }
         }
         match env {

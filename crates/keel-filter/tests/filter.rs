@@ -44,6 +44,7 @@ async fn score(s: &Scorer, ip: &str, from: &str, msg: &str) -> Verdict {
         message: msg.as_bytes(),
         authenticated: false,
         trusted: false,
+        sender_allowed: false,
     })
     .await
 }

@@ -340,6 +340,7 @@ impl Pipeline {
                 message,
                 authenticated: false,
                 trusted: false,
+                sender_allowed: false,
             })
             .await;
         let rated = verdict.apply(message);
@@ -491,6 +492,7 @@ async fn each_limit_is_hit_exactly_past_its_value() {
                 message: &m,
                 authenticated: false,
                 trusted: false,
+                sender_allowed: false,
             })
             .await;
         assert!(

@@ -445,6 +445,13 @@ pub mod replies {
         SmtpReply::new(452, "4.3.1", "Insufficient system storage, try again later");
     /// 452 4.5.3 too many recipients (RFC 5321 §4.5.3.1.10).
     pub const TOO_MANY_RECIPIENTS: SmtpReply = SmtpReply::new(452, "4.5.3", "Too many recipients");
+    /// 452 4.5.3 for a recipient whose sender whitelist differs from the transaction's
+    /// (issue 6 §2): RFC 5321 §4.5.3.1.10 has the client send it in another transaction.
+    pub const SPLIT_TRANSACTION: SmtpReply = SmtpReply::new(
+        452,
+        "4.5.3",
+        "Too many recipients for this message, send the rest in another transaction",
+    );
     /// 452 4.2.2 mailbox full (temporary, RFC 3463 §3.3).
     pub const MAILBOX_FULL_TEMP: SmtpReply =
         SmtpReply::new(452, "4.2.2", "Mailbox full, try again later");

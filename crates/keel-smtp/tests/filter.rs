@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use common::{TestServer, contains};
 use keel_directory::NewUser;
 use keel_filter::{
-    CustomRule, DnsList, HitAction, RuleAction, RuleField, RuleMatch, SpamSettings,
-    save_spam_settings,
+    CustomRule, DnsList, HitAction, ListScope, RuleAction, RuleField, RuleMatch, SenderLists,
+    SpamSettings, save_sender_lists, save_spam_settings,
 };
 use keel_smtp::SmtpSettings;
 use test_zone::{TestDns, TestRecord};
@@ -339,4 +339,78 @@ fn ensure_dkimpy() {
         ok(),
         "dkimpy/dnspython missing and `python3 -m pip install dkimpy dnspython` failed"
     );
+}
+
+/// Issue 6 §2: a sender on alice's whitelist is treated as non-spam (score 0, even with
+/// GTUBE) only when SPF shows the sender genuine; a forged one (SPF neutral) is rated as
+/// usual. A transaction carries recipients of one whitelist class: dave, who has no
+/// whitelist, gets `452 4.5.3` beside alice and his copy, sent alone, is rated.
+#[tokio::test(flavor = "multi_thread")]
+async fn sender_whitelist_applies_only_to_a_verified_sender() {
+    let dns = TestDns::start_zones(vec![
+        (
+            "good.test".into(),
+            vec![TestRecord::txt("good.test", "v=spf1 ip4:127.0.0.1 -all")],
+        ),
+        (
+            "forged.test".into(),
+            vec![TestRecord::txt("forged.test", "v=spf1 ?all")],
+        ),
+        ("test".into(), vec![]),
+    ])
+    .await;
+    let t = server().await;
+    let s = SpamSettings {
+        exempt_private_ranges: false,
+        exempt_loopback: false,
+        dns_server: Some(dns.addr()),
+        dnsbl: Vec::new(),
+        uribl: Vec::new(),
+        junk_folder: false,
+        ..SpamSettings::default()
+    };
+    save_spam_settings(&*t.meta, &s).unwrap();
+    save_sender_lists(
+        &*t.meta,
+        &ListScope::User("alice@example.com".into()),
+        &SenderLists {
+            allow: vec!["good.test".into(), "forged.test".into()],
+            block: Vec::new(),
+        },
+    )
+    .unwrap();
+    let gtube = keel_filter::GTUBE;
+    let out = t
+        .py(&format!(
+            "{SEND}
+def send_some(frm, rcpts, data):
+    s = conn()
+    r = s.sendmail(frm, rcpts, data)
+    out('sent', *['%s=%d %s' % (k, v[0], v[1].decode()[:5]) for k, v in sorted(r.items())])
+    s.quit()
+send_some('a@good.test', ['alice@example.com', 'dave@example.com'], m('a@good.test', 'one', '{gtube}'))
+send_raw('a@good.test', ['dave@example.com'], m('a@good.test', 'two', '{gtube}'))
+send_raw('a@forged.test', ['alice@example.com'], m('a@forged.test', 'three', '{gtube}'))
+send_raw('a@good.test', ['alice@example.com'], m('a@good.test', 'four'))"
+        ))
+        .await;
+    assert_eq!(
+        out,
+        [
+            "sent dave@example.com=452 4.5.3",
+            "error 554",
+            "error 554",
+            "sent"
+        ]
+    );
+    let inbox = t.inbox("alice@example.com").await;
+    assert_eq!(inbox.len(), 2);
+    assert!(
+        contains(&inbox[0], "SENDER_WHITELIST"),
+        "{}",
+        String::from_utf8_lossy(&inbox[0])
+    );
+    assert!(contains(&inbox[0], "X-Spam-Score: 0.0\r\n"));
+    assert!(contains(&inbox[0], "spf=pass"));
+    assert!(t.inbox("dave@example.com").await.is_empty());
 }

@@ -20,7 +20,12 @@
 //!   those users are dropped from the recipient (a group member's list does not refuse the
 //!   group). Each block is a Spam-log line. A block needs no proof of the sender (a forged
 //!   sender is refused all the same); the null sender is never listed. Whitelist entries
-//!   (`Allow`) are not acted on here: they need the SPF/DMARC result of the end of DATA.
+//!   (`Allow`) are acted on at the end of DATA, where the SPF/DMARC result shows whether
+//!   the sender is genuine (`keel_filter::scorer`). Since one message gets one rating, a
+//!   transaction carries recipients of one class only: a recipient whose users all
+//!   whitelist the sender, or one whose users do not. A RCPT of the other class gets
+//!   `452 4.5.3` (RFC 5321 §4.5.3.1.10: the client sends it in a further transaction,
+//!   as it does for a recipient limit). Clients that are not rated are never split.
 
 use keel_core::log::{SecurityEvent, SecurityLimit};
 use keel_directory::{ForwardMode, Resolution, Target};
@@ -197,6 +202,7 @@ impl Session {
             public: Vec::new(),
             remote: Vec::new(),
             internal: false,
+            sender_allowed: false,
         };
         let sender_local_only = self.sender_local_only().await?;
         match resolution {
@@ -260,7 +266,14 @@ impl Session {
         }
         // issue 6 §2: sender blacklists of the server, the domain and the user.
         if rcpt.internal {
-            self.sender_lists(&from, &mut rcpt).await?;
+            rcpt.sender_allowed = self.sender_lists(&from, &mut rcpt).await?;
+        }
+        // One whitelist class per transaction (module notes): the rest in another one.
+        if let Some(first) = self.tx.as_ref().and_then(|tx| tx.rcpts.first())
+            && first.sender_allowed != rcpt.sender_allowed
+            && !self.unrated_client()
+        {
+            return Err(replies::SPLIT_TRANSACTION);
         }
         // issue 6 item 6 / RFC 6647: greylisting, after the recipient is known valid.
         self.greylist(&from, &address).await?;
@@ -318,11 +331,12 @@ impl Session {
         }
     }
 
-    /// Sender blacklists at RCPT (module notes): `550 5.7.1` when every local user of the
-    /// recipient blocks `from`; users that block it are dropped otherwise.
-    async fn sender_lists(&self, from: &str, rcpt: &mut Rcpt) -> Result<(), SmtpReply> {
+    /// Sender lists at RCPT (module notes): `550 5.7.1` when every local user of the
+    /// recipient blocks `from`; users that block it are dropped otherwise. Returns whether
+    /// every remaining user whitelists `from`.
+    async fn sender_lists(&self, from: &str, rcpt: &mut Rcpt) -> Result<bool, SmtpReply> {
         if from.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let whole = rcpt.local_users.is_empty();
         let checked: Vec<String> = if whole {
@@ -355,8 +369,17 @@ impl Session {
                 blocked.push(user.clone());
             }
         }
+        let allowed = |users: &[String]| {
+            !users.is_empty()
+                && rcpt.remote.is_empty()
+                && rcpt.public.is_empty()
+                && decisions.iter().all(|(u, d)| {
+                    !users.contains(u) || matches!(d, keel_filter::SenderDecision::Allow { .. })
+                })
+        };
         if blocked.is_empty() {
-            return Ok(());
+            let users: Vec<String> = decisions.iter().map(|(u, _)| u.clone()).collect();
+            return Ok(allowed(&users));
         }
         if whole {
             return Err(SENDER_BLOCKED);
@@ -365,7 +388,14 @@ impl Session {
         if rcpt.local_users.is_empty() && rcpt.remote.is_empty() && rcpt.public.is_empty() {
             return Err(SENDER_BLOCKED);
         }
-        Ok(())
+        Ok(allowed(&rcpt.local_users))
+    }
+
+    /// A client whose mail the spam filter does not rate by default (authenticated or
+    /// trusted): its transactions are not split. With `rate_trusted` on, a mixed
+    /// transaction of such a client is rated without the whitelist.
+    fn unrated_client(&self) -> bool {
+        self.trusted_client()
     }
 
     /// Greylisting (issue 6 item 6): `451 4.7.1` for a triplet not yet confirmed.

@@ -113,6 +113,8 @@ struct Rcpt {
     remote: Vec<(String, Option<String>)>,
     /// The RCPT address is in a local domain (guide §7.3 "internal recipient").
     internal: bool,
+    /// Every local user it reaches whitelists the envelope sender (issue 6 §2).
+    sender_allowed: bool,
 }
 
 #[derive(Debug, Default)]

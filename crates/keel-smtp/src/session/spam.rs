@@ -105,6 +105,7 @@ impl Session {
                 message: body,
                 authenticated: self.auth.is_some(),
                 trusted: self.trusted(),
+                sender_allowed: !tx.rcpts.is_empty() && tx.rcpts.iter().all(|r| r.sender_allowed),
             })
             .await;
         tracing::debug!(
