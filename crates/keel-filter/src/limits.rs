@@ -57,6 +57,12 @@ pub enum LimitHit {
     /// A header section longer than the limit.
     #[error("a header section longer than {0} bytes")]
     HeaderBytes(usize),
+    /// A `message/rfc822` part inside a multipart whose enclosed message is itself a
+    /// `message/rfc822`: mail-parser 0.11 loses its place there (a debug assertion; in
+    /// release builds the parts after it vanish, attachments included), found by the
+    /// `mime` fuzz target.
+    #[error("a message/rfc822 part directly enclosing another inside a multipart")]
+    NestedMessage,
 }
 
 impl LimitHit {
@@ -66,6 +72,7 @@ impl LimitHit {
             Self::Depth(_) => "MIME_TOO_DEEP",
             Self::Parts(_) => "MIME_TOO_MANY_PARTS",
             Self::HeaderBytes(_) => "HEADER_TOO_LONG",
+            Self::NestedMessage => "MIME_NESTED_MESSAGE",
         }
     }
 }

@@ -303,6 +303,12 @@ pub fn structure(raw: &[u8], limits: &MessageLimits) -> Result<Shape, LimitHit> 
                     if stack.len() >= limits.max_mime_depth {
                         return Err(LimitHit::Depth(limits.max_mime_depth));
                     }
+                    if matches!(f, Frame::Message)
+                        && matches!(stack.last(), Some(Frame::Message))
+                        && stack.iter().any(|f| matches!(f, Frame::Multipart { .. }))
+                    {
+                        return Err(LimitHit::NestedMessage);
+                    }
                     stack.push(f);
                     shape.depth = shape.depth.max(stack.len());
                 }
@@ -457,6 +463,23 @@ fn clean(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_directly_in_a_message_inside_a_multipart_is_not_parsed() {
+        // mail-parser 0.11 loses the attachment after it (fuzz corpus `nested_message`).
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: message/rfc822\r\n\r\nSubject: a\r\nContent-Type: message/rfc822\r\n\r\n\
+Subject: x\r\n\r\nbody\r\n--b\r\nContent-Type: application/x-msdownload; name=evil.exe\r\n\r\n\
+MZ\r\n--b--\r\n";
+        let got = parts(raw);
+        assert_eq!(got.limit, Some(LimitHit::NestedMessage));
+        assert!(got.truncated);
+        assert_eq!(got.parts.len(), 1);
+        // Alone (no multipart around it) the chain parses.
+        let alone = b"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n\
+Subject: x\r\n\r\nbody\r\n";
+        assert!(structure(alone, &MessageLimits::default()).is_ok());
+    }
 
     const MULTI: &[u8] = b"From: a@b\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n\
 --XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n\

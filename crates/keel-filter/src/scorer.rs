@@ -28,9 +28,10 @@
 //!   listed, logged at debug level.
 //! - Hostile structure (issue 6 tests): [`crate::mime::structure`] checks the message
 //!   against [`MessageLimits`] in one linear pass before any MIME parsing (Bayes). A
-//!   message past a limit (`MIME_TOO_DEEP`, `MIME_TOO_MANY_PARTS`, `HEADER_TOO_LONG`) or
-//!   with a structural defect (`MIME_MALFORMED`: a multipart left open or without a
-//!   boundary) gets [`LIMIT_SCORE`] and a Warning-log line; Bayes then reads the raw body instead of the decoded parts.
+//!   message past a limit (`MIME_TOO_DEEP`, `MIME_TOO_MANY_PARTS`, `HEADER_TOO_LONG`,
+//!   `MIME_NESTED_MESSAGE`) or with a structural defect (`MIME_MALFORMED`: a multipart
+//!   left open or without a boundary) gets [`LIMIT_SCORE`] and a Warning-log line; Bayes
+//!   then reads the raw body instead of the decoded parts.
 
 use std::net::IpAddr;
 

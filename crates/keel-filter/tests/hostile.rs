@@ -256,6 +256,18 @@ fn cases() -> Vec<Case> {
             warning: "a header section longer than 262144 bytes",
         },
         Case {
+            // Found by the `mime` fuzz target: mail-parser 0.11 loses the parts after it.
+            name: "message/rfc822 directly in message/rfc822 in a multipart",
+            message: b"From: x@remote.test\r\nSubject: nested\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
+Subject: a\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\nbody\r\n--b\r\n\
+Content-Type: application/x-msdownload; name=evil.exe\r\n\r\nMZ\r\n--b--\r\n"
+                .to_vec(),
+            spam_test: Some("MIME_NESTED_MESSAGE"),
+            unscannable: true,
+            warning: "a message/rfc822 part directly enclosing another inside a multipart",
+        },
+        Case {
             name: "zip bomb",
             message: zip_bomb(),
             spam_test: None,

@@ -84,6 +84,15 @@ pub use outbound::{QueueContext, QueueRunner, QueueWaker};
 pub use queueid::new_queue_id;
 pub use settings::{SmtpSettings, load_settings, save_settings};
 
+/// Appends a domain footer (`text`, and `html` for HTML parts; guide §7.3) to `message`
+/// the way the session does for a domain's outgoing mail: the MIME-aware parse and splice
+/// of `session/footer.rs`. `None` when the message is left unchanged. Only for the MIME
+/// fuzz target (`crates/keel-filter/fuzz`) and its corpus smoke test: not an API.
+#[doc(hidden)]
+pub fn fuzz_footer(message: &[u8], text: &str, html: Option<&str>) -> Option<Vec<u8>> {
+    session::fuzz_footer(message, text, html)
+}
+
 /// Which listener a service serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpKind {

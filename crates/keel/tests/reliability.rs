@@ -28,6 +28,12 @@ mod smtp_fuzz {
 mod pop3_fuzz {
     include!("../../keel-pop3/fuzz/fuzz_targets/driver.rs");
 }
+mod imap_fuzz {
+    include!("../../keel-imap/fuzz/fuzz_targets/driver.rs");
+}
+mod mime_fuzz {
+    include!("../../keel-filter/fuzz/fuzz_targets/driver.rs");
+}
 
 /// Runs `entry` over every corpus file, every prefix of it (cut inputs) and every
 /// first-byte variant (chunk sizes and limits), as a cheap stand-in for a fuzz run.
@@ -68,6 +74,21 @@ fn fuzz_corpus_pop3_session_runs_without_panics() {
         pop3_fuzz::fuzz_pop3_session,
     );
     assert!(n >= 3, "only {n} corpus files");
+}
+
+#[test]
+fn fuzz_corpus_imap_receiver_runs_without_panics() {
+    let n = run_corpus(
+        "../keel-imap/fuzz/corpus/receiver",
+        imap_fuzz::fuzz_imap_receiver,
+    );
+    assert!(n >= 6, "only {n} corpus files");
+}
+
+#[test]
+fn fuzz_corpus_mime_runs_without_panics() {
+    let n = run_corpus("../keel-filter/fuzz/corpus/mime", mime_fuzz::fuzz_mime);
+    assert!(n >= 8, "only {n} corpus files");
 }
 
 // ---------------------------------------------------------------------------------------

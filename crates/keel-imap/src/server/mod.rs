@@ -59,6 +59,15 @@ use crate::codec::{
 pub use docs::{SPECIAL_USE_KIND, SUBSCRIPTIONS_KIND};
 pub(crate) use selected::Selected;
 
+/// Runs the parsing FETCH (ENVELOPE, BODYSTRUCTURE, `BODY[section]`, BINARY), SEARCH
+/// (decoded header fields and body text) and SORT (header keys, base subject) do on a
+/// stored message, and returns the encoded FETCH response for `attrs`. Only for the MIME
+/// fuzz target (`crates/keel-filter/fuzz`) and its corpus smoke test: not an API.
+#[doc(hidden)]
+pub fn fuzz_message(raw: &[u8], attrs: &[crate::codec::FetchAttribute]) -> Vec<u8> {
+    cmd::fuzz_message(raw, attrs)
+}
+
 /// The service name given to the directory (policy, logs, lockout).
 pub const SERVICE_NAME: &str = "imap";
 /// Failed commands (NO/BAD) allowed before the server closes the connection.

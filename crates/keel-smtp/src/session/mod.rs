@@ -65,6 +65,16 @@ use crate::limits::IpLimits;
 use crate::settings::{SmtpSettings, load_settings};
 use crate::{SmtpContext, SmtpKind};
 
+/// See [`crate::fuzz_footer`].
+pub(crate) fn fuzz_footer(message: &[u8], text: &str, html: Option<&str>) -> Option<Vec<u8>> {
+    let mut settings = std::collections::BTreeMap::new();
+    settings.insert(footer::KEY_TEXT.to_owned(), serde_json::Value::from(text));
+    if let Some(h) = html {
+        settings.insert(footer::KEY_HTML.to_owned(), serde_json::Value::from(h));
+    }
+    footer::Footer::from_settings(&settings)?.apply(message)
+}
+
 /// Read buffer size.
 const READ_CHUNK: usize = 16 * 1024;
 

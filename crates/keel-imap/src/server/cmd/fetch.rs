@@ -141,6 +141,25 @@ fn items_for(
     Ok(out)
 }
 
+/// The untagged FETCH response for `attrs` of the message `raw`, encoded (the fuzz hook,
+/// [`crate::server::fuzz_message`]); empty when a BINARY part cannot be decoded.
+pub(super) fn response_for_fuzzing(raw: &[u8], attrs: &[FetchAttribute]) -> Vec<u8> {
+    let meta = MessageMeta {
+        folder: 1,
+        uid: 1,
+        blob: BlobId::of(raw),
+        size: raw.len() as u64,
+        flags: Vec::new(),
+        internal_date: 0,
+        modseq: 1,
+    };
+    match items_for(attrs, &meta, Some(raw)) {
+        Ok(items) => crate::codec::Response::from(Data::Fetch { seq: 1, items })
+            .to_bytes(&crate::codec::EncodeOptions::default()),
+        Err(_) => Vec::new(),
+    }
+}
+
 fn header_section() -> crate::codec::Section {
     crate::codec::Section {
         part: Vec::new(),

@@ -15,6 +15,13 @@ mod store;
 
 use crate::codec::{Date, DateTime};
 
+/// See [`crate::server::fuzz_message`].
+pub(super) fn fuzz_message(raw: &[u8], attrs: &[crate::codec::FetchAttribute]) -> Vec<u8> {
+    search::parse_for_fuzzing(raw);
+    sort::parse_for_fuzzing(raw);
+    fetch::response_for_fuzzing(raw, attrs)
+}
+
 /// An epoch time as an IMAP date-time in UTC (RFC 9051 §9 `date-time`).
 pub(crate) fn imap_datetime(secs: i64) -> DateTime {
     use chrono::{Datelike, Timelike};

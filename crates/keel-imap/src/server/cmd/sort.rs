@@ -65,14 +65,29 @@ fn id_list(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
 }
 
 fn header_keys(mb: &Mailboxes, meta: &MessageMeta) -> HeaderKeys {
+    match mb.read(&meta.blob) {
+        Ok(raw) => keys_of(&raw, meta.internal_date),
+        Err(_) => HeaderKeys {
+            date: meta.internal_date,
+            ..HeaderKeys::default()
+        },
+    }
+}
+
+/// SORT's parsing of one message's header (the fuzz hook,
+/// [`crate::server::fuzz_message`]); returns a size so nothing is optimised away.
+pub(super) fn parse_for_fuzzing(raw: &[u8]) -> usize {
+    let k = keys_of(raw, 0);
+    base_subject(&k.subject).key.len() + k.references.len()
+}
+
+/// The sort and thread keys of the message `raw`.
+fn keys_of(raw: &[u8], internal_date: i64) -> HeaderKeys {
     let mut k = HeaderKeys {
-        date: meta.internal_date,
+        date: internal_date,
         ..HeaderKeys::default()
     };
-    let Ok(raw) = mb.read(&meta.blob) else {
-        return k;
-    };
-    let part = Part::message(&raw);
+    let part = Part::message(raw);
     let Some(m) = mail_parser::MessageParser::default().parse_headers(part.header) else {
         return k;
     };
