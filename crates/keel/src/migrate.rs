@@ -8,10 +8,9 @@
 //! meanwhile), the target must hold no Keel data unless `--force` (which erases it first),
 //! and progress goes to stderr.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use keel_store::file::FileBlobStore;
@@ -144,24 +143,32 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// A one-line progress display on stderr: rewritten in place on a terminal (at most ten
-/// times a second), otherwise a line per stage and every tenth of the mail.
+/// Progress on stderr: a bar (indicatif) on a terminal, otherwise a line per stage and
+/// every tenth of the mail.
 struct ProgressLine {
-    tty: bool,
-    last: Option<Instant>,
+    bar: Option<indicatif::ProgressBar>,
     stage: Option<Stage>,
     tenth: u64,
-    width: usize,
 }
 
 impl ProgressLine {
     fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("[{bar:30}] {percent:>3}% {wide_msg}")
+            {
+                bar.set_style(style.progress_chars("#>-"));
+            }
+            bar
+        });
         Self {
-            tty: std::io::stderr().is_terminal(),
-            last: None,
+            bar,
             stage: None,
             tenth: 0,
-            width: 0,
         }
     }
 
@@ -187,26 +194,17 @@ impl ProgressLine {
 
     fn update(&mut self, p: &Progress) {
         let new_stage = self.stage != Some(p.stage);
-        let mut stderr = std::io::stderr().lock();
-        if self.tty {
-            let due = self
-                .last
-                .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
-            if new_stage || due || p.done == p.total {
-                let text = Self::text(p);
-                let pad = self.width.saturating_sub(text.chars().count());
-                let _ = write!(stderr, "\r{text}{}", " ".repeat(pad));
-                let _ = stderr.flush();
-                self.width = text.chars().count();
-                self.last = Some(Instant::now());
-            }
+        if let Some(bar) = &self.bar {
+            bar.set_length(p.total.max(1));
+            bar.set_position(p.done.min(p.total.max(1)));
+            bar.set_message(Self::text(p));
         } else {
             if new_stage {
                 self.tenth = 0;
             }
             let tenth = (p.done * 10).checked_div(p.total).unwrap_or(10);
             if new_stage || tenth > self.tenth {
-                let _ = writeln!(stderr, "{}", Self::text(p));
+                eprintln!("{}", Self::text(p));
                 self.tenth = tenth;
             }
         }
@@ -214,8 +212,9 @@ impl ProgressLine {
     }
 
     fn finish(&mut self) {
-        if self.tty && self.width > 0 {
-            let _ = writeln!(std::io::stderr());
+        if let Some(bar) = &self.bar {
+            bar.finish();
+            eprintln!();
         }
     }
 }
