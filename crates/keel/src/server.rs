@@ -141,7 +141,8 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         env.clock.clone(),
         Some(runner.waker()),
     )
-    .with_mailboxes(env.mailboxes.clone());
+    .with_mailboxes(env.mailboxes.clone())
+    .with_delivery_tasks(runner.tasks());
     // guide §7.4, §7.5: the clean-out and the purge of expired deleted items.
     let cleanout_task = tokio::spawn(run_cleanout(
         env.mailboxes.clone(),

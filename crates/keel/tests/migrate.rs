@@ -409,6 +409,36 @@ c.quit()
     python(script, &args);
 }
 
+/// GET of an admin API path on `s`, signed in as the printed admin (curl, cookie jar).
+fn admin_get(s: &Server, path: &str) -> serde_json::Value {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let jar = tmp.path().join("jar");
+    let base = format!("https://127.0.0.1:{}/admin/api/v1", s.port("https"));
+    let login = serde_json::json!({"login": "admin", "password": s.admin_password()}).to_string();
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-skf", "--max-time", "20", "-c"])
+            .arg(&jar)
+            .arg("-b")
+            .arg(&jar)
+            .args(args)
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "curl {args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &login,
+        &format!("{base}/session"),
+    ]);
+    serde_json::from_str(&curl(&[&format!("{base}{path}")])).expect("JSON")
+}
+
 /// Issue 8 "kill A during queue processing": two nodes on one PostgreSQL store relay
 /// through one host (a Python sink that holds each final DATA reply for a while). Node A
 /// delivers one message, then is killed with SIGKILL while its runner waits on the replies
@@ -479,6 +509,17 @@ fn a_node_killed_mid_delivery_leaves_its_queue_to_the_other_node() {
     assert!(
         eventually(Duration::from_secs(20), || seen(2)),
         "no second delivery started"
+    );
+    // guide §24.2: A's admin lists the tasks waiting on the relay host.
+    let tasks = admin_get(&a, "/queue/tasks");
+    let list = tasks["tasks"].as_array().expect("tasks");
+    assert!(
+        list.iter().any(|t| t["phase"] == "smtp_delivery"
+            && t["server"] == "127.0.0.1"
+            && t["to"][0]
+                .as_str()
+                .is_some_and(|r| r.ends_with("@remote.test"))),
+        "{tasks}"
     );
     a.child.kill().expect("SIGKILL node A");
     let _ = a.child.wait();

@@ -100,6 +100,8 @@ pub struct AdminState {
     /// The server's mail store service, so recoveries and clean-outs notify its IMAP
     /// sessions; without one, a service on the same stores is made per request.
     pub mailboxes: Option<keel_mail::Mailboxes>,
+    /// The queue runner's delivery tasks in progress (guide §24.2) when one runs here.
+    pub delivery_tasks: Option<keel_smtp::outbound::DeliveryTasks>,
     sessions: Arc<session::Sessions>,
 }
 
@@ -127,6 +129,7 @@ impl AdminState {
             clock,
             queue_waker,
             mailboxes: None,
+            delivery_tasks: None,
             sessions: Arc::new(session::Sessions::default()),
         }
     }
@@ -135,6 +138,20 @@ impl AdminState {
     pub fn with_mailboxes(mut self, mailboxes: keel_mail::Mailboxes) -> Self {
         self.mailboxes = Some(mailboxes);
         self
+    }
+
+    /// Shows the delivery tasks of this node's queue runner (see [`Self::delivery_tasks`]).
+    pub fn with_delivery_tasks(mut self, tasks: keel_smtp::outbound::DeliveryTasks) -> Self {
+        self.delivery_tasks = Some(tasks);
+        self
+    }
+
+    /// The delivery tasks in progress on this node (none without a runner).
+    pub(crate) fn delivery_task_list(&self) -> Vec<keel_smtp::outbound::DeliveryTask> {
+        self.delivery_tasks
+            .as_ref()
+            .map(|t| t.list())
+            .unwrap_or_default()
     }
 
     /// The mail store service.

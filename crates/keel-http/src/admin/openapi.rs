@@ -106,6 +106,10 @@ const SCHEMAS: &[(&str, &str)] = &[
     ),
     ("QueueCount", "{\"messages\": number}"),
     (
+        "DeliveryTaskList",
+        "{\"tasks\": [{id, size, from, to, phase, phase_text, server, started, seconds, percent}]}: keel_smtp::outbound::DeliveryTask of this node (guide §24.2).",
+    ),
+    (
         "RecoverRequest",
         "{\"since\": \"YYYY-MM-DD\" or RFC 3339}: restore the items deleted at or after this time (guide §7.4).",
     ),

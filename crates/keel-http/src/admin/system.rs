@@ -105,6 +105,16 @@ pub(super) fn routes(r: &mut Routes) {
         queue_list,
     );
     r.add(
+        M::GET,
+        "/queue/tasks",
+        (
+            "The delivery tasks in progress on this node (guide §24.2)",
+            None,
+            "DeliveryTaskList",
+        ),
+        queue_tasks,
+    );
+    r.add(
         M::POST,
         "/queue/run",
         (
@@ -349,6 +359,23 @@ async fn queue_list(
     let list = blocking(move || queue_search(meta.as_ref(), now, q.q.as_deref())).await?;
     let totals = queue::totals(&list);
     Ok(Json(json!({ "totals": totals, "messages": list })))
+}
+
+/// guide §24.2 "Queue processing": the tasks of this node's runner, oldest first, with
+/// their age in seconds.
+async fn queue_tasks(State(st): State<AdminState>) -> ApiResult<Json<Value>> {
+    let now = st.clock.unix();
+    let tasks: Vec<Value> = st
+        .delivery_task_list()
+        .into_iter()
+        .map(|t| {
+            let mut v = json!(t);
+            v["seconds"] = json!((now - t.started).max(0));
+            v["phase_text"] = json!(t.phase.as_str());
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "tasks": tasks })))
 }
 
 /// The queue, optionally only messages whose ID, sender or a recipient contains `q`

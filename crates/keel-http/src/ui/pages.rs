@@ -383,10 +383,23 @@ struct QueueRow {
 #[template(path = "queue.html")]
 struct QueuePage {
     chrome: Chrome,
+    tasks: Vec<TaskRow>,
     rows: Vec<QueueRow>,
     total: usize,
     total_size: String,
     q: String,
+}
+
+/// One delivery task in progress (guide §24.2 columns).
+struct TaskRow {
+    id: String,
+    size: String,
+    from: String,
+    to: String,
+    phase: &'static str,
+    server: String,
+    time: String,
+    percent: u8,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -429,8 +442,27 @@ pub(crate) async fn queue(
             id: m.id,
         })
         .collect();
+    let tasks = st
+        .delivery_task_list()
+        .into_iter()
+        .map(|t| TaskRow {
+            size: human_size(t.size),
+            from: if t.from.is_empty() {
+                "(delivery report)".to_owned()
+            } else {
+                t.from.clone()
+            },
+            to: t.to.join(", "),
+            phase: t.phase.as_str(),
+            server: t.server.clone().unwrap_or_default(),
+            time: format!("{} s", (now - t.started).max(0)),
+            percent: t.percent,
+            id: t.id,
+        })
+        .collect();
     render(&QueuePage {
         chrome: Chrome::new(&st, &admin, "queue", "Message queue"),
+        tasks,
         rows,
         total: totals.messages,
         total_size: human_size(totals.bytes),
