@@ -66,6 +66,11 @@
 //!   into Deleted Items; [`Mailboxes::clean_out`] deletes old items of Deleted Items and
 //!   Junk E-mail (and their subfolders), removes their empty subfolders and purges expired
 //!   tombstones.
+//! - **Reindex** (`reindex` module, requirements-3 §5.4): [`Mailboxes::reindex`] re-reads
+//!   each message's blob and rebuilds the derived data (sizes, the cached `\Seen` bit,
+//!   folder counters, `uid_next`, modseq high-water marks, quota usage) online, one store
+//!   transaction per folder, keeping UIDVALIDITY, UIDs and flags; messages whose blob is
+//!   missing are kept and listed.
 
 #![warn(missing_docs)]
 
@@ -77,6 +82,7 @@ mod locks;
 mod messages;
 mod notify;
 mod quota;
+mod reindex;
 mod retention;
 
 use std::collections::HashMap;
@@ -102,6 +108,7 @@ pub use keel_store::{
 };
 pub use notify::{FollowGuard, MaildropLock, NOTIFY_CAPACITY};
 pub use quota::{QUOTA_WARNING_INTERVAL_SECS, QUOTA_WARNING_PERCENT, QuotaKind, QuotaStatus};
+pub use reindex::{FolderReindexReport, ReindexReport, UnreadableMessage};
 pub use retention::{CLEANOUT_INTERVAL, CLEANOUT_MAX_PER_FOLDER, CleanoutReport, parse_since};
 
 /// MetaStore document kind holding per-user mail state (e.g. the last quota warning time).

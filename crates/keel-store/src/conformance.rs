@@ -17,9 +17,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::{
-    AccountDump, BlobId, BlobStore, ChangeKind, Doc, FolderKind, MetaStore, NewMessage, QueueDump,
-    QueueRcptState, QueuedMessage, QueuedRecipient, StoreCounters, StoreError, Usage,
-    collect_orphan_blobs,
+    AccountDump, BlobId, BlobStore, ChangeKind, DerivedSize, Doc, FolderKind, MetaStore,
+    NewMessage, QueueDump, QueueRcptState, QueuedMessage, QueuedRecipient, StoreCounters,
+    StoreError, Usage, collect_orphan_blobs,
 };
 
 /// The signature of a check.
@@ -137,6 +137,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         "messages_added_before_finds_old_entries",
         messages_added_before_finds_old_entries,
     ),
+    (
+        "reindex_rebuilds_derived_data_keeping_uids_and_flags",
+        reindex_rebuilds_derived_data_keeping_uids_and_flags,
+    ),
 ];
 
 /// Runs every check of [`CHECKS`], each on fresh stores from `factory`.
@@ -191,6 +195,7 @@ macro_rules! conformance_tests {
             change_log_has_one_row_per_modseq,
             tombstones_keep_restore_and_purge,
             messages_added_before_finds_old_entries,
+            reindex_rebuilds_derived_data_keeping_uids_and_flags,
         );
     };
     (@tests $fresh:path; $($check:ident),+ $(,)?) => {
@@ -2261,6 +2266,138 @@ pub fn messages_added_before_finds_old_entries(meta: &dyn MetaStore, blobs: &dyn
     );
     assert!(matches!(
         meta.messages_added_before(999_999, future, 10),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// `reindex_folder` stores each message's real size with a new modseq and a change-log row
+/// (only where it differed), recounts the folder and `reindex_account` the usage; UIDs,
+/// UIDVALIDITY and flags stay. Sizes recorded wrongly at append stand for any corruption of
+/// derived data the traits can produce.
+pub fn reindex_rebuilds_derived_data_keeping_uids_and_flags(
+    meta: &dyn MetaStore,
+    blobs: &dyn BlobStore,
+) {
+    let inbox = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    let other = meta
+        .create_folder("alice", "Other", FolderKind::Mail)
+        .expect("create");
+    let mut msgs: Vec<NewMessage> = (0..3)
+        .map(|i| message(blobs, format!("message number {i}").as_bytes(), &[]))
+        .collect();
+    msgs[0].flags = vec!["\\Seen".into(), "$Work".into()];
+    msgs[1].size = 999;
+    msgs[2].size = 1;
+    meta.append_messages(inbox.id, &msgs).expect("append");
+    meta.append_messages(other.id, &msgs[..1]).expect("append");
+    let before = meta.list_messages(inbox.id).expect("list");
+    let modseq_before = meta.highest_modseq("alice").expect("modseq");
+    assert_eq!(meta.usage("alice").expect("usage").bytes, 16 + 999 + 1 + 16);
+
+    let mut derived: Vec<DerivedSize> = before
+        .iter()
+        .map(|m| DerivedSize {
+            uid: m.uid,
+            blob: m.blob.clone(),
+            size: blobs.get(&m.blob).expect("blob").len() as u64,
+        })
+        .collect();
+    // An entry for a row that is gone (expunged meanwhile) is skipped.
+    derived.push(DerivedSize {
+        uid: 77,
+        blob: before[0].blob.clone(),
+        size: 5,
+    });
+    let r = meta.reindex_folder(inbox.id, &derived).expect("reindex");
+    let fixed: Vec<(u32, u64, u64)> = r
+        .sizes_fixed
+        .iter()
+        .map(|f| (f.uid, f.stored, f.actual))
+        .collect();
+    assert_eq!(fixed, vec![(2, 999, 16), (3, 1, 16)], "sizes fixed");
+    assert!(r.flags_normalized.is_empty(), "{:?}", r.flags_normalized);
+    assert_eq!(
+        (r.before.messages, r.before.unseen, r.before.bytes),
+        (3, 2, 16 + 999 + 1)
+    );
+    assert_eq!(
+        (r.after.messages, r.after.unseen, r.after.bytes),
+        (3, 2, 48)
+    );
+    assert_eq!(r.after.uid_next, 4);
+    assert_eq!(r.after.highest_modseq, modseq_before + 2);
+
+    let after = meta.list_messages(inbox.id).expect("list");
+    assert_eq!(after.len(), 3);
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!((b.uid, &b.blob, &b.flags), (a.uid, &a.blob, &a.flags));
+        assert_eq!(a.size, 16);
+    }
+    assert_eq!(
+        after[0].modseq, before[0].modseq,
+        "unchanged row keeps its modseq"
+    );
+    assert_eq!(after[1].modseq, modseq_before + 1);
+    assert_eq!(after[2].modseq, modseq_before + 2);
+    let changes = meta.changes_since("alice", modseq_before).expect("changes");
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.folder, c.uid, c.kind.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (inbox.id, 2, ChangeKind::FlagsChanged),
+            (inbox.id, 3, ChangeKind::FlagsChanged)
+        ]
+    );
+    assert_eq!(
+        meta.list_messages_changed_since(inbox.id, modseq_before)
+            .expect("changed")
+            .len(),
+        2
+    );
+    let f = meta
+        .get_folder("alice", "INBOX")
+        .expect("get")
+        .expect("folder");
+    assert_eq!(f.uid_validity, inbox.uid_validity, "UIDVALIDITY kept");
+    assert_eq!((f.uid_next, f.messages, f.unseen), (4, 3, 2));
+    assert_eq!(f.highest_modseq, modseq_before + 2);
+
+    // The usage still holds the wrong sizes until the account is reindexed.
+    let a = meta.reindex_account("alice").expect("reindex account");
+    assert_eq!(a.usage_before.bytes, 16 + 999 + 1 + 16);
+    assert_eq!(
+        a.usage_after,
+        Usage {
+            bytes: 64,
+            messages: 4
+        }
+    );
+    assert_eq!(meta.usage("alice").expect("usage"), a.usage_after);
+    assert_eq!(a.highest_modseq_before, a.highest_modseq_after);
+    assert_eq!(a.highest_modseq_after, modseq_before + 2);
+
+    // A second run finds nothing and writes no modseq.
+    let again = meta.reindex_folder(inbox.id, &derived).expect("reindex");
+    assert!(again.sizes_fixed.is_empty());
+    assert_eq!(again.before, again.after);
+    assert_eq!(
+        meta.highest_modseq("alice").expect("modseq"),
+        modseq_before + 2
+    );
+    // Later changes continue from the repaired counters.
+    meta.set_flags(inbox.id, 2, &["\\Seen".to_owned()])
+        .expect("flags");
+    let f = meta
+        .get_folder("alice", "INBOX")
+        .expect("get")
+        .expect("folder");
+    assert_eq!((f.messages, f.unseen), (3, 1));
+    assert!(matches!(
+        meta.reindex_folder(999_999, &[]),
         Err(StoreError::NotFound(_))
     ));
 }

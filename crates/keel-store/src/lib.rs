@@ -480,6 +480,71 @@ pub(crate) fn restored_message(t: &Tombstone) -> NewMessage {
     }
 }
 
+/// A message's size as re-derived from its blob, the input of [`MetaStore::reindex_folder`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DerivedSize {
+    /// UID of the row.
+    pub uid: u32,
+    /// The blob the bytes were read from (a row that names another blob is left alone).
+    pub blob: BlobId,
+    /// The blob's length in bytes.
+    pub size: u64,
+}
+
+/// A message whose stored size differed from its blob's length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizeFix {
+    /// UID of the message (kept).
+    pub uid: u32,
+    /// The size the row said.
+    pub stored: u64,
+    /// The blob's length, now stored.
+    pub actual: u64,
+}
+
+/// A folder's incremental counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderCounters {
+    /// Number of messages.
+    pub messages: u32,
+    /// Messages without `\Seen`.
+    pub unseen: u32,
+    /// Sum of the message sizes.
+    pub bytes: u64,
+    /// The next UID to assign.
+    pub uid_next: u32,
+    /// Highest modseq of any change in the folder.
+    pub highest_modseq: u64,
+}
+
+/// What [`MetaStore::reindex_folder`] found and rewrote in one folder. UIDVALIDITY, UIDs
+/// and flags are never changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderReindex {
+    /// Messages whose size was rewritten (each got a new modseq and a change-log row).
+    pub sizes_fixed: Vec<SizeFix>,
+    /// UIDs of rows whose flag list was not in its stored form (unsorted, duplicates) or
+    /// whose cached `\Seen` bit disagreed with it; rewritten with the same flags.
+    pub flags_normalized: Vec<u32>,
+    /// The counters before.
+    pub before: FolderCounters,
+    /// The counters after, counted from the rows.
+    pub after: FolderCounters,
+}
+
+/// What [`MetaStore::reindex_account`] found and rewrote for one account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountReindex {
+    /// Quota usage before.
+    pub usage_before: Usage,
+    /// Quota usage after, counted from the rows of every folder of the account.
+    pub usage_after: Usage,
+    /// The account's highest modseq before.
+    pub highest_modseq_before: u64,
+    /// After: at least every modseq of its change log, folders and messages.
+    pub highest_modseq_after: u64,
+}
+
 /// Store-wide counters that must never go backwards when a store is copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreCounters {
@@ -775,6 +840,34 @@ pub trait MetaStore: Send + Sync + 'static {
     /// usage from the message rows, in one transaction (`keel check --repair`).
     fn recount(&self) -> StoreResult<()> {
         Err(unsupported("recount"))
+    }
+
+    // Reindex (`keel reindex`, requirements-3 §5.4: the per-folder index is derived data
+    // that can be rebuilt online, keeping UIDVALIDITY, UIDs and flags). Defaults fail with
+    // `StoreError::Backend`; both real backends override them and the conformance suite
+    // checks them.
+
+    /// Rebuilds the data of one folder that is derived from its messages, in one write
+    /// transaction that is safe against concurrent sessions: first raises the account's
+    /// modseq counter above every modseq of its change log, folders and messages (so new
+    /// modseqs never collide); then, for each `derived` entry whose row still exists with
+    /// the same blob and another size, stores the size with the account's next modseq and a
+    /// [`ChangeKind::FlagsChanged`] change-log row (IMAP sessions re-read the row); rewrites
+    /// flag lists that are not in stored form and the cached `\Seen` bit (same flags, no new
+    /// modseq); finally recounts `messages`, `unseen` and `bytes` from the rows, raises
+    /// `uid_next` to at least the highest UID + 1 and `highest_modseq` to at least the
+    /// highest modseq of its rows and change-log rows. Rows without a `derived` entry (a
+    /// missing blob) keep their size. `NotFound` if the folder does not exist.
+    fn reindex_folder(&self, folder: i64, derived: &[DerivedSize]) -> StoreResult<FolderReindex> {
+        let _ = (folder, derived);
+        Err(unsupported("reindex_folder"))
+    }
+    /// Recounts one account's quota usage from the rows of all its folders and raises its
+    /// highest modseq to at least every modseq of its change log, folders and messages, in
+    /// one write transaction.
+    fn reindex_account(&self, account: &str) -> StoreResult<AccountReindex> {
+        let _ = account;
+        Err(unsupported("reindex_account"))
     }
 }
 

@@ -62,6 +62,7 @@ mod blob;
 mod bulk;
 mod listen;
 pub mod migrations;
+mod reindex;
 
 pub use blob::{MAX_BLOB_SIZE, ORPHAN_GRACE, PgBlobStore};
 pub use listen::{CHANNEL as CHANGE_CHANNEL, PgChangeListener};
@@ -1849,6 +1850,16 @@ impl MetaStore for PgStore {
     }
     fn recount(&self) -> StoreResult<()> {
         self.bulk_recount()
+    }
+    fn reindex_folder(
+        &self,
+        folder: i64,
+        derived: &[crate::DerivedSize],
+    ) -> StoreResult<crate::FolderReindex> {
+        self.pg_reindex_folder(folder, derived)
+    }
+    fn reindex_account(&self, account: &str) -> StoreResult<crate::AccountReindex> {
+        self.pg_reindex_account(account)
     }
 }
 

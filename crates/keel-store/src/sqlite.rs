@@ -16,6 +16,7 @@
 
 mod bulk;
 pub mod migrations;
+mod reindex;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -1497,6 +1498,16 @@ impl MetaStore for SqliteStore {
     }
     fn recount(&self) -> StoreResult<()> {
         self.bulk_recount()
+    }
+    fn reindex_folder(
+        &self,
+        folder: i64,
+        derived: &[crate::DerivedSize],
+    ) -> StoreResult<crate::FolderReindex> {
+        self.sqlite_reindex_folder(folder, derived)
+    }
+    fn reindex_account(&self, account: &str) -> StoreResult<crate::AccountReindex> {
+        self.sqlite_reindex_account(account)
     }
 }
 

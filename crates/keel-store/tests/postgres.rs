@@ -18,9 +18,10 @@ use std::sync::Arc;
 
 // `conformance.rs` refers to these as `crate::…`.
 use keel_store::{
-    AccountDump, BlobId, BlobStore, Change, ChangeKind, Doc, DocTxn, Folder, FolderKind,
-    MessageMeta, MetaStore, NewMessage, QueueDump, QueueRcptState, QueuedMessage, QueuedRecipient,
-    StoreCounters, StoreError, StoreResult, Usage, check, collect_orphan_blobs, transfer,
+    AccountDump, BlobId, BlobStore, Change, ChangeKind, DerivedSize, Doc, DocTxn, Folder,
+    FolderKind, MessageMeta, MetaStore, NewMessage, QueueDump, QueueRcptState, QueuedMessage,
+    QueuedRecipient, StoreCounters, StoreError, StoreResult, Usage, check, collect_orphan_blobs,
+    transfer,
 };
 
 #[allow(dead_code, unused_imports, unreachable_pub)]

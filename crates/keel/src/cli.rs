@@ -82,6 +82,16 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         out: Out,
     },
+    /// Rebuild a mailbox's derived data (sizes, folder counters, UIDNEXT, quota usage) from
+    /// its messages, keeping UIDVALIDITY, UIDs and flags; runs while the server runs.
+    /// Messages whose file is missing are kept and listed.
+    Reindex {
+        /// `USER@DOMAIN` for every folder, `USER@DOMAIN/FOLDER` for one (e.g.
+        /// `jo@example.com/INBOX`, `jo@example.com/Projects/2026`).
+        target: String,
+        #[command(flatten)]
+        out: Out,
+    },
     /// The automatic clean-out of Deleted Items and Junk E-mail (guide §7.5).
     #[command(subcommand)]
     Cleanout(CleanoutCmd),
@@ -1127,6 +1137,27 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                 );
             }
             repair.then(|| "check --repair".to_owned())
+        }
+        AdminCommand::Reindex { target, out } => {
+            let (user, folder) = match target.split_once('/') {
+                Some((u, f)) if !f.trim().is_empty() => (u, Some(f)),
+                Some((u, _)) => (u, None),
+                None => (target.as_str(), None),
+            };
+            let report = env.mailboxes.reindex(user, folder)?;
+            env.logs.write(
+                keel_core::log::LogKind::Operations,
+                &format!("reindex: {report}").replace('\n', "; "),
+            );
+            print_out(out.format, &report, |r| format!("{r}\n"))?;
+            if report.unreadable() > 0 {
+                bail!(
+                    "{} message(s) of {} have no readable message file; they were kept",
+                    report.unreadable(),
+                    report.account
+                );
+            }
+            Some(format!("reindex {target}"))
         }
         AdminCommand::Cleanout(CleanoutCmd::Run { out }) => {
             let report = env.mailboxes.clean_out()?;

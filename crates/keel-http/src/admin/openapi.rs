@@ -115,6 +115,14 @@ const SCHEMAS: &[(&str, &str)] = &[
     ),
     ("RecoverResult", "{\"restored\": number}"),
     (
+        "ReindexRequest",
+        "{\"folder\": string} to reindex one folder (INBOX matches case-insensitively); absent, null or {} = every folder of the user.",
+    ),
+    (
+        "ReindexReport",
+        "keel_mail::ReindexReport: {account, folders: [{name, uid_validity, messages_read, unreadable: [{uid, blob, problem: missing|damaged}], sizes_fixed: [{uid, stored, actual}], flags_normalized: [uid], before, after: {messages, unseen, bytes, uid_next, highest_modseq}}], account_state: {usage_before, usage_after, highest_modseq_before, highest_modseq_after}}.",
+    ),
+    (
         "CleanoutReport",
         "keel_mail::CleanoutReport: {users, items_deleted, folders_deleted, blobs_purged, errors} (guide §7.5).",
     ),

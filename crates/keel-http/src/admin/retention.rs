@@ -3,7 +3,9 @@
 //! (`PATCH /domains/{name}` with `settings.deleted_items_recovery_days`,
 //! `settings.cleanout_deleted_items_days`, `settings.cleanout_junk_days`) and user fields
 //! (`PATCH /users/{address}` with `cleanout_deleted_items_days`, `cleanout_junk_days`).
-//! Both endpoints call the `keel_mail::Mailboxes` operations the CLI calls.
+//! Both endpoints call the `keel_mail::Mailboxes` operations the CLI calls. The reindex of
+//! a mailbox (requirements-3 §5.4, `keel reindex`) lives here too: it is the other
+//! administrator's action on a user's stored mail.
 
 use axum::extract::{Path, State};
 use axum::http::Method;
@@ -27,6 +29,16 @@ pub(super) fn routes(r: &mut Routes) {
     );
     r.add(
         Method::POST,
+        "/users/{address}/reindex",
+        (
+            "Reindex the user's mailbox, or one folder with {\"folder\": name}: rebuild sizes, folder counters, UIDNEXT and quota usage from the messages, online, keeping UIDVALIDITY, UIDs and flags; messages whose file is missing are kept and listed",
+            Some("ReindexRequest"),
+            "ReindexReport",
+        ),
+        reindex,
+    );
+    r.add(
+        Method::POST,
         "/cleanout/run",
         (
             "Run the Deleted Items / Junk E-mail clean-out and the purge of expired deleted items now (guide §7.5)",
@@ -40,7 +52,9 @@ pub(super) fn routes(r: &mut Routes) {
 fn mail_error(e: MailError) -> ApiError {
     match e {
         MailError::RecoveryOff { .. } => ApiError::conflict(e.to_string()),
-        MailError::NoSuchUser(_) => ApiError::NotFound(e.to_string()),
+        MailError::NoSuchUser(_) | MailError::NoSuchFolder { .. } => {
+            ApiError::NotFound(e.to_string())
+        }
         MailError::Directory(d) => d.into(),
         MailError::Store(s) => s.into(),
         other => ApiError::Internal(other.to_string()),
@@ -68,6 +82,41 @@ async fn recover(
     let restored = blocking(move || mail.recover_deleted(&user, since).map_err(mail_error)).await?;
     st.audit(&admin, Op::Update, "User", &address, Some(&body));
     Ok(Json(json!({ "restored": restored })))
+}
+
+async fn reindex(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    Path(address): Path<String>,
+    headers: axum::http::HeaderMap,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<keel_mail::ReindexReport>> {
+    // The body is optional: no body means every folder.
+    let body = if bytes.trim_ascii().is_empty() {
+        serde_json::Map::new()
+    } else {
+        super::body::json_object(&headers, &bytes)?
+    };
+    let folder = match body.get("folder") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(f)) if !f.trim().is_empty() => Some(f.clone()),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "folder",
+                "folder must be the name of one of the user's folders",
+            ));
+        }
+    };
+    let mail = st.mail();
+    let user = address.clone();
+    let report =
+        blocking(move || mail.reindex(&user, folder.as_deref()).map_err(mail_error)).await?;
+    st.logs.write(
+        keel_core::log::LogKind::Operations,
+        &format!("reindex: {report}").replace('\n', "; "),
+    );
+    st.audit(&admin, Op::Update, "Reindex", &address, Some(&body));
+    Ok(Json(report))
 }
 
 async fn cleanout_run(
