@@ -1028,3 +1028,114 @@ async fn remote_administration_settings_validation() {
         false
     );
 }
+
+/// `POST /users/{address}/reindex` (requirements-3 §5.4): with no body every folder, with
+/// `{"folder"}` one; the report names what was fixed. Bad folder values are refused with
+/// the field named; unknown users and folders are 404. A domain setting out of range is
+/// named by its path in the request (`settings.…`), so the web page shows it there.
+#[tokio::test(flavor = "multi_thread")]
+async fn reindex_endpoint_and_retention_setting_errors() {
+    use keel_store::{FolderKind, NewMessage};
+    let env = env();
+    let c = env.client().await.admin().await;
+    let (meta, blobs) = (env.state.meta.clone(), env.state.blobs.clone());
+    let bytes = b"Subject: wrong size\r\n\r\nhello\r\n";
+    let inbox = meta
+        .create_folder("alice@example.com", "INBOX", FolderKind::Mail)
+        .expect("folder");
+    meta.create_folder("alice@example.com", "Sent Items", FolderKind::Mail)
+        .expect("folder");
+    let blob = blobs.put(bytes).expect("blob");
+    meta.append_messages(
+        inbox.id,
+        &[NewMessage {
+            blob,
+            size: 999,
+            flags: vec!["\\Seen".into()],
+            internal_date: T0,
+        }],
+    )
+    .expect("append");
+
+    let r = c
+        .call(
+            "POST",
+            &format!("{API}/users/alice@example.com/reindex"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["account"], "alice@example.com");
+    assert_eq!(v["folders"].as_array().map(Vec::len), Some(2), "{v}");
+    let f = &v["folders"][0];
+    assert_eq!(f["name"], "INBOX");
+    assert_eq!(f["uid_validity"], inbox.uid_validity);
+    assert_eq!(
+        f["sizes_fixed"],
+        json!([{ "uid": 1, "stored": 999, "actual": bytes.len() }])
+    );
+    assert_eq!(f["after"]["bytes"], bytes.len());
+    assert_eq!(f["after"]["unseen"], 0);
+    assert_eq!(
+        v["account_state"]["usage_after"],
+        json!({ "bytes": bytes.len(), "messages": 1 })
+    );
+
+    let r = c
+        .post(
+            &format!("{API}/users/alice@example.com/reindex"),
+            json!({ "folder": "inbox" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["folders"].as_array().map(Vec::len), Some(1));
+    assert_eq!(r.json()["folders"][0]["sizes_fixed"], json!([]));
+    let r = c
+        .post(
+            &format!("{API}/users/alice@example.com/reindex"),
+            json!({ "folder": 5 }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field().as_str()),
+        (400, "folder"),
+        "{}",
+        r.body
+    );
+    let r = c
+        .post(
+            &format!("{API}/users/alice@example.com/reindex"),
+            json!({ "folder": "Nope" }),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = c
+        .post(
+            &format!("{API}/users/nobody@example.com/reindex"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(
+        env.log(LogKind::Config)
+            .contains("Reindex set Name='alice@example.com'")
+    );
+    assert!(
+        env.log(LogKind::Operations)
+            .contains("reindex: Reindexed 2 folder(s)")
+    );
+
+    let r = c
+        .patch(
+            &format!("{API}/domains/example.com"),
+            json!({ "settings": { "deleted_items_recovery_days": 400 } }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field().as_str()),
+        (400, "settings.deleted_items_recovery_days"),
+        "{}",
+        r.body
+    );
+}

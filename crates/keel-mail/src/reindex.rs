@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use keel_store::{AccountReindex, DerivedSize, FolderReindex, StoreError};
+use keel_store::{AccountReindex, BlobId, DerivedSize, FolderReindex, StoreError};
 
 use crate::folders::canonical_name;
 use crate::{MailError, MailResult, Mailboxes, account_key};
@@ -189,7 +189,15 @@ impl Mailboxes {
             let mut derived = Vec::with_capacity(rows.len());
             let mut unreadable = Vec::new();
             for m in &rows {
-                match self.inner.blobs.get(&m.blob) {
+                // Not every blob store verifies the content address on read.
+                let read = self.inner.blobs.get(&m.blob).and_then(|bytes| {
+                    if BlobId::of(&bytes) == m.blob {
+                        Ok(bytes)
+                    } else {
+                        Err(StoreError::Corrupt(format!("blob {}", m.blob)))
+                    }
+                });
+                match read {
                     Ok(bytes) => derived.push(DerivedSize {
                         uid: m.uid,
                         blob: m.blob.clone(),

@@ -807,3 +807,81 @@ fn concurrent_deliveries_do_not_overshoot_the_quota() {
     // Only the delivered messages' blobs (and the warning's) remain.
     assert_eq!(e.blob_count(), 6);
 }
+
+/// requirements-3 §5.4: `reindex` stores each message's real size (new modseq, subscribers
+/// notified), recounts usage, keeps UIDs and flags, and keeps and lists a message whose
+/// file is damaged or missing. Unknown users and folders are refused.
+#[test]
+fn reindex_fixes_sizes_and_keeps_unreadable_messages() {
+    let e = env();
+    let a = e.user("a", UNLIMITED);
+    let inbox = e.mail.inbox(&a).expect("inbox");
+    let store = e.mail.meta();
+    let raws: Vec<Vec<u8>> = (1..=3).map(msg).collect();
+    let rows: Vec<NewMessage> = raws
+        .iter()
+        .map(|r| NewMessage {
+            blob: e.mail.blobs().put(r).expect("put"),
+            size: 5,
+            flags: vec!["$Keep".into()],
+            internal_date: T0,
+        })
+        .collect();
+    store.append_messages(inbox.id, &rows).expect("append");
+    // Message 2's file is damaged, message 3's is gone.
+    let path = |b: &BlobId| {
+        e._dir
+            .path()
+            .join("blobs")
+            .join(&b.0[0..2])
+            .join(&b.0[2..4])
+            .join(&b.0)
+    };
+    std::fs::write(path(&rows[1].blob), b"not the original bytes").expect("damage");
+    std::fs::remove_file(path(&rows[2].blob)).expect("remove");
+    let mut rx = e.mail.subscribe(&a);
+
+    let r = e.mail.reindex(&a, None).expect("reindex");
+    let f = r.folders.iter().find(|f| f.name == "INBOX").expect("INBOX");
+    assert_eq!(f.messages_read, 1);
+    assert_eq!(f.store.sizes_fixed.len(), 1);
+    assert_eq!(f.store.sizes_fixed[0].actual, raws[0].len() as u64);
+    let problems: Vec<(u32, &str)> = f.unreadable.iter().map(|u| (u.uid, u.problem)).collect();
+    assert_eq!(problems, vec![(2, "damaged"), (3, "missing")]);
+    assert_eq!(r.unreadable(), 2);
+    assert_eq!(
+        r.account_state.usage_after,
+        Usage {
+            bytes: raws[0].len() as u64 + 10,
+            messages: 3
+        }
+    );
+    assert_eq!(
+        rx.try_recv().expect("notified"),
+        store.highest_modseq(&a).expect("modseq")
+    );
+    let text = r.to_string();
+    assert!(text.contains("message UID 3 kept"), "{text}");
+    assert!(
+        text.contains("2 message(s) without readable content"),
+        "{text}"
+    );
+    let after = e.mail.messages(inbox.id).expect("messages");
+    assert_eq!(
+        after.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(after.iter().all(|m| m.flags == vec!["$Keep".to_owned()]));
+
+    assert!(matches!(
+        e.mail.reindex(&a, Some("Nope")),
+        Err(MailError::NoSuchFolder { .. })
+    ));
+    assert!(matches!(
+        e.mail.reindex("nobody@example.com", None),
+        Err(MailError::NoSuchUser(_))
+    ));
+    let one = e.mail.reindex(&a, Some("inbox")).expect("one folder");
+    assert_eq!(one.folders.len(), 1);
+    assert!(!one.folders[0].changed());
+}

@@ -364,9 +364,32 @@ async fn domain_patch(
     }
     let d = st.directory.clone();
     let n = name.clone();
-    let dom = blocking(move || Ok(d.set_domain(&n, patch)?)).await?;
+    let dom = blocking(move || Ok(d.set_domain(&n, patch)?))
+        .await
+        .map_err(|e| settings_field(e, &body))?;
     st.audit(&admin, Op::Update, "Domain", &dom.name, Some(&body));
     Ok(Json(dom))
+}
+
+/// An invalid domain setting named by its key is named by its path in the request
+/// (`settings.deleted_items_recovery_days`), so the web page shows the error next to it.
+fn settings_field(e: ApiError, body: &Fields) -> ApiError {
+    match e {
+        ApiError::Invalid {
+            message,
+            field: Some(f),
+        } if body
+            .get("settings")
+            .and_then(Value::as_object)
+            .is_some_and(|s| s.contains_key(&f)) =>
+        {
+            ApiError::Invalid {
+                message,
+                field: Some(format!("settings.{f}")),
+            }
+        }
+        other => other,
+    }
 }
 
 async fn domain_delete(
