@@ -84,6 +84,12 @@ function formBody(form) {
         // API names the field in its answer.
         try { value = JSON.parse(raw); } catch { value = raw; }
         break;
+      case 'nullable-number': {
+        // Empty means "not set" (e.g. a user's clean-out age: the domain's).
+        const n = Number(raw);
+        value = raw.trim() === '' ? null : (Number.isFinite(n) ? n : raw);
+        break;
+      }
       case 'nullable':
         // Empty means "not set" (an optional setting).
         value = raw.trim() === '' ? null : raw.trim();
@@ -206,7 +212,9 @@ async function submitApiForm(form, submitter) {
   form.removeAttribute('aria-busy');
   if (submitter) submitter.disabled = false;
   if (r.ok) {
-    done(form.dataset.next, form.dataset.success || 'Saved.');
+    let message = form.dataset.success || 'Saved.';
+    if (r.data && typeof r.data.restored === 'number') message += ` (${r.data.restored} items)`;
+    done(form.dataset.next, message);
   } else if (r.status !== 401) {
     showError(form, r.data);
   }
@@ -235,10 +243,21 @@ async function buttonAction(button) {
   if (r.ok) {
     let message = button.dataset.success || 'Done.';
     if (r.data && typeof r.data.unlocked === 'number') message += ` (${r.data.unlocked} locked)`;
+    if (r.data && Array.isArray(r.data.folders)) message += ' ' + reindexSummary(r.data);
     done(button.dataset.next, message);
   } else if (r.status !== 401) {
     notice((r.data && r.data.error) || 'The action failed.', true);
   }
+}
+
+// The answer of POST /users/{address}/reindex in one sentence.
+function reindexSummary(report) {
+  const changed = report.folders.filter((f) => f.sizes_fixed.length || f.flags_normalized.length
+    || JSON.stringify(f.before) !== JSON.stringify(f.after)).length;
+  const unreadable = report.folders.reduce((n, f) => n + f.unreadable.length, 0);
+  let text = `${report.folders.length} folders checked, ${changed} repaired.`;
+  if (unreadable) text += ` ${unreadable} messages have no readable file and were kept.`;
+  return text;
 }
 
 function describeTarget(t) {

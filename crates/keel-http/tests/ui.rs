@@ -377,6 +377,13 @@ async fn read_only_admin_sees_no_editing_controls_and_the_api_refuses_changes() 
         .post(&format!("{API}/domains"), json!({ "name": "ro.test" }))
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
+    let r = c
+        .post(
+            &format!("{API}/users/alice%40example.com/reindex"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
     let r = c.delete(&format!("{API}/users/alice%40example.com")).await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(c.get(&format!("{API}/domains/ro.test")).await.status, 404);

@@ -2,7 +2,8 @@
 //! loopback ports, queues one undeliverable message, and runs `tests/ui/admin-ui.mjs`
 //! (playwright-core driving Debian's headless Chromium) against it: the configuration
 //! wizard (guide §2.5), creating a domain, a user and an alias, field errors for bad input,
-//! and the message queue (guide §24.1). Screenshots land in `target/ui-artifacts/`.
+//! the domain's deleted-item retention and clean-out ages, a user's clean-out age, "Recover
+//! deleted items" and Reindex on the user page, and the message queue (guide §24.1). Screenshots land in `target/ui-artifacts/`.
 //!
 //! Without chromium or `tests/ui/node_modules` the test prints that it skipped, unless
 //! `KEEL_REQUIRE_BROWSER=1` (set by scripts/test.sh and so CI), where it fails.
@@ -121,6 +122,22 @@ fn admin_ui_in_headless_chromium() {
     assert!(domains.contains("ui-test.example"), "{domains}");
     let users = stdout(&s.keel(&["user", "list"]));
     assert!(users.contains("jane@ui-test.example"), "{users}");
+    // The retention settings saved on the domain and user pages are in the store.
+    let domain: serde_json::Value = serde_json::from_str(&stdout(&s.keel(&[
+        "domain",
+        "show",
+        "ui-test.example",
+        "--format",
+        "json",
+    ])))
+    .expect("domain JSON");
+    assert_eq!(
+        domain["settings"]["deleted_items_recovery_days"], 30,
+        "{domain}"
+    );
+    assert_eq!(domain["settings"]["cleanout_junk_days"], 14, "{domain}");
+    let ops = std::fs::read_to_string(s.data.join("logs/operations.log")).unwrap_or_default();
+    assert!(ops.contains("reindex: Reindexed"), "{ops}");
     assert!(
         std::fs::read_dir(&artifacts).is_ok_and(|d| d.count() >= 10),
         "screenshots in {}",

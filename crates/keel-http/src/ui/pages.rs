@@ -162,6 +162,9 @@ struct DomainPage {
     domain: Domain,
     users: usize,
     aliases_text: String,
+    recovery_days: u32,
+    cleanout_deleted_days: u32,
+    cleanout_junk_days: u32,
 }
 
 pub(crate) async fn domain(
@@ -180,6 +183,9 @@ pub(crate) async fn domain(
     render(&DomainPage {
         chrome: Chrome::new(&st, &admin, "domains", &title),
         aliases_text: domain.aliases.join("\n"),
+        recovery_days: domain.deleted_items_recovery_days(),
+        cleanout_deleted_days: domain.cleanout_deleted_items_days(),
+        cleanout_junk_days: domain.cleanout_junk_days(),
         domain,
         users,
     })
@@ -236,6 +242,13 @@ struct UserPage {
     used: String,
     rights: &'static str,
     quota_mb: String,
+    /// The user's own clean-out ages; empty = the domain's.
+    cleanout_deleted_text: String,
+    cleanout_junk_text: String,
+    domain_cleanout_deleted: u32,
+    domain_cleanout_junk: u32,
+    /// The domain's deleted-item retention; 0 = recovery off.
+    recovery_days: u32,
 }
 
 fn rights_key(r: keel_directory::AdminRights) -> &'static str {
@@ -259,14 +272,16 @@ pub(crate) async fn user(
     Path(address): Path<String>,
 ) -> PageResult {
     let (d, meta, now) = (st.directory.clone(), st.meta.clone(), st.clock.unix());
-    let (user, locked, stats, usage) = blocking(move || {
+    let (user, locked, stats, usage, domain) = blocking(move || {
         let u = d.get_user(&address)?;
         let locked = d.account_locked_until(&u.address)?.filter(|t| *t > now);
         let stats = d.login_stats(&u.address)?;
         let usage = meta.usage(&u.address)?;
-        Ok((u, locked, stats, usage))
+        let domain = d.get_domain(&u.domain)?;
+        Ok((u, locked, stats, usage, domain))
     })
     .await?;
+    let days = |v: Option<u32>| v.map(|d| d.to_string()).unwrap_or_default();
     let title = format!("User {}", user.address);
     render(&UserPage {
         chrome: Chrome::new(&st, &admin, "users", &title),
@@ -278,6 +293,11 @@ pub(crate) async fn user(
         used: human_size(usage.bytes),
         rights: rights_key(user.admin_rights),
         quota_mb: megabytes(user.quota.bytes),
+        cleanout_deleted_text: days(user.cleanout_deleted_items_days),
+        cleanout_junk_text: days(user.cleanout_junk_days),
+        domain_cleanout_deleted: domain.cleanout_deleted_items_days(),
+        domain_cleanout_junk: domain.cleanout_junk_days(),
+        recovery_days: domain.deleted_items_recovery_days(),
         user,
     })
 }

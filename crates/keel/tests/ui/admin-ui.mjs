@@ -195,6 +195,57 @@ try {
     assert.equal(await page.inputValue('#u-description'), 'Sales lead');
   });
 
+  // The JSON the admin API answers for a GET, with the page's session.
+  const apiGet = (path) => page.evaluate(async (url) => {
+    const r = await fetch(url, { credentials: 'same-origin' });
+    return { status: r.status, data: await r.json() };
+  }, `${BASE}/admin/api/v1${path}`);
+
+  await step('recovery is off: the recover form explains why; a user clean-out age is saved', async () => {
+    await page.goto(`${BASE}/admin/users/jane@ui-test.example`);
+    await page.locator('#recover-off').waitFor();
+    assert.ok(await page.isDisabled('#r-since'), 'the recover form is disabled while recovery is off');
+    assert.equal(await page.inputValue('#u-cleanout-junk'), '', 'empty = the domain\'s');
+    await page.fill('#u-cleanout-junk', '7');
+    await page.click('form[data-method="PATCH"] button[type="submit"]');
+    await noticeSays('User saved.');
+    assert.equal(await page.inputValue('#u-cleanout-junk'), '7');
+    const r = await apiGet('/users/jane@ui-test.example');
+    assert.equal(r.data.user.cleanout_junk_days, 7, JSON.stringify(r.data.user));
+    assert.equal(r.data.user.cleanout_deleted_items_days, null, JSON.stringify(r.data.user));
+  });
+
+  await step('set the domain\'s deleted-items recovery and clean-out on its page', async () => {
+    await page.goto(`${BASE}/admin/domains/ui-test.example`);
+    assert.equal(await page.inputValue('#e-recovery'), '0');
+    await page.fill('#e-recovery', '400');
+    await page.click('form[data-method="PATCH"] button[type="submit"]');
+    assert.match(await fieldError('#e-recovery'), /at most 365 days/);
+    await page.fill('#e-recovery', '30');
+    await page.fill('#e-cleanout-junk', '14');
+    await page.click('form[data-method="PATCH"] button[type="submit"]');
+    await noticeSays('Domain saved.');
+    assert.equal(await page.inputValue('#e-recovery'), '30');
+    assert.equal(await page.inputValue('#e-cleanout-junk'), '14');
+    await shot('07a-domain-retention');
+    const r = await apiGet('/domains/ui-test.example');
+    assert.equal(r.status, 200);
+    assert.equal(r.data.settings.deleted_items_recovery_days, 30, JSON.stringify(r.data));
+    assert.equal(r.data.settings.cleanout_junk_days, 14, JSON.stringify(r.data));
+  });
+
+  await step('recover deleted items and reindex from the user page', async () => {
+    await page.goto(`${BASE}/admin/users/jane@ui-test.example`);
+    assert.equal(await page.locator('#recover-off').count(), 0);
+    assert.ok(!(await page.isDisabled('#r-since')), 'the recover form is enabled');
+    await page.fill('#r-since', '2026-01-01');
+    await page.click('form[data-api$="/recover"] button[type="submit"]');
+    await noticeSays('Deleted items recovered into Deleted Items. (0 items)');
+    await page.click('#u-reindex');
+    await noticeSays('Mailbox reindexed.');
+    await shot('07b-user-retention-reindex');
+  });
+
   await step('create an alias and check where it delivers', async () => {
     await page.click('nav >> text=Aliases');
     await page.waitForURL(`${BASE}/admin/aliases`);
