@@ -100,6 +100,9 @@ pub struct Verdict {
     pub action: Action,
     /// Whether the message was rated at all (false for authenticated and trusted senders).
     pub rated: bool,
+    /// Whether a "treat as non-spam" rule or sender whitelist allowed it (the statistics
+    /// do not count it as checked, guide §13.8).
+    pub whitelisted: bool,
     /// Email-authentication results, when checked.
     pub auth: Option<AuthReport>,
     headers: String,
@@ -162,6 +165,7 @@ impl Verdict {
             tests: Vec::new(),
             action: Action::Accept,
             rated: false,
+            whitelisted: false,
             auth: None,
             headers: String::new(),
             subject_prefix: None,
@@ -659,6 +663,7 @@ impl Scorer {
             tests,
             action,
             rated: true,
+            whitelisted: allow,
             auth,
             headers,
             subject_prefix,

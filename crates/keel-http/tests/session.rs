@@ -385,3 +385,90 @@ async fn openapi_lists_every_route() {
         assert_eq!(r.status, 200, "GET {}: {}", route.path, r.body);
     }
 }
+
+/// guide §24.6: `/metrics` answers a loopback client without a session; elsewhere it
+/// follows remote administration and needs an administrator's session. The statistics
+/// reset is refused to a read-only administrator and writes a Config log line.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_statistics_access() {
+    let env = env();
+    let local = env.client().await;
+    let r = local.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("# TYPE keel_connections_total counter\n")
+            && r.body.contains("keel_spam_rejected_total "),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{}",
+        r.headers
+    );
+    let addr = env.serve(Some("203.0.113.9".parse().expect("ip"))).await;
+    let mut remote = env.client_at(addr, "remote");
+    assert_eq!(remote.get("/metrics").await.status, 403);
+    let admin = local.admin().await;
+    let r = admin
+        .patch(
+            &format!("{API}/remote-administration"),
+            json!({ "remote_enabled": true }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(remote.get("/metrics").await.status, 401);
+    assert_eq!(remote.login("admin@example.com", PW).await.status, 200);
+    let r = remote.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("keel_messages_received_total "),
+        "{}",
+        r.body
+    );
+
+    let r = admin.get(&format!("{API}/statistics")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ids: Vec<String> = r.json()["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "server_status",
+            "messages",
+            "antivirus",
+            "spam_filter",
+            "storage"
+        ]
+    );
+    let mut viewer = env.client().await;
+    assert_eq!(viewer.login("viewer@example.com", PW).await.status, 200);
+    assert_eq!(viewer.get(&format!("{API}/statistics")).await.status, 200);
+    let r = viewer
+        .post(&format!("{API}/statistics/reset"), json!({}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    env.clock.advance(Duration::from_secs(60));
+    let r = admin
+        .post(&format!("{API}/statistics/reset"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["started_at_unix"], json!(T0 + 60), "{}", r.body);
+    assert!(
+        env.log(LogKind::Config).contains("Statistics"),
+        "{}",
+        env.log(LogKind::Config)
+    );
+    let doc = r#"/admin/api/v1/statistics/reset"#;
+    let r = admin.get("/admin/api/openapi.json").await;
+    assert!(
+        r.body.contains(doc) && r.body.contains("\"/metrics\""),
+        "{}",
+        r.body
+    );
+}

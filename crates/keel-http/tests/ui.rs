@@ -19,6 +19,7 @@ const PAGES: &[&str] = &[
     "/admin/aliases",
     "/admin/queue",
     "/admin/services",
+    "/admin/statistics",
     "/admin/ip-groups",
     "/admin/time-intervals",
     "/admin/security",
@@ -288,6 +289,15 @@ async fn full_admin_pages_render_with_editing_controls() {
             .body
             .contains("sales@example.com")
     );
+    let r = c.get("/admin/statistics").await;
+    for text in [
+        "Statistics since",
+        "Server Status",
+        "Spam Filter Statistics",
+        "data-api=\"/admin/api/v1/statistics/reset\"",
+    ] {
+        assert!(r.body.contains(text), "{text}: {}", r.body);
+    }
     let r = c.get("/admin/services").await;
     assert!(
         r.body.contains("/admin/api/v1/services/smtp/restart"),

@@ -84,6 +84,7 @@ mod notify;
 mod quota;
 mod reindex;
 mod retention;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;

@@ -136,6 +136,8 @@ struct Counters {
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
     idle: Notify,
+    /// The service name the statistics count connections under (`keel_core::stats`).
+    stats_name: std::sync::OnceLock<&'static str>,
 }
 
 struct ConnGuard {
@@ -321,6 +323,13 @@ impl RunningService {
         *self.admission.write().unwrap_or_else(|e| e.into_inner()) = a;
     }
 
+    /// Counts admitted and refused connections in the server statistics under this
+    /// service name (guide §24.6).
+    pub fn count_as(self, service: &'static str) -> Self {
+        let _ = self.counters.stats_name.set(service);
+        self
+    }
+
     pub fn active_connections(&self) -> usize {
         self.counters.total.load(Ordering::SeqCst)
     }
@@ -395,9 +404,14 @@ async fn accept_loop(listener: TcpListener, mut stop: watch::Receiver<bool>, ctx
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let ip = canonical_ip(peer.ip());
+        let service = ctx.counters.stats_name.get().copied().unwrap_or_default();
         let guard = match ctx.counters.admit(ip, &rules) {
-            Ok(g) => g,
+            Ok(g) => {
+                keel_core::stats::connection(service);
+                g
+            }
             Err(why) => {
+                keel_core::stats::connection_rejected(service);
                 tracing::info!("refused connection from {peer}: {why:?}");
                 drop(tcp);
                 continue;

@@ -95,6 +95,9 @@ pub(crate) enum AdminCommand {
     /// The automatic clean-out of Deleted Items and Junk E-mail (guide §7.5).
     #[command(subcommand)]
     Cleanout(CleanoutCmd),
+    /// Server statistics (guide §24.6): counters since the first start or the last reset.
+    #[command(subcommand)]
+    Stats(StatsCmd),
     /// Show where mail to an address would be delivered (guide §12.3 "Check address").
     Resolve {
         /// The recipient address.
@@ -110,6 +113,18 @@ pub(crate) enum CleanoutCmd {
         #[command(flatten)]
         out: Out,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StatsCmd {
+    /// Show the grouped counters and their start time (a running server saves its counts
+    /// every few seconds).
+    Show {
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Set every counter to zero; the statistics start now.
+    Reset,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -1165,6 +1180,28 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                 .write(keel_core::log::LogKind::Operations, &report.to_string());
             print_out(out.format, &report, |r| format!("{r}\n"))?;
             Some("cleanout run".to_owned())
+        }
+        AdminCommand::Stats(StatsCmd::Show { out }) => {
+            // The uptime of the server running on this data directory, if one does.
+            let started = ServerStatus::read_live(&env.data.status_file())
+                .and_then(|st| chrono::DateTime::parse_from_rfc3339(&st.started_at).ok())
+                .map(|t| t.timestamp());
+            let report =
+                keel_mail::stats::report(env.meta.as_ref(), None, started, env.clock.unix())?;
+            print_out(
+                out.format,
+                &report,
+                keel_mail::stats::StatsReport::render_text,
+            )?;
+            None
+        }
+        AdminCommand::Stats(StatsCmd::Reset) => {
+            let doc = keel_mail::stats::reset(env.meta.as_ref(), None, env.clock.unix())?;
+            println!(
+                "Statistics reset; they start at {}.",
+                chrono::DateTime::from_timestamp(doc.started_at, 0).unwrap_or_default()
+            );
+            Some("stats reset".to_owned())
         }
         AdminCommand::Resolve { address } => {
             let r = d.resolve_recipient(&address)?;

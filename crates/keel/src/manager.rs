@@ -146,7 +146,8 @@ impl ServiceManager {
                     def.tls == TlsMode::Implicit,
                     self.ctx.tls.clone(),
                     handler,
-                );
+                )
+                .count_as(def.name);
                 let addrs = service.bound.iter().map(|b| b.addr.to_string()).collect();
                 let notes: Vec<String> = service
                     .bound

@@ -101,6 +101,11 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         );
     }
 
+    // guide §24.6: the statistics start at the first start and persist across restarts.
+    keel_core::stats::global().mark_started(env.clock.unix());
+    keel_mail::stats::ensure(env.meta.as_ref(), env.clock.unix())?;
+    let stats_task = tokio::spawn(run_stats_flush(env.meta.clone(), env.clock.clone()));
+
     // Cluster mode (DESIGN §4): other nodes' committed changes reach local IDLE sessions.
     let _change_listener = env.mailboxes.spawn_change_listener()?;
 
@@ -281,11 +286,43 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     let _ = queue_stop.send(true);
     let _ = queue_task.await;
     cleanout_task.abort();
+    stats_task.abort();
+    if let Err(e) = flush_stats(env.meta.clone(), env.clock.clone()).await {
+        env.logs.write(
+            LogKind::Error,
+            &format!("saving the statistics failed: {e}"),
+        );
+    }
     env.logs.write(LogKind::Operations, "Keel stopped");
     let _ = std::fs::remove_file(data.status_file());
     drop(lock);
     println!("Keel stopped.");
     Ok(())
+}
+
+/// Saves this process's pending statistics increments (guide §24.6).
+async fn flush_stats(
+    meta: Arc<dyn keel_store::MetaStore>,
+    clock: keel_core::clock::SharedClock,
+) -> Result<()> {
+    tokio::task::spawn_blocking(move || {
+        keel_mail::stats::flush(meta.as_ref(), keel_core::stats::global(), clock.unix())
+    })
+    .await??;
+    Ok(())
+}
+
+/// Saves the statistics every [`keel_mail::stats::STATS_FLUSH_INTERVAL`].
+async fn run_stats_flush(
+    meta: Arc<dyn keel_store::MetaStore>,
+    clock: keel_core::clock::SharedClock,
+) {
+    loop {
+        tokio::time::sleep(keel_mail::stats::STATS_FLUSH_INTERVAL).await;
+        if let Err(e) = flush_stats(meta.clone(), clock.clone()).await {
+            tracing::warn!("saving the statistics failed: {e:#}");
+        }
+    }
 }
 
 /// Environment variable overriding [`keel_mail::CLEANOUT_INTERVAL`] in seconds (tests and

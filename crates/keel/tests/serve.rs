@@ -1515,3 +1515,215 @@ b.send(b"DONE\r\n")
         .args([&base, "-q", "-c", &format!("DROP SCHEMA {schema} CASCADE")])
         .output();
 }
+
+/// A curl session with a cookie jar against the admin API of `s` (HTTPS): signs in as the
+/// printed admin and returns a caller of `(method, path, body) -> (status, body)` plus the
+/// CSRF token.
+fn admin_curl(
+    s: &Server,
+    jar: &std::path::Path,
+    password: &str,
+) -> (impl Fn(&[&str]) -> (u16, String) + use<>, String) {
+    let jar = jar.to_str().unwrap().to_owned();
+    let curl = move |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sk", "-c", &jar, "-b", &jar, "-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse::<u16>().unwrap_or(0), body.to_owned())
+    };
+    let login = serde_json::json!({"login": "admin", "password": password}).to_string();
+    let base = format!("https://127.0.0.1:{}/admin/api/v1", s.port("https"));
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &login,
+        &format!("{base}/session"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    (
+        curl,
+        v["csrf_token"].as_str().expect("csrf token").to_owned(),
+    )
+}
+
+/// A counter of a `GET /statistics` answer.
+fn stat(report: &serde_json::Value, key: &str) -> u64 {
+    report["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["counters"].as_array().expect("counters"))
+        .find(|c| c["key"] == key)
+        .and_then(|c| c["value"].as_u64())
+        .unwrap_or_else(|| panic!("no counter {key} in {report}"))
+}
+
+/// guide §24.6 through the binary: smtplib sends two messages and the GTUBE string
+/// (rejected as spam at DATA), imaplib moves one message into Junk E-mail; the statistics
+/// API, `/metrics` (loopback, no session) and `keel stats show` count them. After a
+/// restart on the same data directory the counts and the start time are kept; a reset
+/// (config-log line) gives zeros and a new start time.
+#[test]
+fn statistics_count_real_traffic_and_survive_a_restart() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let password = s.admin_password();
+    let out = s.keel(&[
+        "user",
+        "add",
+        "alice@example.com",
+        "--password",
+        "Alice-pass-1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.keel(&["spam", "set", r#"{"block_score": 9.0}"#]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = r#"
+import imaplib, smtplib, sys
+smtp, imap = int(sys.argv[1]), int(sys.argv[2])
+gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+with smtplib.SMTP("127.0.0.1", smtp, timeout=20) as c:
+    for i in (1, 2):
+        c.sendmail("x@remote.test", ["alice@example.com"],
+                   f"From: x@remote.test\r\nTo: alice@example.com\r\nSubject: m{i}\r\n\r\nhello\r\n")
+    try:
+        c.sendmail("x@remote.test", ["alice@example.com"],
+                   f"From: x@remote.test\r\nSubject: spam\r\n\r\n{gtube}\r\n")
+        raise SystemExit("GTUBE was accepted")
+    except smtplib.SMTPDataError as e:
+        assert e.smtp_code == 554, e
+m = imaplib.IMAP4("127.0.0.1", imap)
+m.login("alice", "Alice-pass-1")
+typ, data = m.select("INBOX")
+assert data[0] == b"2", data
+typ, data = m.uid("SEARCH", None, "SUBJECT", "m1")
+typ, data = m.uid("MOVE", data[0].split()[0], '"Junk E-mail"')
+assert typ == "OK", (typ, data)
+m.logout()
+print("done")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .args([s.port("smtp").to_string(), s.port("imap").to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("done"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (curl, _) = admin_curl(&s, &tmp.path().join("jar"), &password);
+    let stats_url = format!(
+        "https://127.0.0.1:{}/admin/api/v1/statistics",
+        s.port("https")
+    );
+    let (code, body) = curl(&[&stats_url]);
+    assert_eq!(code, 200, "{body}");
+    let r: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stat(&r, "messages_received"), 2, "{r}");
+    assert_eq!(stat(&r, "messages_delivered_local"), 2, "{r}");
+    assert_eq!(stat(&r, "spam_rejected"), 1, "{r}");
+    assert_eq!(stat(&r, "spam_checked"), 3, "{r}");
+    assert_eq!(stat(&r, "spam_marked_by_users"), 1, "{r}");
+    assert_eq!(stat(&r, "connections.smtp"), 1, "{r}");
+    assert_eq!(stat(&r, "connections.imap"), 1, "{r}");
+    assert!(stat(&r, "connections.https") >= 2, "{r}");
+    assert_eq!(stat(&r, "storage_messages"), 2, "{r}");
+    assert!(stat(&r, "storage_bytes") > 0, "{r}");
+    let started = r["started_at_unix"].as_i64().expect("start time");
+    assert!(r["uptime_seconds"].as_u64().is_some(), "{r}");
+
+    // /metrics: a loopback client needs no session.
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .arg(http_url(&s, "/metrics"))
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.ends_with("\n200"), "{text}");
+    for line in [
+        "keel_messages_received_total 2\n",
+        "keel_spam_rejected_total 1\n",
+        "keel_viruses_found_total 0\n",
+        "keel_connections_total{service=\"imap\"} 1\n",
+        "keel_connections_total{service=\"smtp\"} 1\n",
+        "keel_storage_messages 2\n",
+    ] {
+        assert!(text.contains(line), "{line} missing in:\n{text}");
+    }
+
+    // The CLI reads the saved totals (flushed every few seconds).
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            let out = s.keel(&["stats", "show", "--format", "json"]);
+            serde_json::from_str::<serde_json::Value>(&stdout(&out))
+                .is_ok_and(|v| stat(&v, "messages_received") == 2 && stat(&v, "spam_rejected") == 1)
+        }),
+        "keel stats show never saw the counts"
+    );
+    let out = s.keel(&["stats", "show"]);
+    assert!(
+        stdout(&out).contains("Spam Filter Statistics"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Restart on the same data directory: counts and start time are kept.
+    let data = s.data.clone();
+    let tmp_data = {
+        let mut s = s;
+        let tmp = s._tmp.take();
+        let (status, _) = s.terminate();
+        assert!(status.success());
+        tmp
+    };
+    let s = Server::start(&data, free_offset(), &[]);
+    let (curl, csrf) = admin_curl(&s, &tmp.path().join("jar2"), &password);
+    let stats_url = format!(
+        "https://127.0.0.1:{}/admin/api/v1/statistics",
+        s.port("https")
+    );
+    let (code, body) = curl(&[&stats_url]);
+    assert_eq!(code, 200, "{body}");
+    let r: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stat(&r, "messages_received"), 2, "{r}");
+    assert_eq!(stat(&r, "spam_rejected"), 1, "{r}");
+    assert_eq!(stat(&r, "connections.imap"), 1, "{r}");
+    assert_eq!(r["started_at_unix"].as_i64(), Some(started), "{r}");
+
+    // Reset: zeros, a new start time, a config-log line.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("x-csrf-token: {csrf}"),
+        &format!("{stats_url}/reset"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let r: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stat(&r, "messages_received"), 0, "{r}");
+    assert_eq!(stat(&r, "spam_rejected"), 0, "{r}");
+    assert!(r["started_at_unix"].as_i64().unwrap() > started, "{r}");
+    let config_log = std::fs::read_to_string(data.join("logs/config.log")).unwrap();
+    assert!(config_log.contains("Statistics"), "{config_log}");
+    let out = s.keel(&["stats", "reset"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Statistics reset"),
+        "{}",
+        stdout(&out)
+    );
+    drop(s);
+    drop(tmp_data);
+}

@@ -34,9 +34,12 @@
 //! - A failed request changes nothing: bodies are decoded and checked completely before the
 //!   first write, and a bulk user edit that fails part-way restores the users it changed.
 //!
+//! - **Statistics** (guide §24.6, `stats`): `GET /statistics`, `POST /statistics/reset`
+//!   and the Prometheus text at `/metrics` (loopback clients need no session there).
+//!
 //! Not yet here (issue 5): domain administrators (guide ch. 32), certificates (ch. 16),
-//! status pages and statistics (ch. 24), log rotation and debug-category endpoints, user
-//! import and templates (§8.9, §8.10) and `/metrics`. The web UI (crate::ui) is a client
+//! the other status pages (ch. 24), log rotation and debug-category endpoints, user
+//! import and templates (§8.9, §8.10). The web UI (crate::ui) is a client
 //! of these routes; `/setup-wizard` holds the configuration wizard (guide §2.5).
 
 mod body;
@@ -46,6 +49,7 @@ mod filter;
 mod openapi;
 mod retention;
 pub(crate) mod session;
+mod stats;
 mod system;
 mod wizard;
 
@@ -68,12 +72,14 @@ pub use session::{
     AdminCtx, AdminSettings, DEFAULT_SESSION_IDLE_MINUTES, LOGIN_FAILURE_LIMIT,
     LOGIN_FAILURE_WINDOW_SECS, SESSION_COOKIE, load_admin_settings, save_admin_settings,
 };
+pub use stats::METRICS_PATH;
 pub use system::{DEFAULT_LOG_LINES, LOG_TAIL_BYTES, MAX_LOG_LINES};
 pub use wizard::WizardState;
 
 // Shared with the web UI (crate::ui), which renders pages from the same operations.
 pub(crate) use directory::{UserQuery, list_users};
 pub(crate) use filter::dkim_rows;
+pub(crate) use stats::current as current_statistics;
 pub(crate) use system::{queue_search, service_rows, tail_lines};
 pub(crate) use wizard::load_state as wizard_state;
 
@@ -314,7 +320,7 @@ impl Routes {
         H: Handler<T, AdminState>,
         T: 'static,
     {
-        let full = if path.starts_with("/admin/") {
+        let full = if path.starts_with("/admin/") || path == stats::METRICS_PATH {
             path.to_owned()
         } else {
             format!("{API_PREFIX}{path}")
@@ -366,6 +372,7 @@ fn build() -> Routes {
     system::routes(&mut r);
     filter::routes(&mut r);
     retention::routes(&mut r);
+    stats::routes(&mut r);
     wizard::routes(&mut r);
     r
 }

@@ -127,6 +127,14 @@ const SCHEMAS: &[(&str, &str)] = &[
         "keel_mail::CleanoutReport: {users, items_deleted, folders_deleted, blobs_purged, errors} (guide §7.5).",
     ),
     (
+        "Statistics",
+        "keel_mail::stats::StatsReport: {started_at (RFC 3339), started_at_unix, now_unix, uptime_seconds, groups: [{id: server_status|messages|antivirus|spam_filter|storage, title, counters: [{key, label, value}]}]} (guide §24.6).",
+    ),
+    (
+        "Metrics",
+        "text/plain Prometheus exposition: keel_connections_total{service}, keel_connections_rejected_total{service}, keel_messages_received_total, keel_spam_rejected_total, keel_viruses_found_total, …",
+    ),
+    (
         "QueueDeleteCriteria",
         "{id?, sender?, recipient?, older_than_secs?, all?}; patterns use * and ?.",
     ),

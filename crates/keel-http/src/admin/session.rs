@@ -306,6 +306,10 @@ pub(crate) async fn check(st: &AdminState, req: &mut Request) -> ApiResult<()> {
     if path == OPENAPI_PATH || (path == session_path && method == Method::POST) {
         return Ok(());
     }
+    // A local Prometheus scraper needs no session (remote clients do).
+    if path == super::METRICS_PATH && ip.is_loopback() {
+        return Ok(());
+    }
     let Some(id) = cookie_value(req.headers(), SESSION_COOKIE) else {
         return Err(ApiError::Unauthenticated(
             "sign in first: POST /admin/api/v1/session with your login and password".into(),

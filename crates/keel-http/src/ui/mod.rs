@@ -53,6 +53,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("dkim", "/admin/dkim", "DKIM"),
     ("services", "/admin/services", "Services"),
     ("queue", "/admin/queue", "Message queue"),
+    ("statistics", "/admin/statistics", "Statistics"),
     ("logs", "/admin/logs", "Logs"),
 ];
 
@@ -102,6 +103,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/spam", get(pages::spam))
         .route("/admin/antivirus", get(pages::antivirus))
         .route("/admin/dkim", get(pages::dkim))
+        .route("/admin/statistics", get(pages::statistics))
         .route("/admin/logs", get(pages::logs))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -537,6 +537,75 @@ pub(crate) async fn services(
     })
 }
 
+// ---------------------------------------------------------------------- statistics
+
+struct StatRowView {
+    key: String,
+    label: String,
+    value: String,
+}
+
+struct StatGroupView {
+    id: &'static str,
+    title: &'static str,
+    rows: Vec<StatRowView>,
+}
+
+#[derive(Template)]
+#[template(path = "statistics.html")]
+struct Statistics {
+    chrome: Chrome,
+    started_at: String,
+    started_label: String,
+    uptime: String,
+    groups: Vec<StatGroupView>,
+}
+
+fn duration_text(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
+    match (d, h) {
+        (0, 0) => format!("{m} min"),
+        (0, _) => format!("{h} h {m} min"),
+        _ => format!("{d} d {h} h {m} min"),
+    }
+}
+
+/// guide §24.6: the grouped counters, their start time and Reset.
+pub(crate) async fn statistics(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let report = crate::admin::current_statistics(&st).await?;
+    let groups = report
+        .groups
+        .iter()
+        .map(|g| StatGroupView {
+            id: g.id,
+            title: g.title,
+            rows: g
+                .counters
+                .iter()
+                .map(|r| StatRowView {
+                    key: r.key.clone(),
+                    label: r.label.clone(),
+                    value: match r.key.as_str() {
+                        "storage_bytes" => human_size(r.value),
+                        "uptime_seconds" => duration_text(r.value),
+                        _ => r.value.to_string(),
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    render(&Statistics {
+        chrome: Chrome::new(&st, &admin, "statistics", "Statistics"),
+        started_at: report.started_at.clone(),
+        started_label: utc_time(Some(report.started_at_unix)),
+        uptime: report.uptime_seconds.map(duration_text).unwrap_or_default(),
+        groups,
+    })
+}
+
 // ---------------------------------------------------------------------------- logs
 
 #[derive(Debug, Default, Deserialize)]

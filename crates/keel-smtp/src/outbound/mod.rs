@@ -574,6 +574,7 @@ impl QueueRunner {
                     .warning(&format!("queue: {} recipient {}: {e}", msg.id, r.address));
                 continue;
             }
+            keel_core::stats::outbound(result);
             ctx.logs.mail(&MailLogEntry::sent(
                 msg.id.clone(),
                 r.address.clone(),
@@ -996,6 +997,7 @@ pub(crate) async fn dispatch_report(
     now: i64,
     task: Option<&TaskHandle>,
 ) -> Result<bool, QueueError> {
+    keel_core::stats::bump(keel_core::stats::Counter::DsnSent);
     let ctx = sink;
     let id = crate::new_queue_id(now);
     let log_kind = match kind {

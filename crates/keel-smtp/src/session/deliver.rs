@@ -260,6 +260,10 @@ impl Session {
             let mut original = Vec::with_capacity(body.len() + 512);
             original.extend_from_slice(received.as_bytes());
             original.extend_from_slice(&body);
+            keel_core::stats::add(
+                keel_core::stats::Counter::DeliveryFailed,
+                failures.len() as u64,
+            );
             self.report_local_failures(&tx, &qid, &failures, &original, now)
                 .await;
         }
@@ -287,6 +291,11 @@ impl Session {
             entry = entry.user(a.user.clone());
         }
         self.ctx().logs.mail(&entry);
+        keel_core::stats::bump(keel_core::stats::Counter::MessagesReceived);
+        keel_core::stats::add(
+            keel_core::stats::Counter::DeliveredLocal,
+            u64::from(delivered > 0),
+        );
         Ok(SmtpReply::new(250, "2.0.0", "").with_text(format!("Message accepted, queue id {qid}")))
     }
 

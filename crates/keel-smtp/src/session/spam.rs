@@ -115,6 +115,11 @@ impl Session {
             verdict.tests,
             verdict.action
         );
+        keel_core::stats::spam_verdict(
+            verdict.rated && !verdict.whitelisted,
+            matches!(verdict.action, Action::Tag),
+            matches!(verdict.action, Action::Reject(_) | Action::Quarantine(_)),
+        );
         match &verdict.action {
             Action::Reject(r) => Err(reply(r.clone())),
             Action::Quarantine(r) => {
@@ -156,6 +161,8 @@ impl Session {
                     .with_text("Antivirus check temporarily unavailable, try again later"));
             }
         };
+        let (av, found) = (filter.settings().enabled, v.viruses.len());
+        keel_core::stats::content_scanned(av, v.attachments_checked, found, v.blocked.len());
         if !v.found() {
             return Ok(v.message);
         }

@@ -120,6 +120,7 @@ impl Session {
                 .filter(|(u, _)| pairs.iter().any(|p| p.0 == *u))
                 .map(|(_, b)| b)
                 .collect();
+            keel_core::stats::user_marked(spam, moved.len());
             self.spam_training(owner, folder, spam, moved);
         }
         let verb = if mv { "MOVE" } else { "COPY" };
