@@ -419,14 +419,27 @@ async fn metrics_and_statistics_access() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(remote.get("/metrics").await.status, 401);
+    assert_eq!(remote.get(&format!("{API}/metrics")).await.status, 401);
     assert_eq!(remote.login("admin@example.com", PW).await.status, 200);
-    let r = remote.get("/metrics").await;
+    // The jar sends the cookie (Path=/admin) under the API prefix only.
+    let r = remote.get(&format!("{API}/metrics")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
         r.body.contains("keel_messages_received_total "),
         "{}",
         r.body
     );
+    let cookie = std::fs::read_to_string(&remote.jar).expect("jar");
+    let id = cookie
+        .lines()
+        .find(|l| l.contains("keel_admin_session"))
+        .and_then(|l| l.split('\t').next_back())
+        .expect("cookie in jar")
+        .to_owned();
+    let mut scraper = env.client_at(addr, "scraper");
+    scraper.cookie = Some(format!("keel_admin_session={id}"));
+    let r = scraper.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.body);
 
     let r = admin.get(&format!("{API}/statistics")).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -446,13 +459,15 @@ async fn metrics_and_statistics_access() {
             "storage"
         ]
     );
-    let mut viewer = env.client().await;
+    let local_addr = env.serve(None).await;
+    let mut viewer = env.client_at(local_addr, "viewer");
     assert_eq!(viewer.login("viewer@example.com", PW).await.status, 200);
     assert_eq!(viewer.get(&format!("{API}/statistics")).await.status, 200);
     let r = viewer
         .post(&format!("{API}/statistics/reset"), json!({}))
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.error().contains("read-only"), "{}", r.body);
     env.clock.advance(Duration::from_secs(60));
     let r = admin
         .post(&format!("{API}/statistics/reset"), json!({}))

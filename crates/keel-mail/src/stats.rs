@@ -364,4 +364,55 @@ mod tests {
         ensure(&meta, 5000).expect("ensure");
         assert_eq!(load(&meta).expect("load").expect("doc").started_at, 4000);
     }
+
+    /// Two nodes (two stores, two sets of counters) on one PostgreSQL database flush at
+    /// the same time; serialisable read-add-write keeps every increment. Skipped without
+    /// `KEEL_TEST_PG_URL` (scripts/test.sh sets it).
+    #[test]
+    fn two_postgresql_nodes_flushing_at_once_add_up() {
+        let Ok(base) = std::env::var("KEEL_TEST_PG_URL") else {
+            eprintln!("SKIPPED two_postgresql_nodes_flushing_at_once_add_up: KEEL_TEST_PG_URL");
+            return;
+        };
+        let schema = format!("keel_stats_{}", std::process::id());
+        let psql = |sql: &str| {
+            let out = std::process::Command::new("psql")
+                .args([base.as_str(), "-q", "-c", sql])
+                .output()
+                .expect("psql");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        psql(&format!("CREATE SCHEMA {schema}"));
+        let url = format!("{base} options=-csearch_path={schema}");
+        let nodes: Vec<_> = (0..2)
+            .map(|_| {
+                (
+                    keel_store::postgres::PgStore::open(&url).expect("open"),
+                    Stats::new(),
+                )
+            })
+            .collect();
+        ensure(&nodes[0].0, 1000).expect("ensure");
+        std::thread::scope(|s| {
+            for (meta, stats) in &nodes {
+                s.spawn(move || {
+                    for _ in 0..25 {
+                        stats.add(Counter::MessagesReceived, 2);
+                        stats.connection("smtp");
+                        flush(meta, stats, 2000).expect("flush");
+                    }
+                });
+            }
+        });
+        let doc = load(&nodes[1].0).expect("load").expect("doc");
+        drop(nodes);
+        psql(&format!("DROP SCHEMA {schema} CASCADE"));
+        assert_eq!(doc.get("messages_received"), 100);
+        assert_eq!(doc.get("connections.smtp"), 50);
+        assert_eq!(doc.started_at, 1000);
+    }
 }

@@ -307,7 +307,8 @@ pub(crate) async fn check(st: &AdminState, req: &mut Request) -> ApiResult<()> {
         return Ok(());
     }
     // A local Prometheus scraper needs no session (remote clients do).
-    if path == super::METRICS_PATH && ip.is_loopback() {
+    let metrics = path == super::METRICS_PATH || path == format!("{API_PREFIX}/metrics");
+    if metrics && ip.is_loopback() {
         return Ok(());
     }
     let Some(id) = cookie_value(req.headers(), SESSION_COOKIE) else {

@@ -4,9 +4,11 @@
 //! increments of this process (`keel_core::stats::global`) are included, so an answer is
 //! never older than the last event.
 //!
-//! `/metrics` passes the same guard as the API: remote administration decides who may
-//! connect; a loopback client needs no session (a local Prometheus scraper), any other
-//! client needs a signed-in administrator's session cookie.
+//! `/metrics` (and `/admin/api/v1/metrics`) pass the same guard as the API: remote
+//! administration decides who may connect; a loopback client needs no session (a local
+//! Prometheus scraper), any other client needs a signed-in administrator's session. The
+//! session cookie has `Path=/admin`, so a browser or cookie jar sends it only to the
+//! second path; a scraper can send it to `/metrics` as a `Cookie` header.
 
 use axum::extract::State;
 use axum::http::{Method, header};
@@ -47,6 +49,16 @@ pub(super) fn routes(r: &mut Routes) {
         METRICS_PATH,
         (
             "The statistics counters as Prometheus text (version 0.0.4); loopback clients need no session",
+            None,
+            "Metrics",
+        ),
+        metrics,
+    );
+    r.add(
+        Method::GET,
+        "/admin/api/v1/metrics",
+        (
+            "The same Prometheus text under the API prefix, where the session cookie (Path=/admin) is sent",
             None,
             "Metrics",
         ),
