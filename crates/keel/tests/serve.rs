@@ -1566,8 +1566,9 @@ fn stat(report: &serde_json::Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {key} in {report}"))
 }
 
-/// guide §24.6 through the binary: smtplib sends two messages and the GTUBE string
-/// (rejected as spam at DATA), imaplib moves one message into Junk E-mail; the statistics
+/// guide §24.6 through the binary: smtplib sends two messages, one with an `.exe`
+/// attachment the attachment filter removes, and the GTUBE string (rejected as spam at
+/// DATA), imaplib moves one message into Junk E-mail; the statistics
 /// API, `/metrics` (loopback, no session) and `keel stats show` count them. After a
 /// restart on the same data directory the counts and the start time are kept; a reset
 /// (config-log line) gives zeros and a new start time.
@@ -1585,14 +1586,23 @@ fn statistics_count_real_traffic_and_survive_a_restart() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = s.keel(&["spam", "set", r#"{"block_score": 9.0}"#]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let rule = r#"{"attachments": {"enabled": true, "rules": [{"enabled": true, "kind": "file_name", "pattern": "*.exe", "action": "block"}]}}"#;
+    let out = s.keel(&["antivirus", "set", rule]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let script = r#"
 import imaplib, smtplib, sys
+from email.message import EmailMessage
 smtp, imap = int(sys.argv[1]), int(sys.argv[2])
+att = EmailMessage()
+att["From"], att["To"], att["Subject"] = "x@remote.test", "alice@example.com", "tool"
+att.set_content("see attached")
+att.add_attachment(b"MZ not really", maintype="application", subtype="octet-stream", filename="tool.exe")
 gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 with smtplib.SMTP("127.0.0.1", smtp, timeout=20) as c:
     for i in (1, 2):
         c.sendmail("x@remote.test", ["alice@example.com"],
                    f"From: x@remote.test\r\nTo: alice@example.com\r\nSubject: m{i}\r\n\r\nhello\r\n")
+    c.send_message(att)
     try:
         c.sendmail("x@remote.test", ["alice@example.com"],
                    f"From: x@remote.test\r\nSubject: spam\r\n\r\n{gtube}\r\n")
@@ -1602,7 +1612,7 @@ with smtplib.SMTP("127.0.0.1", smtp, timeout=20) as c:
 m = imaplib.IMAP4("127.0.0.1", imap)
 m.login("alice", "Alice-pass-1")
 typ, data = m.select("INBOX")
-assert data[0] == b"2", data
+assert data[0] == b"3", data
 typ, data = m.uid("SEARCH", None, "SUBJECT", "m1")
 typ, data = m.uid("MOVE", data[0].split()[0], '"Junk E-mail"')
 assert typ == "OK", (typ, data)
@@ -1630,15 +1640,22 @@ print("done")
     let (code, body) = curl(&[&stats_url]);
     assert_eq!(code, 200, "{body}");
     let r: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(stat(&r, "messages_received"), 2, "{r}");
-    assert_eq!(stat(&r, "messages_delivered_local"), 2, "{r}");
+    assert_eq!(stat(&r, "messages_received"), 3, "{r}");
+    assert_eq!(stat(&r, "messages_delivered_local"), 3, "{r}");
     assert_eq!(stat(&r, "spam_rejected"), 1, "{r}");
-    assert_eq!(stat(&r, "spam_checked"), 3, "{r}");
+    assert_eq!(stat(&r, "spam_checked"), 4, "{r}");
+    assert_eq!(stat(&r, "prohibited_attachments"), 1, "{r}");
+    assert_eq!(stat(&r, "av_attachments_checked"), 1, "{r}");
+    assert_eq!(
+        stat(&r, "av_messages_checked"),
+        0,
+        "the virus scanner is off: {r}"
+    );
     assert_eq!(stat(&r, "spam_marked_by_users"), 1, "{r}");
     assert_eq!(stat(&r, "connections.smtp"), 1, "{r}");
     assert_eq!(stat(&r, "connections.imap"), 1, "{r}");
     assert!(stat(&r, "connections.https") >= 2, "{r}");
-    assert_eq!(stat(&r, "storage_messages"), 2, "{r}");
+    assert_eq!(stat(&r, "storage_messages"), 3, "{r}");
     assert!(stat(&r, "storage_bytes") > 0, "{r}");
     let started = r["started_at_unix"].as_i64().expect("start time");
     assert!(r["uptime_seconds"].as_u64().is_some(), "{r}");
@@ -1652,12 +1669,13 @@ print("done")
     let text = stdout(&out);
     assert!(text.ends_with("\n200"), "{text}");
     for line in [
-        "keel_messages_received_total 2\n",
+        "keel_messages_received_total 3\n",
+        "keel_prohibited_attachments_total 1\n",
         "keel_spam_rejected_total 1\n",
         "keel_viruses_found_total 0\n",
         "keel_connections_total{service=\"imap\"} 1\n",
         "keel_connections_total{service=\"smtp\"} 1\n",
-        "keel_storage_messages 2\n",
+        "keel_storage_messages 3\n",
     ] {
         assert!(text.contains(line), "{line} missing in:\n{text}");
     }
@@ -1667,7 +1685,7 @@ print("done")
         eventually(Duration::from_secs(15), || {
             let out = s.keel(&["stats", "show", "--format", "json"]);
             serde_json::from_str::<serde_json::Value>(&stdout(&out))
-                .is_ok_and(|v| stat(&v, "messages_received") == 2 && stat(&v, "spam_rejected") == 1)
+                .is_ok_and(|v| stat(&v, "messages_received") == 3 && stat(&v, "spam_rejected") == 1)
         }),
         "keel stats show never saw the counts"
     );
@@ -1696,8 +1714,9 @@ print("done")
     let (code, body) = curl(&[&stats_url]);
     assert_eq!(code, 200, "{body}");
     let r: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(stat(&r, "messages_received"), 2, "{r}");
+    assert_eq!(stat(&r, "messages_received"), 3, "{r}");
     assert_eq!(stat(&r, "spam_rejected"), 1, "{r}");
+    assert_eq!(stat(&r, "prohibited_attachments"), 1, "{r}");
     assert_eq!(stat(&r, "connections.imap"), 1, "{r}");
     assert_eq!(r["started_at_unix"].as_i64(), Some(started), "{r}");
 
