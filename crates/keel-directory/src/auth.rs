@@ -248,6 +248,13 @@ pub enum SecurityEvent {
         /// Unix seconds at which the lock ends.
         until: i64,
     },
+    /// The admin unlocked one account (guide §8.2 "Account is locked" cleared).
+    AccountUnlocked {
+        /// The user.
+        user: String,
+        /// Whether it was locked at that moment.
+        was_locked: bool,
+    },
     /// The admin unlocked every account.
     AccountsUnlocked {
         /// How many accounts were locked.
@@ -688,6 +695,33 @@ impl Directory {
             self.count_failure(k, req, &policy);
         }
         let _ = self.fail(req, key.as_deref(), AuthError::BadPassword);
+    }
+
+    /// Unlocks one account (guide §8.2): clears its locks and failure counters from every
+    /// IP. Returns whether it was locked. An unknown user is `NoSuchUser`.
+    pub fn unlock_user(&self, address: &str) -> DirResult<bool> {
+        let now = self.clock.unix();
+        let key = {
+            let mut r = self.reader();
+            self.user_key(&mut r, address)?
+        };
+        let was_locked = self.txn(|tx| {
+            if docs::get_user(tx, &key)?.is_none() {
+                return Err(crate::DirectoryError::NoSuchUser(key.clone()));
+            }
+            let mut locked = false;
+            for d in tx.list_raw(LOCKOUT, Some(&key))? {
+                let s: LockState = serde_json::from_value(d.body.clone()).unwrap_or_default();
+                locked |= s.locked_until.is_some_and(|u| u > now);
+                tx.delete(LOCKOUT, &d.key)?;
+            }
+            Ok(locked)
+        })?;
+        self.emit(SecurityEvent::AccountUnlocked {
+            user: key,
+            was_locked,
+        });
+        Ok(was_locked)
     }
 
     /// "Unlock all accounts now" (guide §12.6): clears every lock and failure counter; does not

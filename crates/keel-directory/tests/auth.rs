@@ -160,6 +160,17 @@ fn scenario_account_lockout_vs_disabled() {
         let _ = d.authenticate(&req("alice", "bad-password"));
     }
     assert!(d.account_locked_until("alice").unwrap().is_some());
+    // guide §8.2: unlocking one account frees that account only.
+    for _ in 0..3 {
+        let _ = d.authenticate(&req("carol", "bad-password"));
+    }
+    assert!(d.account_locked_until("carol").unwrap().is_some());
+    assert!(d.unlock_user("carol").unwrap());
+    assert!(d.account_locked_until("carol").unwrap().is_none());
+    d.authenticate(&req("carol", PW)).unwrap();
+    assert!(!d.unlock_user("carol").unwrap());
+    assert!(d.unlock_user("nobody").is_err());
+    assert!(d.account_locked_until("alice").unwrap().is_some());
     assert_eq!(d.unlock_all().unwrap(), 1);
     d.authenticate(&req("alice", PW)).unwrap();
     // A disabled user cannot log in, and "unlock all" does not change that.

@@ -72,16 +72,25 @@ async fn bad_password_non_admin_and_locked_account() {
         cfg.contains("Admin alice@example.com - login failed for host 127.0.0.1"),
         "{cfg}"
     );
-    // The unlock operation frees it.
+    // guide §8.2: the user page's Unlock frees this account (unlock-all then finds none).
     let admin = env.client_at(env.serve(None).await, "jar2").admin().await;
+    let r = admin
+        .post(&format!("{API}/users/viewer@example.com/unlock"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["was_locked"], true);
+    assert_eq!(c.login("viewer@example.com", PW).await.status, 200);
+    let r = admin
+        .post(&format!("{API}/users/nobody@example.com/unlock"), json!({}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
     assert_eq!(
         admin
             .post(&format!("{API}/users/unlock"), json!({}))
             .await
             .json()["unlocked"],
-        1
+        0
     );
-    assert_eq!(c.login("viewer@example.com", PW).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -258,6 +258,9 @@ pub(crate) enum UserCmd {
         #[arg(long, value_name = "DATE")]
         since: String,
     },
+    /// Unlock one account locked after failed logins (guide §8.2); `security unlock-all`
+    /// unlocks every account.
+    Unlock { address: String },
     /// Remove a user; `--mailbox` decides what happens to the mail (guide §8.5).
     Remove {
         address: String,
@@ -1440,6 +1443,14 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
             let n = env.mailboxes.recover_deleted(&address, at)?;
             println!("Recovered {n} deleted item(s) of {address} into Deleted Items.");
             Some(format!("user recover {address}"))
+        }
+        UserCmd::Unlock { address } => {
+            if d.unlock_user(&address)? {
+                println!("Account {address} unlocked.");
+            } else {
+                println!("Account {address} was not locked; its failure counts were cleared.");
+            }
+            Some(format!("user unlock {address}"))
         }
         UserCmd::Remove { address, mailbox } => {
             let disposal = match mailbox.as_str() {

@@ -167,6 +167,16 @@ fn log_security_event(logs: &Logs, ev: &keel_directory::SecurityEvent) {
                 service.to_ascii_uppercase()
             )));
         }
+        Ev::AccountUnlocked { user, was_locked } => {
+            logs.security(&Line::Other(&format!(
+                "Administrator unlocked account {user}{}",
+                if *was_locked {
+                    ""
+                } else {
+                    " (it was not locked)"
+                }
+            )));
+        }
         Ev::AccountsUnlocked { count } => {
             logs.security(&Line::Other(&format!(
                 "Administrator unlocked {count} locked account(s)"

@@ -130,6 +130,16 @@ pub(super) fn routes(r: &mut Routes) {
         users_unlock,
     );
     r.add(
+        M::POST,
+        "/users/{address}/unlock",
+        (
+            "Unlock one account locked after failed logins (guide §8.2)",
+            None,
+            "UserUnlockResult",
+        ),
+        user_unlock,
+    );
+    r.add(
         M::GET,
         "/users/{address}",
         ("Show a user with statistics and usage", None, "UserDetail"),
@@ -783,6 +793,20 @@ async fn users_unlock(
     let n = blocking(move || Ok(d.unlock_all()?)).await?;
     st.audit(&admin, Op::Update, "Lockout", "all", None);
     Ok(Json(json!({ "unlocked": n })))
+}
+
+async fn user_unlock(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    Path(address): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let d = st.directory.clone();
+    let a = address.clone();
+    let was_locked = blocking(move || Ok(d.unlock_user(&a)?)).await?;
+    st.audit(&admin, Op::Update, "Lockout", &address, None);
+    Ok(Json(
+        json!({ "address": address, "was_locked": was_locked }),
+    ))
 }
 
 // -------------------------------------------------------------------------- groups

@@ -50,6 +50,10 @@ const SCHEMAS: &[(&str, &str)] = &[
         "{\"statistics\": [{address, full_name, last_login, login_count, services}]} or text/csv.",
     ),
     ("UnlockResult", "{\"unlocked\": number}"),
+    (
+        "UserUnlockResult",
+        "{\"address\": string, \"was_locked\": bool}",
+    ),
     ("Group", "keel_directory::Group."),
     ("GroupList", "{\"groups\": [Group]}"),
     ("NewGroup", "keel_directory::NewGroup."),
