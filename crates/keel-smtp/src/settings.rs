@@ -281,6 +281,10 @@ pub struct SmtpSettings {
     pub etrn_download: Vec<EtrnServer>,
     /// Seconds between ETRN download rounds; 0 = only at start-up (and on request).
     pub etrn_download_interval_secs: u64,
+    /// guide §20 "Valid only at time": the name of a time interval (guide §19.2) outside of
+    /// which the periodic ETRN download rounds are skipped; `None` = any time. The round
+    /// at start-up (guide §7.10) and `keel queue etrn-download` ignore it.
+    pub etrn_download_time_interval: Option<String>,
     /// "Options" tab of guide §12.5: seconds to wait for each reply of the remote server.
     pub etrn_download_timeout_secs: u64,
 
@@ -363,6 +367,7 @@ impl Default for SmtpSettings {
             etrn_ip_group: None,
             etrn_download: Vec::new(),
             etrn_download_interval_secs: DEFAULT_ETRN_INTERVAL_SECS,
+            etrn_download_time_interval: None,
             etrn_download_timeout_secs: DEFAULT_ETRN_TIMEOUT_SECS,
             relay_host: None,
             relay_tls: RelayTls::default(),

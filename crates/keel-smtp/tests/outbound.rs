@@ -839,3 +839,116 @@ async fn guide_12_5_etrn_download_releases_mail_held_on_the_backup_server() {
             .contains("ETRN unknown.test at 127.0.0.1:")
     );
 }
+
+/// A minimal ETRN server on loopback: answers the greeting, EHLO, ETRN and QUIT, and
+/// counts the ETRN commands it receives.
+async fn etrn_counter() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut lines = TokioBufReader::new(r).lines();
+                let _ = w.write_all(b"220 etrn.test ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 etrn.test\r\n",
+                        "ETRN" => {
+                            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            b"250 OK, queuing started\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"502 not implemented\r\n",
+                    };
+                    let _ = w.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+/// guide §20 "Valid only at time" for ETRN download: the start-up round always runs
+/// (guide §7.10); later rounds run only while the time interval named by
+/// `etrn_download_time_interval` holds, and a changed setting applies at the next round.
+#[tokio::test(flavor = "multi_thread")]
+async fn guide_20_etrn_download_rounds_only_inside_the_time_interval() {
+    use chrono::NaiveDate;
+    use keel_core::timeinterval::{TimeInterval, TimeItem};
+    use std::sync::atomic::Ordering;
+    let (port, count) = etrn_counter().await;
+    let day = |y, m, d| {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .expect("date")
+            .and_hms_opt(0, 0, 0)
+            .expect("time")
+    };
+    let e = env(ok_sink(), |s| {
+        s.etrn_download = vec![keel_smtp::settings::EtrnServer {
+            host: format!("127.0.0.1:{port}"),
+            domains: vec!["backup.test".into()],
+            ..keel_smtp::settings::EtrnServer::default()
+        }];
+        s.etrn_download_interval_secs = 60;
+        s.etrn_download_time_interval = Some("Long ago".into());
+    })
+    .await;
+    let dir = &e.t.directory;
+    dir.add_time_interval(TimeInterval::new(
+        "Long ago",
+        vec![TimeItem::absolute(day(2000, 1, 1), day(2000, 1, 2))],
+    ))
+    .expect("interval");
+    dir.add_time_interval(TimeInterval::new(
+        "This century",
+        vec![TimeItem::absolute(day(2000, 1, 1), day(2100, 1, 1))],
+    ))
+    .expect("interval");
+    let wait_for = |n: usize| {
+        let count = count.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while count.load(Ordering::SeqCst) < n && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            count.load(Ordering::SeqCst)
+        }
+    };
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(e.runner.clone().run(rx));
+    assert_eq!(
+        wait_for(1).await,
+        1,
+        "the start-up round ignores the interval"
+    );
+    // A round is due, but the interval does not hold: nothing is sent.
+    e.t.clock.advance(Duration::from_secs(61));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "sent outside the time interval"
+    );
+    // Inside the interval the next due round goes out.
+    let mut s = keel_smtp::load_settings(&*e.t.meta).expect("settings");
+    s.etrn_download_time_interval = Some("This century".into());
+    keel_smtp::save_settings(&*e.t.meta, &s).expect("save");
+    e.t.clock.advance(Duration::from_secs(61));
+    assert_eq!(wait_for(2).await, 2, "no round inside the time interval");
+    stop.send(true).expect("stop");
+    tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .expect("stops")
+        .expect("join");
+}

@@ -1123,6 +1123,11 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                 if let Some(g) = &new.exempt_ip_group {
                     require_ip_group(env, g)?;
                 }
+                if let Some(t) = &new.etrn_download_time_interval
+                    && env.directory.get_time_interval(t).is_err()
+                {
+                    bail!("there is no time interval '{t}'");
+                }
                 keel_smtp::save_settings(env.meta.as_ref(), &new)?;
                 if new.open_relay {
                     eprintln!(

@@ -330,6 +330,14 @@ async fn smtp_patch(
                 require_ip_group(&st2, g, field)?;
             }
         }
+        if let Some(t) = &new.etrn_download_time_interval
+            && st2.directory.get_time_interval(t).is_err()
+        {
+            return Err(ApiError::invalid(
+                "etrn_download_time_interval",
+                format!("there is no time interval '{t}'"),
+            ));
+        }
         keel_smtp::save_settings(st2.meta.as_ref(), &new)?;
         Ok(new)
     })

@@ -368,6 +368,33 @@ impl QueueRunner {
         all
     }
 
+    /// guide §20 "Valid only at time": whether the time interval of the
+    /// `etrn_download_time_interval` setting holds now (server local time, like every
+    /// time interval). A missing interval counts as closed and is logged.
+    async fn etrn_window_open(&self, settings: &SmtpSettings) -> bool {
+        let Some(name) = settings
+            .etrn_download_time_interval
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+        else {
+            return true;
+        };
+        let dir = self.inner.ctx.mailboxes.directory().clone();
+        let n = name.clone();
+        let interval = match blocking(move || dir.get_time_interval(&n)).await {
+            Ok(Ok(ti)) => ti,
+            Ok(Err(e)) => {
+                self.inner.ctx.logs.warning(&format!(
+                    "ETRN download skipped: time interval '{name}' cannot be read: {e}"
+                ));
+                return false;
+            }
+            Err(_) => return false,
+        };
+        chrono::DateTime::from_timestamp(self.inner.ctx.clock.unix(), 0)
+            .is_some_and(|t| interval.contains(t.with_timezone(&chrono::Local).naive_local()))
+    }
+
     /// Starts an ETRN download round in the background unless one is running.
     fn spawn_etrn_download(&self) {
         use std::sync::atomic::Ordering;
@@ -412,8 +439,12 @@ impl QueueRunner {
             let etrn_due = !settings.etrn_download.is_empty()
                 && last_etrn.is_none_or(|t| interval > 0 && now.saturating_sub(t) >= interval);
             if etrn_due {
+                // guide §20: rounds after the start-up one only inside "valid only at".
+                let open = last_etrn.is_none() || self.etrn_window_open(&settings).await;
                 last_etrn = Some(now);
-                self.spawn_etrn_download();
+                if open {
+                    self.spawn_etrn_download();
+                }
             }
             let max = settings.max_delivery_tasks.max(1) as usize;
             match self.claim(max.saturating_sub(set.len())).await {
