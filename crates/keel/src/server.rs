@@ -138,6 +138,8 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     let (queue_stop, queue_stop_rx) = tokio::sync::watch::channel(false);
     let queue_task = tokio::spawn(runner.clone().run(queue_stop_rx));
     // The JSON admin API (issue 5) on the HTTP(S) services.
+    // guide §6.1: the services page shows each service's state on this node.
+    let service_states = keel_http::admin::ServiceStates::default();
     let admin = keel_http::admin::AdminState::new(
         env.directory.clone(),
         env.meta.clone(),
@@ -147,7 +149,8 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         Some(runner.waker()),
     )
     .with_mailboxes(env.mailboxes.clone())
-    .with_delivery_tasks(runner.tasks());
+    .with_delivery_tasks(runner.tasks())
+    .with_service_states(service_states.clone());
     // guide §7.4, §7.5: the clean-out and the purge of expired deleted items.
     let cleanout_task = tokio::spawn(run_cleanout(
         env.mailboxes.clone(),
@@ -225,6 +228,19 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
             started_at: started_at.clone(),
             services: m.statuses(),
         };
+        let runtime = st
+            .services
+            .iter()
+            .map(|s| keel_http::admin::ServiceRuntime {
+                name: s.name.clone(),
+                state: s.state.clone(),
+                addresses: s.addresses.clone(),
+            })
+            .collect();
+        match service_states.write() {
+            Ok(mut l) => *l = runtime,
+            Err(p) => *p.into_inner() = runtime,
+        }
         if let Err(e) = st.write(&data.status_file()) {
             tracing::warn!("{e:#}");
         }

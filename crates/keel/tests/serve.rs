@@ -1317,6 +1317,36 @@ fn admin_api_through_the_binary_creates_a_working_user() {
         config_log.contains("carol@example.com") && !config_log.contains("Carol-pass-1"),
         "{config_log}"
     );
+    // guide §6.1: the services list shows each service's state on this node; a stop
+    // through the API shows as stopped.
+    let imap_state = |curl: &dyn Fn(&[&str]) -> (u16, String)| {
+        let (code, body) = curl(&[&format!("{base}/services/imap")]);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (
+            v["state"].as_str().unwrap_or("").to_owned(),
+            v["addresses"].to_string(),
+        )
+    };
+    let (state, addresses) = imap_state(&curl);
+    assert_eq!(state, "running");
+    assert!(
+        addresses.contains(&s.port("imap").to_string()),
+        "{addresses}"
+    );
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("x-csrf-token: {csrf}"),
+        &format!("{base}/services/imap/stop"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        eventually(Duration::from_secs(10), || imap_state(&curl).0 == "stopped"),
+        "{:?}",
+        imap_state(&curl)
+    );
 }
 
 /// Issue 7 §5: `keel check` reports a clean store, finds a planted orphan blob, and

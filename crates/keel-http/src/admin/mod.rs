@@ -88,6 +88,20 @@ pub const API_PREFIX: &str = "/admin/api/v1";
 /// Where the OpenAPI document is served.
 pub const OPENAPI_PATH: &str = "/admin/api/openapi.json";
 
+/// One service's state on this node (guide §6.1 status column), published by the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceRuntime {
+    /// Catalogue name (`imap`, `smtp`, …).
+    pub name: String,
+    /// `running`, `stopped`, `failed` or `not available`.
+    pub state: String,
+    /// The addresses it listens on (running) or would listen on.
+    pub addresses: Vec<String>,
+}
+
+/// The services' states, replaced by the server whenever they change.
+pub type ServiceStates = Arc<std::sync::RwLock<Vec<ServiceRuntime>>>;
+
 /// Everything the admin API works on. Clone it freely (handles inside).
 #[derive(Clone)]
 pub struct AdminState {
@@ -108,6 +122,8 @@ pub struct AdminState {
     pub mailboxes: Option<keel_mail::Mailboxes>,
     /// The queue runner's delivery tasks in progress (guide §24.2) when one runs here.
     pub delivery_tasks: Option<keel_smtp::outbound::DeliveryTasks>,
+    /// The services' states on this node when a server publishes them.
+    pub service_states: Option<ServiceStates>,
     sessions: Arc<session::Sessions>,
 }
 
@@ -136,6 +152,7 @@ impl AdminState {
             queue_waker,
             mailboxes: None,
             delivery_tasks: None,
+            service_states: None,
             sessions: Arc::new(session::Sessions::default()),
         }
     }
@@ -150,6 +167,22 @@ impl AdminState {
     pub fn with_delivery_tasks(mut self, tasks: keel_smtp::outbound::DeliveryTasks) -> Self {
         self.delivery_tasks = Some(tasks);
         self
+    }
+
+    /// Shows the services' states the server publishes (see [`Self::service_states`]).
+    pub fn with_service_states(mut self, states: ServiceStates) -> Self {
+        self.service_states = Some(states);
+        self
+    }
+
+    /// The state of service `name` on this node, when known.
+    pub(crate) fn service_runtime(&self, name: &str) -> Option<ServiceRuntime> {
+        let states = self.service_states.as_ref()?;
+        let list = match states.read() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        list.iter().find(|r| r.name == name).cloned()
     }
 
     /// The delivery tasks in progress on this node (none without a runner).

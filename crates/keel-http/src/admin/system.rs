@@ -185,6 +185,16 @@ fn service_json(def: &services::ServiceDef, s: &ServiceSettings) -> Value {
     })
 }
 
+/// Adds this node's `state` and `addresses` (guide §6.1) when the server publishes them.
+fn with_runtime(st: &AdminState, mut v: Value) -> Value {
+    let name = v["name"].as_str().unwrap_or_default().to_owned();
+    if let Some(r) = st.service_runtime(&name) {
+        v["state"] = json!(r.state);
+        v["addresses"] = json!(r.addresses);
+    }
+    v
+}
+
 /// Every service with its settings (blocking); the UI lists with it too.
 pub(crate) fn service_rows(
     meta: &dyn keel_store::MetaStore,
@@ -204,6 +214,7 @@ async fn services_list(State(st): State<AdminState>) -> ApiResult<Json<Value>> {
             .collect::<Vec<_>>())
     })
     .await?;
+    let rows: Vec<Value> = rows.into_iter().map(|v| with_runtime(&st, v)).collect();
     Ok(Json(json!({ "services": rows })))
 }
 
@@ -220,7 +231,7 @@ async fn service_get(
         ))
     })
     .await?;
-    Ok(Json(v))
+    Ok(Json(with_runtime(&st, v)))
 }
 
 async fn service_patch(

@@ -495,6 +495,7 @@ struct ServiceRow {
     title: &'static str,
     port: u16,
     available: bool,
+    state: String,
     startup: &'static str,
     access: String,
     limits: String,
@@ -520,6 +521,16 @@ pub(crate) async fn services(
             title: def.title,
             port: def.port,
             available: def.available,
+            state: st
+                .service_runtime(def.name)
+                .map(|r| {
+                    if r.addresses.is_empty() || r.state != "running" {
+                        r.state
+                    } else {
+                        format!("{} on {}", r.state, r.addresses.join(", "))
+                    }
+                })
+                .unwrap_or_default(),
             startup: match s.startup {
                 keel_net::services::Startup::Automatic => "automatic",
                 keel_net::services::Startup::Manual => "manual",
