@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeelToml {
-    /// Metadata store.
-    #[serde(default)]
+    /// Metadata store: a `[store]` table, or the short form `store = "postgres://…"`.
+    #[serde(default, deserialize_with = "store_section")]
     pub(crate) store: StoreSection,
     /// Where services listen.
     #[serde(default)]
@@ -73,6 +73,32 @@ impl StoreSection {
 
 fn default_backend() -> String {
     "sqlite".to_owned()
+}
+
+/// `store` as a `[store]` table, or as one string (issue 8: `store = "postgres://…"`):
+/// `"sqlite"` for the embedded store, anything else a PostgreSQL connection string.
+fn store_section<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StoreSection, D::Error> {
+    struct Form;
+    impl<'de> serde::de::Visitor<'de> for Form {
+        type Value = StoreSection;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a [store] table or a PostgreSQL connection string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StoreSection, E> {
+            match v.trim() {
+                "" => Err(E::custom("the store connection string is empty")),
+                "sqlite" => Ok(StoreSection::default()),
+                url => Ok(StoreSection {
+                    backend: "postgres".to_owned(),
+                    url: Some(url.to_owned()),
+                }),
+            }
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<StoreSection, A::Error> {
+            StoreSection::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_any(Form)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,5 +281,28 @@ mod tests {
         let back: KeelToml = toml::from_str(&cfg.render()).expect("rendered config parses");
         assert_eq!(back, cfg);
         assert!(toml::from_str::<KeelToml>("[listen]\nport_ofset = 3\n").is_err());
+    }
+
+    #[test]
+    fn store_takes_a_table_or_a_connection_string() {
+        let short: KeelToml =
+            toml::from_str("store = \"postgres://keel@db.example.com/keel\"\n").expect("short");
+        assert!(short.store.is_postgres());
+        assert_eq!(
+            short.store.url.as_deref(),
+            Some("postgres://keel@db.example.com/keel")
+        );
+        let table: KeelToml = toml::from_str(
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://keel@db.example.com/keel\"\n",
+        )
+        .expect("table");
+        assert_eq!(table.store, short.store);
+        let sqlite: KeelToml = toml::from_str("store = \"sqlite\"\n").expect("sqlite");
+        assert_eq!(sqlite.store, StoreSection::default());
+        assert!(toml::from_str::<KeelToml>("store = \"\"\n").is_err());
+        // A typo inside the table is still named.
+        let err =
+            toml::from_str::<KeelToml>("[store]\nbakend = \"sqlite\"\n").expect_err("unknown key");
+        assert!(err.to_string().contains("bakend"), "{err}");
     }
 }
