@@ -130,11 +130,68 @@ pub struct Admission {
     pub groups: Arc<IpGroups>,
 }
 
+/// One open connection as the admin sees it (guide §24.3 "Active connections").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConnInfo {
+    /// Number of the connection within its service (for "disconnect").
+    pub id: u64,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The address it connected to.
+    pub local: SocketAddr,
+    /// Unix seconds when it was accepted.
+    pub since: i64,
+}
+
+/// A handle on one running service's open connections (guide §24.3). Cheap to clone;
+/// it outlives the service harmlessly (the list is then empty).
+#[derive(Clone)]
+pub struct ServiceConnections(Arc<Counters>);
+
+impl ServiceConnections {
+    /// The open connections, oldest first.
+    pub fn list(&self) -> Vec<ConnInfo> {
+        self.0
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|e| e.info.clone())
+            .collect()
+    }
+
+    /// Ends connection `id` at once, whatever it is doing ("disconnect"). Returns whether
+    /// it was open.
+    pub fn disconnect(&self, id: u64) -> bool {
+        let open = self.0.open.lock().unwrap_or_else(|e| e.into_inner());
+        match open.get(&id) {
+            Some(e) => {
+                e.kill.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The services' connection handles by service name, replaced by the server whenever the
+/// services change; the admin API reads it.
+pub type ConnectionRegistry = Arc<RwLock<Vec<(String, ServiceConnections)>>>;
+
+/// A registered connection: what the admin sees and how to end it.
+struct ConnEntry {
+    info: ConnInfo,
+    kill: Arc<Notify>,
+}
+
 /// Counts a service's live connections, overall and per IP.
 #[derive(Default)]
 struct Counters {
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
+    /// Open connections by id (guide §24.3).
+    open: Mutex<std::collections::BTreeMap<u64, ConnEntry>>,
+    next_id: std::sync::atomic::AtomicU64,
     idle: Notify,
     /// The service name the statistics count connections under (`keel_core::stats`).
     stats_name: std::sync::OnceLock<&'static str>,
@@ -143,10 +200,18 @@ struct Counters {
 struct ConnGuard {
     counters: Arc<Counters>,
     ip: IpAddr,
+    id: Option<u64>,
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.counters
+                .open
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
         {
             let mut map = self
                 .counters
@@ -175,6 +240,29 @@ pub enum Refusal {
 }
 
 impl Counters {
+    /// Registers an admitted connection (guide §24.3); returns what ends it.
+    fn register(&self, guard: &mut ConnGuard, peer: SocketAddr, local: SocketAddr) -> Arc<Notify> {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
+        let kill = Arc::new(Notify::new());
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            id,
+            ConnEntry {
+                info: ConnInfo {
+                    id,
+                    peer,
+                    local,
+                    since,
+                },
+                kill: kill.clone(),
+            },
+        );
+        guard.id = Some(id);
+        kill
+    }
+
     fn admit(self: &Arc<Self>, ip: IpAddr, rules: &Admission) -> Result<ConnGuard, Refusal> {
         if let Some(group) = &rules.access_group
             && !rules.groups.contains(group, ip)
@@ -194,6 +282,7 @@ impl Counters {
         Ok(ConnGuard {
             counters: self.clone(),
             ip,
+            id: None,
         })
     }
 }
@@ -334,6 +423,11 @@ impl RunningService {
         self.counters.total.load(Ordering::SeqCst)
     }
 
+    /// A handle on this service's open connections (guide §24.3).
+    pub fn connections(&self) -> ServiceConnections {
+        ServiceConnections(self.counters.clone())
+    }
+
     /// Closes the listeners (the ports are free when this returns) and asks every
     /// connection to finish; the returned [`Draining`] waits for them.
     pub async fn close(self) -> Draining {
@@ -405,7 +499,7 @@ async fn accept_loop(listener: TcpListener, mut stop: watch::Receiver<bool>, ctx
             .clone();
         let ip = canonical_ip(peer.ip());
         let service = ctx.counters.stats_name.get().copied().unwrap_or_default();
-        let guard = match ctx.counters.admit(ip, &rules) {
+        let mut guard = match ctx.counters.admit(ip, &rules) {
             Ok(g) => {
                 keel_core::stats::connection(service);
                 g
@@ -418,6 +512,7 @@ async fn accept_loop(listener: TcpListener, mut stop: watch::Receiver<bool>, ctx
             }
         };
         let local = tcp.local_addr().unwrap_or(peer);
+        let kill = ctx.counters.register(&mut guard, peer, local);
         let implicit = ctx.implicit_tls;
         let tls = ctx.tls.clone();
         let handler = ctx.handler.clone();
@@ -437,15 +532,18 @@ async fn accept_loop(listener: TcpListener, mut stop: watch::Receiver<bool>, ctx
             } else {
                 Stream::Plain(tcp)
             };
-            handler
-                .serve(Conn {
-                    stream,
-                    peer,
-                    local,
-                    shutdown,
-                    tls,
-                })
-                .await;
+            let serve = handler.serve(Conn {
+                stream,
+                peer,
+                local,
+                shutdown,
+                tls,
+            });
+            // guide §24.3: the admin's "disconnect" drops the session, closing the socket.
+            tokio::select! {
+                () = serve => {}
+                () = kill.notified() => tracing::info!("connection from {peer} ended by the administrator"),
+            }
         });
     }
 }

@@ -205,6 +205,18 @@ impl ServiceManager {
             .collect()
     }
 
+    /// Each running service's connection handle, in catalogue order (guide §24.3).
+    pub(crate) fn connection_handles(&self) -> Vec<(String, keel_net::ServiceConnections)> {
+        CATALOGUE
+            .iter()
+            .filter_map(|d| {
+                self.live
+                    .get(d.name)
+                    .map(|l| (d.name.to_owned(), l.service.connections()))
+            })
+            .collect()
+    }
+
     /// Number of open client connections over all services.
     pub(crate) fn active_connections(&self) -> usize {
         self.live

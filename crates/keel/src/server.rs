@@ -140,6 +140,8 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     // The JSON admin API (issue 5) on the HTTP(S) services.
     // guide §6.1: the services page shows each service's state on this node.
     let service_states = keel_http::admin::ServiceStates::default();
+    // guide §24.3: the admin lists and ends open connections of this node.
+    let connections = keel_net::ConnectionRegistry::default();
     let admin = keel_http::admin::AdminState::new(
         env.directory.clone(),
         env.meta.clone(),
@@ -150,7 +152,8 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     )
     .with_mailboxes(env.mailboxes.clone())
     .with_delivery_tasks(runner.tasks())
-    .with_service_states(service_states.clone());
+    .with_service_states(service_states.clone())
+    .with_connections(connections.clone());
     // guide §7.4, §7.5: the clean-out and the purge of expired deleted items.
     let cleanout_task = tokio::spawn(run_cleanout(
         env.mailboxes.clone(),
@@ -240,6 +243,11 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
         match service_states.write() {
             Ok(mut l) => *l = runtime,
             Err(p) => *p.into_inner() = runtime,
+        }
+        let handles = m.connection_handles();
+        match connections.write() {
+            Ok(mut l) => *l = handles,
+            Err(p) => *p.into_inner() = handles,
         }
         if let Err(e) = st.write(&data.status_file()) {
             tracing::warn!("{e:#}");

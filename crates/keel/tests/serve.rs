@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
@@ -1328,6 +1329,46 @@ fn admin_api_through_the_binary_creates_a_working_user() {
             v["addresses"].to_string(),
         )
     };
+    // guide §24.3: an open IMAP connection is listed with its client address and ends
+    // when the admin disconnects it.
+    let mut client = TcpStream::connect(("127.0.0.1", s.port("imap"))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut greeting = [0u8; 256];
+    let n = client.read(&mut greeting).unwrap();
+    assert!(greeting[..n].starts_with(b"* OK"), "{:?}", &greeting[..n]);
+    let me = client.local_addr().unwrap().to_string();
+    let (code, body) = curl(&[&format!("{base}/connections")]);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let conn = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["service"] == "imap" && c["peer"] == me.as_str())
+        .unwrap_or_else(|| panic!("{me} not listed: {body}"))
+        .clone();
+    let (code, body) = curl(&[
+        "-X",
+        "DELETE",
+        "-H",
+        &format!("x-csrf-token: {csrf}"),
+        &format!("{base}/connections/imap/{}", conn["id"]),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    // EOF (not the 10 s read timeout): the server closed the socket.
+    let mut rest = Vec::new();
+    let eof = client.read_to_end(&mut rest);
+    assert!(eof.is_ok(), "the connection is still open: {eof:?}");
+    let (code, _) = curl(&[
+        "-X",
+        "DELETE",
+        "-H",
+        &format!("x-csrf-token: {csrf}"),
+        &format!("{base}/connections/imap/{}", conn["id"]),
+    ]);
+    assert_eq!(code, 404, "an ended connection is gone");
     let (state, addresses) = imap_state(&curl);
     assert_eq!(state, "running");
     assert!(

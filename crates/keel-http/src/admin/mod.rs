@@ -124,6 +124,8 @@ pub struct AdminState {
     pub delivery_tasks: Option<keel_smtp::outbound::DeliveryTasks>,
     /// The services' states on this node when a server publishes them.
     pub service_states: Option<ServiceStates>,
+    /// The open connections of this node's services (guide §24.3).
+    pub connections: Option<keel_net::ConnectionRegistry>,
     sessions: Arc<session::Sessions>,
 }
 
@@ -153,6 +155,7 @@ impl AdminState {
             mailboxes: None,
             delivery_tasks: None,
             service_states: None,
+            connections: None,
             sessions: Arc::new(session::Sessions::default()),
         }
     }
@@ -173,6 +176,23 @@ impl AdminState {
     pub fn with_service_states(mut self, states: ServiceStates) -> Self {
         self.service_states = Some(states);
         self
+    }
+
+    /// Lists and ends this node's connections (see [`Self::connections`]).
+    pub fn with_connections(mut self, registry: keel_net::ConnectionRegistry) -> Self {
+        self.connections = Some(registry);
+        self
+    }
+
+    /// Each service's connection handle on this node (empty without a server).
+    pub(crate) fn connection_handles(&self) -> Vec<(String, keel_net::ServiceConnections)> {
+        let Some(reg) = &self.connections else {
+            return Vec::new();
+        };
+        match reg.read() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// The state of service `name` on this node, when known.

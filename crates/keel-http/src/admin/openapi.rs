@@ -110,6 +110,14 @@ const SCHEMAS: &[(&str, &str)] = &[
     ),
     ("QueueCount", "{\"messages\": number}"),
     (
+        "ConnectionList",
+        "{\"connections\": [{service, id, peer, local, since, seconds}]}: the open connections of this node (guide §24.3).",
+    ),
+    (
+        "ConnectionEnded",
+        "{\"service\": string, \"id\": number, \"ended\": true}",
+    ),
+    (
         "DeliveryTaskList",
         "{\"tasks\": [{id, size, from, to, phase, phase_text, server, started, seconds, percent}]}: keel_smtp::outbound::DeliveryTask of this node (guide §24.2).",
     ),

@@ -106,6 +106,26 @@ pub(super) fn routes(r: &mut Routes) {
     );
     r.add(
         M::GET,
+        "/connections",
+        (
+            "The open client connections of this node (guide §24.3)",
+            None,
+            "ConnectionList",
+        ),
+        connections_list,
+    );
+    r.add(
+        M::DELETE,
+        "/connections/{service}/{id}",
+        (
+            "End one connection at once (guide §24.3 \"disconnect\")",
+            None,
+            "ConnectionEnded",
+        ),
+        connection_end,
+    );
+    r.add(
+        M::GET,
         "/queue/tasks",
         (
             "The delivery tasks in progress on this node (guide §24.2)",
@@ -378,6 +398,51 @@ async fn queue_list(
     let list = blocking(move || queue_search(meta.as_ref(), now, q.q.as_deref())).await?;
     let totals = queue::totals(&list);
     Ok(Json(json!({ "totals": totals, "messages": list })))
+}
+
+/// guide §24.3: every open connection of this node with its service and age.
+async fn connections_list(State(st): State<AdminState>) -> ApiResult<Json<Value>> {
+    let now = st.clock.unix();
+    let list: Vec<Value> = st
+        .connection_handles()
+        .into_iter()
+        .flat_map(|(service, h)| {
+            h.list().into_iter().map(move |c| {
+                json!({
+                    "service": service, "id": c.id, "peer": c.peer.to_string(),
+                    "local": c.local.to_string(), "since": c.since,
+                    "seconds": (now - c.since).max(0),
+                })
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "connections": list })))
+}
+
+/// guide §24.3 "disconnect": ends one connection now; 404 when it is gone.
+async fn connection_end(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    Path((service, id)): Path<(String, u64)>,
+) -> ApiResult<Json<Value>> {
+    let ended = st
+        .connection_handles()
+        .into_iter()
+        .find(|(s, _)| *s == service)
+        .is_some_and(|(_, h)| h.disconnect(id));
+    if !ended {
+        return Err(ApiError::NotFound(format!(
+            "no open {service} connection {id}"
+        )));
+    }
+    st.audit(
+        &admin,
+        Op::Delete,
+        "Connection",
+        &format!("{service}/{id}"),
+        None,
+    );
+    Ok(Json(json!({ "service": service, "id": id, "ended": true })))
 }
 
 /// guide §24.2 "Queue processing": the tasks of this node's runner, oldest first, with

@@ -501,11 +501,21 @@ struct ServiceRow {
     limits: String,
 }
 
+/// One open connection (guide §24.3 columns).
+struct ConnRow {
+    service: String,
+    id: u64,
+    peer: String,
+    local: String,
+    time: String,
+}
+
 #[derive(Template)]
 #[template(path = "services.html")]
 struct Services {
     chrome: Chrome,
     rows: Vec<ServiceRow>,
+    conns: Vec<ConnRow>,
 }
 
 pub(crate) async fn services(
@@ -542,9 +552,24 @@ pub(crate) async fn services(
             ),
         })
         .collect();
+    let now = st.clock.unix();
+    let conns = st
+        .connection_handles()
+        .into_iter()
+        .flat_map(|(service, h)| {
+            h.list().into_iter().map(move |c| ConnRow {
+                service: service.clone(),
+                id: c.id,
+                peer: c.peer.to_string(),
+                local: c.local.to_string(),
+                time: format!("{} s", (now - c.since).max(0)),
+            })
+        })
+        .collect();
     render(&Services {
         chrome: Chrome::new(&st, &admin, "services", "Services"),
         rows,
+        conns,
     })
 }
 
