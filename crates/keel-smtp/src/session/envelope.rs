@@ -269,9 +269,11 @@ impl Session {
             rcpt.sender_allowed = self.sender_lists(&from, &mut rcpt).await?;
         }
         // One whitelist class per transaction (module notes): the rest in another one.
+        // Authenticated and trusted clients are not rated by default, so never split;
+        // with `rate_trusted` on, their mixed transactions are rated without the list.
         if let Some(first) = self.tx.as_ref().and_then(|tx| tx.rcpts.first())
             && first.sender_allowed != rcpt.sender_allowed
-            && !self.unrated_client()
+            && !self.trusted_client()
         {
             return Err(replies::SPLIT_TRANSACTION);
         }
@@ -389,13 +391,6 @@ impl Session {
             return Err(SENDER_BLOCKED);
         }
         Ok(allowed(&rcpt.local_users))
-    }
-
-    /// A client whose mail the spam filter does not rate by default (authenticated or
-    /// trusted): its transactions are not split. With `rate_trusted` on, a mixed
-    /// transaction of such a client is rated without the whitelist.
-    fn unrated_client(&self) -> bool {
-        self.trusted_client()
     }
 
     /// Greylisting (issue 6 item 6): `451 4.7.1` for a triplet not yet confirmed.
