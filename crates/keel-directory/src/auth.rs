@@ -599,6 +599,7 @@ impl Directory {
             domain: doc.user.domain.clone(),
             admin_rights: docs::effective_rights(&doc.user, &groups),
             public_folder_admin: doc.user.public_folder_admin,
+            domain_admin: docs::effective_domain_admin(&doc.user, &groups),
         })
     }
 

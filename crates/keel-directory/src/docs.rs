@@ -186,6 +186,15 @@ pub(crate) fn effective_rights(user: &User, groups: &[Group]) -> AdminRights {
         .fold(user.admin_rights, Ord::max)
 }
 
+/// guide §32.2, §32.3 note: the user's own flag, or a group's of the user's own domain (a
+/// group cannot make a member of another domain administer that domain).
+pub(crate) fn effective_domain_admin(user: &User, groups: &[Group]) -> bool {
+    user.domain_admin
+        || groups
+            .iter()
+            .any(|g| g.domain_admin && g.domain == user.domain && g.members.contains(&user.address))
+}
+
 impl Directory {
     /// Runs `f` in one store transaction, turning a directory error raised inside into the
     /// returned error (the transaction is rolled back).

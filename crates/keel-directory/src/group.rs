@@ -106,6 +106,7 @@ impl Directory {
                 addresses,
                 members: norm_members(tx, &new.members, &domain)?,
                 admin_rights: new.admin_rights,
+                domain_admin: new.domain_admin,
                 local_domain_only: new.local_domain_only,
             };
             tx.put(GROUP, &key, &domain, &g)
@@ -153,6 +154,9 @@ impl Directory {
             }
             if let Some(v) = patch.admin_rights {
                 g.admin_rights = v;
+            }
+            if let Some(v) = patch.domain_admin {
+                g.domain_admin = v;
             }
             if let Some(v) = patch.local_domain_only {
                 g.local_domain_only = v;

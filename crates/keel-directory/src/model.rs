@@ -244,6 +244,10 @@ pub struct User {
     /// Administrator of public folders (guide §8.2 step 6).
     #[serde(default)]
     pub public_folder_admin: bool,
+    /// "User can administer aliases, users and groups for his/her own domain" (guide §32.2):
+    /// web administration limited to the user's domain, independent of `admin_rights`.
+    #[serde(default)]
+    pub domain_admin: bool,
     /// Whether a password (or imported hash) is set.
     #[serde(default)]
     pub has_password: bool,
@@ -289,6 +293,8 @@ pub struct NewUser {
     pub admin_rights: AdminRights,
     /// Public-folder admin.
     pub public_folder_admin: bool,
+    /// Domain administrator (guide §32.2).
+    pub domain_admin: bool,
 }
 
 impl Default for NewUser {
@@ -306,6 +312,7 @@ impl Default for NewUser {
             enabled: true,
             admin_rights: AdminRights::None,
             public_folder_admin: false,
+            domain_admin: false,
         }
     }
 }
@@ -347,6 +354,8 @@ pub struct UserPatch {
     pub admin_rights: Option<AdminRights>,
     /// Public-folder admin.
     pub public_folder_admin: Option<bool>,
+    /// Domain administrator (guide §32.2).
+    pub domain_admin: Option<bool>,
     /// Deleted Items clean-out override; `Some(None)` = use the domain's again.
     pub cleanout_deleted_items_days: Option<Option<u32>>,
     /// Junk E-mail clean-out override; `Some(None)` = use the domain's again.
@@ -415,6 +424,9 @@ pub struct Group {
     /// Admin rights added to every member's (guide §9.1 step 4).
     #[serde(default)]
     pub admin_rights: AdminRights,
+    /// Members of the group's own domain are domain administrators (guide §32.3 note).
+    #[serde(default)]
+    pub domain_admin: bool,
     /// Members may send/receive only within the local domains (guide §9.1 step 5).
     #[serde(default)]
     pub local_domain_only: bool,
@@ -443,6 +455,8 @@ pub struct NewGroup {
     pub members: Vec<String>,
     /// Admin rights.
     pub admin_rights: AdminRights,
+    /// Domain administrators (guide §32.3 note).
+    pub domain_admin: bool,
     /// Local-domain-only restriction.
     pub local_domain_only: bool,
 }
@@ -459,6 +473,8 @@ pub struct GroupPatch {
     pub members: Option<Vec<String>>,
     /// Admin rights.
     pub admin_rights: Option<AdminRights>,
+    /// Domain administrators (guide §32.3 note).
+    pub domain_admin: Option<bool>,
     /// Local-domain-only restriction.
     pub local_domain_only: Option<bool>,
 }
@@ -557,4 +573,7 @@ pub struct AuthedUser {
     pub admin_rights: AdminRights,
     /// Public-folder admin.
     pub public_folder_admin: bool,
+    /// May administer the users, groups and aliases of its own domain (guide §32.2): its own
+    /// flag or that of a group of the same domain.
+    pub domain_admin: bool,
 }

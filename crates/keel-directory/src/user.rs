@@ -127,6 +127,7 @@ impl Directory {
                 enabled: new.enabled,
                 admin_rights: new.admin_rights,
                 public_folder_admin: new.public_folder_admin,
+                domain_admin: new.domain_admin,
                 has_password: false,
                 cleanout_deleted_items_days: None,
                 cleanout_junk_days: None,
@@ -210,6 +211,9 @@ impl Directory {
             }
             if let Some(v) = patch.public_folder_admin {
                 u.public_folder_admin = v;
+            }
+            if let Some(v) = patch.domain_admin {
+                u.domain_admin = v;
             }
             // guide §7.5, §8.2 step 8: the user's clean-out ages override the domain's.
             for (key, new, field) in [
@@ -368,6 +372,15 @@ impl Directory {
         let doc = self.user_doc(&mut r, address)?;
         let groups = docs::list::<Group>(&mut r, GROUP, None)?;
         Ok(docs::effective_rights(&doc.user, &groups))
+    }
+
+    /// Whether the user may administer its own domain (guide §32.2): its own flag or a
+    /// same-domain group's.
+    pub fn effective_domain_admin(&self, address: &str) -> DirResult<bool> {
+        let mut r = self.reader();
+        let doc = self.user_doc(&mut r, address)?;
+        let groups = docs::list::<Group>(&mut r, GROUP, None)?;
+        Ok(docs::effective_domain_admin(&doc.user, &groups))
     }
 
     /// The outgoing message size limit that applies to a user in bytes, 0 = none: the user's

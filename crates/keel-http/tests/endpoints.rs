@@ -997,7 +997,7 @@ async fn remote_administration_settings_validation() {
     let r = c.get(&format!("{API}/remote-administration")).await;
     assert_eq!(
         r.json(),
-        json!({ "remote_enabled": false, "remote_ip_group": null, "session_idle_minutes": 30, "bind_session_to_ip": false })
+        json!({ "remote_enabled": false, "remote_ip_group": null, "session_idle_minutes": 30, "bind_session_to_ip": false, "web_admin_enabled": false, "web_admin_ip_group": null })
     );
     let r = c
         .patch(

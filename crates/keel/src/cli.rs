@@ -98,11 +98,42 @@ pub(crate) enum AdminCommand {
     /// Server statistics (guide §24.6): counters since the first start or the last reset.
     #[command(subcommand)]
     Stats(StatsCmd),
+    /// Who may reach the web administration from other computers (guide §19.3, §32.3).
+    #[command(subcommand)]
+    Admin(AdminAccessCmd),
     /// Show where mail to an address would be delivered (guide §12.3 "Check address").
     Resolve {
         /// The recipient address.
         address: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminAccessCmd {
+    /// Show the remote-administration and web-administration switches.
+    Show {
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Console administrators (full or read-only rights) from the network (guide §19.3);
+    /// off by default: the admin UI and API answer only on this computer.
+    #[command(subcommand)]
+    Remote(AccessSwitch),
+    /// Domain administrators (guide §32) from the network; off by default.
+    #[command(subcommand)]
+    Web(AccessSwitch),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccessSwitch {
+    /// Allow it, from any address or only from an IP address group.
+    Enable {
+        /// Only from this IP address group (guide §19.1).
+        #[arg(long, value_name = "GROUP")]
+        from: Option<String>,
+    },
+    /// Allow it only on this computer (loopback).
+    Disable,
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,6 +346,10 @@ pub(crate) struct UserOpts {
     /// Public-folder administrator.
     #[arg(long, value_name = "BOOL")]
     public_folder_admin: Option<bool>,
+    /// May administer the users, groups and aliases of its own domain in the web
+    /// administration (guide §32.2).
+    #[arg(long, value_name = "BOOL")]
+    domain_admin: Option<bool>,
     /// Deleted Items clean-out age for this user in days (0 = off), or `domain` for the
     /// domain's (guide §7.5).
     #[arg(long, value_name = "DAYS|domain", value_parser = parse_days_override)]
@@ -403,6 +438,10 @@ pub(crate) struct GroupOpts {
     /// Rights every member gets.
     #[arg(long, value_enum)]
     admin: Option<Rights>,
+    /// Members of the group's domain may administer its users, groups and aliases (guide
+    /// §32.3).
+    #[arg(long, value_name = "BOOL")]
+    domain_admin: Option<bool>,
     #[arg(long, value_name = "BOOL")]
     local_only: Option<bool>,
 }
@@ -776,6 +815,68 @@ fn pretty<T: Serialize>(v: &T) -> String {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
     s.push('\n');
     s
+}
+
+/// `keel admin show|remote|web` (guide §19.3, §32.3): the same settings document as
+/// `PATCH /admin/api/v1/remote-administration`.
+fn admin_access(env: &Env, cmd: AdminAccessCmd) -> Result<Option<String>> {
+    use keel_http::admin::{load_admin_settings, save_admin_settings};
+    let mut s = load_admin_settings(env.meta.as_ref())?;
+    let describe = |on: bool, group: &Option<String>| match (on, group) {
+        (false, _) => "off (this computer only)".to_owned(),
+        (true, None) => "on, from any address".to_owned(),
+        (true, Some(g)) => format!("on, from the IP address group {g}"),
+    };
+    let (which, switch) = match cmd {
+        AdminAccessCmd::Show { out } => {
+            print_out(out.format, &s, |s| {
+                format!(
+                    "Remote administration:  {}
+Web administration:     {}
+Session idle timeout:   {} minutes{}
+",
+                    describe(s.remote_enabled, &s.remote_ip_group),
+                    describe(s.web_admin_enabled, &s.web_admin_ip_group),
+                    s.session_idle_minutes,
+                    if s.bind_session_to_ip {
+                        ", bound to the IP address"
+                    } else {
+                        ""
+                    },
+                )
+            })?;
+            return Ok(None);
+        }
+        AdminAccessCmd::Remote(sw) => ("remote", sw),
+        AdminAccessCmd::Web(sw) => ("web", sw),
+    };
+    let (on, group) = match switch {
+        AccessSwitch::Enable { from } => {
+            if let Some(g) = &from {
+                env.directory
+                    .get_ip_group(g)
+                    .with_context(|| format!("there is no IP address group {g}"))?;
+            }
+            (true, from)
+        }
+        AccessSwitch::Disable => (false, None),
+    };
+    if which == "remote" {
+        (s.remote_enabled, s.remote_ip_group) = (on, group.clone());
+    } else {
+        (s.web_admin_enabled, s.web_admin_ip_group) = (on, group.clone());
+    }
+    save_admin_settings(env.meta.as_ref(), &s)?;
+    let label = if which == "remote" {
+        "Remote administration"
+    } else {
+        "Web administration"
+    };
+    println!("{label}: {}.", describe(on, &group));
+    Ok(Some(format!(
+        "admin {which} {}",
+        if on { "enable" } else { "disable" }
+    )))
 }
 
 /// Splits `name@domain`.
@@ -1211,6 +1312,7 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
             );
             Some("stats reset".to_owned())
         }
+        AdminCommand::Admin(c) => admin_access(env, c)?,
         AdminCommand::Resolve { address } => {
             let r = d.resolve_recipient(&address)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
@@ -1339,6 +1441,7 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
                 enabled: opts.enabled.unwrap_or(true),
                 admin_rights: opts.admin.map(Into::into).unwrap_or_default(),
                 public_folder_admin: opts.public_folder_admin.unwrap_or(false),
+                domain_admin: opts.domain_admin.unwrap_or(false),
             };
             if u.password.is_none() && opts.password_hash.is_none() {
                 bail!(
@@ -1368,7 +1471,7 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
                 l.iter()
                     .map(|u| {
                         format!(
-                            "{:<32} {:<24} quota {:<9} {}{}\n",
+                            "{:<32} {:<24} quota {:<9} {}{}{}\n",
                             u.address,
                             u.full_name,
                             fmt_size(u.quota.bytes),
@@ -1377,7 +1480,8 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
                                 AdminRights::None => "",
                                 AdminRights::ReadOnly => "  admin: read-only",
                                 AdminRights::Full => "  admin: full",
-                            }
+                            },
+                            if u.domain_admin { "  domain admin" } else { "" }
                         )
                     })
                     .collect()
@@ -1431,6 +1535,7 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
                 enabled: opts.enabled,
                 admin_rights: opts.admin.map(Into::into),
                 public_folder_admin: opts.public_folder_admin,
+                domain_admin: opts.domain_admin,
                 cleanout_deleted_items_days: opts.cleanout_deleted_days.map(|o| o.0),
                 cleanout_junk_days: opts.cleanout_junk_days.map(|o| o.0),
             };
@@ -1491,6 +1596,7 @@ fn group_cmd(env: &Env, c: GroupCmd) -> Result<Option<String>> {
                 addresses: opts.addresses,
                 members: opts.members,
                 admin_rights: opts.admin.map(Into::into).unwrap_or_default(),
+                domain_admin: opts.domain_admin.unwrap_or(false),
                 local_domain_only: opts.local_only.unwrap_or(false),
             })?;
             println!("Group {group} added.");
@@ -1538,6 +1644,7 @@ fn group_cmd(env: &Env, c: GroupCmd) -> Result<Option<String>> {
                     addresses: (!opts.addresses.is_empty()).then_some(opts.addresses),
                     members,
                     admin_rights: opts.admin.map(Into::into),
+                    domain_admin: opts.domain_admin,
                     local_domain_only: opts.local_only,
                 },
             )?;

@@ -180,6 +180,58 @@ fn cli_user_add_takes_effect_without_restart() {
     assert_eq!(curl_login(&url, "bob@example.com", "Tr0ub4dor&3x").0, 401);
 }
 
+/// guide ch. 32 from the CLI: `keel user set --domain-admin`, `keel admin web|remote
+/// enable|disable`, `keel admin show`; the user then signs in to the admin API (curl) with
+/// a session for its domain.
+#[test]
+fn cli_domain_admin_and_administration_access_switches() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let out = s.keel(&[
+        "user",
+        "add",
+        "dora@example.com",
+        "--password",
+        "D0ra-secret-1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let url = http_url(&s, "/admin/api/v1/session");
+    let (code, body) = curl_login(&url, "dora@example.com", "D0ra-secret-1");
+    assert_eq!(code, 403, "no rights yet: {body}");
+    let out = s.keel(&["user", "set", "dora@example.com", "--domain-admin", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, body) = curl_login(&url, "dora@example.com", "D0ra-secret-1");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"domain\":\"example.com\""), "{body}");
+    let out = s.keel(&["user", "list"]);
+    assert!(stdout(&out).contains("domain admin"), "{}", stdout(&out));
+
+    let out = s.keel(&["admin", "web", "enable", "--from", "Nowhere"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Nowhere"), "{}", stderr(&out));
+    let out = s.keel(&["admin", "web", "enable", "--from", "Local clients"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.keel(&["admin", "remote", "enable"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.keel(&["admin", "show"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("Remote administration:  on, from any address"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Web administration:     on, from the IP address group Local clients"),
+        "{text}"
+    );
+    let out = s.keel(&["admin", "remote", "disable"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.keel(&["admin", "show", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(v["remote_enabled"], false);
+    assert_eq!(v["web_admin_ip_group"], "Local clients");
+    let log = std::fs::read_to_string(s.data.join("logs/config.log")).unwrap();
+    assert!(log.contains("admin web enable"), "{log}");
+}
+
 /// requirements-2 acceptance 13 (audit log part): a user created with a password is in
 /// the config log, and the clear-text password never appears in any log file.
 #[test]

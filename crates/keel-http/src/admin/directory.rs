@@ -11,8 +11,8 @@ use axum::{Extension, Json};
 use keel_core::ipgroup::IpGroup;
 use keel_core::timeinterval::TimeInterval;
 use keel_directory::{
-    Directory, DomainPatch, Forwarding, GroupPatch, MailboxDisposal, NewAlias, NewDomain, NewGroup,
-    NewUser, Quota, User, UserPatch,
+    AdminRights, Directory, DomainPatch, Forwarding, Group, GroupPatch, MailboxDisposal, NewAlias,
+    NewDomain, NewGroup, NewUser, Quota, User, UserPatch,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -41,6 +41,76 @@ fn split_at(s: &str, field: &str) -> ApiResult<(String, String)> {
             format!("'{s}' is not of the form name@domain"),
         )),
     }
+}
+
+// ------------------------------------------------------- domain administrators (ch. 32)
+
+fn not_for_domain_admins(what: &str) -> ApiError {
+    ApiError::Forbidden(format!(
+        "{what}: only a server administrator can do that (guide §32: domain administrators \
+         manage ordinary accounts of their domain)"
+    ))
+}
+
+/// A user a domain administrator may change: one of its domain without console rights (a
+/// domain administrator must not take over an administrator's account).
+fn manageable_user(admin: &AdminCtx, d: &Directory, address: &str) -> ApiResult<User> {
+    let u = d.get_user(address)?;
+    admin.require_domain(&u.domain)?;
+    if admin.domain.is_some() && d.effective_admin_rights(&u.address)? != AdminRights::None {
+        return Err(not_for_domain_admins(&format!(
+            "{} has administration rights",
+            u.address
+        )));
+    }
+    Ok(u)
+}
+
+/// The rights fields a domain administrator may not grant: console rights and the
+/// public-folder right (guide §8.2 step 6); `current` is the user before the change.
+fn check_granted(admin: &AdminCtx, body: &Fields, current: Option<&User>) -> ApiResult<()> {
+    if admin.domain.is_none() {
+        return Ok(());
+    }
+    if body
+        .get("admin_rights")
+        .is_some_and(|v| v.as_str() != Some("none"))
+    {
+        return Err(not_for_domain_admins("granting administration rights"));
+    }
+    let had = current.is_some_and(|u| u.public_folder_admin);
+    if body
+        .get("public_folder_admin")
+        .is_some_and(|v| v.as_bool() != Some(had))
+    {
+        return Err(not_for_domain_admins("changing the public-folder right"));
+    }
+    Ok(())
+}
+
+/// A group a domain administrator may change: one of its domain that grants no console
+/// rights; new members must be of the domain too.
+fn manageable_group(admin: &AdminCtx, d: &Directory, key: &str) -> ApiResult<Group> {
+    let g = d.get_group(key)?;
+    admin.require_domain(&g.domain)?;
+    if admin.domain.is_some() && g.admin_rights != AdminRights::None {
+        return Err(not_for_domain_admins(&format!(
+            "the group {} grants administration rights",
+            g.key()
+        )));
+    }
+    Ok(g)
+}
+
+fn check_members(admin: &AdminCtx, members: &[String]) -> ApiResult<()> {
+    for m in members {
+        if let Some((_, dom)) = m.rsplit_once('@') {
+            admin
+                .require_domain(dom)
+                .map_err(|e| ApiError::invalid("members", e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn routes(r: &mut Routes) {
@@ -352,8 +422,10 @@ async fn domain_create(
 
 async fn domain_get(
     State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<keel_directory::Domain>> {
+    admin.require_domain(&name)?;
     let d = st.directory.clone();
     Ok(Json(blocking(move || Ok(d.get_domain(&name)?)).await?))
 }
@@ -467,8 +539,13 @@ pub(crate) fn list_users(d: &Directory, q: &UserQuery) -> ApiResult<Vec<User>> {
     Ok(users)
 }
 
-async fn users_list(State(st): State<AdminState>, q: Q<UserQuery>) -> ApiResult<Json<Value>> {
-    let q = query(q)?;
+async fn users_list(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    q: Q<UserQuery>,
+) -> ApiResult<Json<Value>> {
+    let mut q = query(q)?;
+    q.domain = admin.domain_filter(q.domain)?;
     let d = st.directory.clone();
     let users = blocking(move || list_users(&d, &q)).await?;
     Ok(Json(json!({ "users": users })))
@@ -483,6 +560,10 @@ async fn user_create(
     if new.password.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::invalid("password", "a new user needs a password"));
     }
+    if let Some((_, dom)) = new.address.rsplit_once('@') {
+        admin.require_domain(dom)?;
+    }
+    check_granted(&admin, &body, None)?;
     let d = st.directory.clone();
     let user = blocking(move || {
         d.add_user(new)
@@ -495,11 +576,13 @@ async fn user_create(
 
 async fn user_get(
     State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
     Path(address): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (d, meta) = (st.directory.clone(), st.meta.clone());
     let v = blocking(move || {
         let u = d.get_user(&address)?;
+        admin.require_domain(&u.domain)?;
         let logins = d.login_stats(&u.address)?;
         let usage = meta.usage(&u.address)?;
         let rights = d.effective_admin_rights(&u.address)?;
@@ -563,7 +646,10 @@ async fn user_patch(
 ) -> ApiResult<Json<User>> {
     let d = st.directory.clone();
     let b = body.clone();
+    let a2 = admin.clone();
     let user = blocking(move || {
+        let cur = manageable_user(&a2, &d, &address)?;
+        check_granted(&a2, &b, Some(&cur))?;
         let patch = user_patch_from(&d, &address, &b)?;
         Ok(d.set_user(&address, patch)?)
     })
@@ -586,6 +672,7 @@ fn restore_patch(u: &User) -> UserPatch {
         enabled: Some(u.enabled),
         admin_rights: Some(u.admin_rights),
         public_folder_admin: Some(u.public_folder_admin),
+        domain_admin: Some(u.domain_admin),
         cleanout_deleted_items_days: Some(u.cleanout_deleted_items_days),
         cleanout_junk_days: Some(u.cleanout_junk_days),
     }
@@ -626,14 +713,15 @@ async fn users_bulk(
     let d = st.directory.clone();
     let patch_fields = b.patch.clone();
     let addresses = b.addresses.clone();
+    let a2 = admin.clone();
     let users = blocking(move || {
         let mut before = Vec::new();
         let mut patches = Vec::new();
         for a in &addresses {
-            let u = d
-                .get_user(a)
-                .map_err(|e| ApiError::from(e).not_found_is_invalid())
+            let u = manageable_user(&a2, &d, a)
+                .map_err(|e| e.not_found_is_invalid())
                 .map_err(|e| rename(e, "addresses"))?;
+            check_granted(&a2, &patch_fields, Some(&u))?;
             patches.push(
                 user_patch_from(&d, &u.address, &patch_fields).map_err(|e| rename(e, "patch"))?,
             );
@@ -684,7 +772,15 @@ async fn user_delete(
     };
     let (d, blobs) = (st.directory.clone(), st.blobs.clone());
     let a = address.clone();
+    let a2 = admin.clone();
     blocking(move || {
+        manageable_user(&a2, &d, &a)?;
+        if let MailboxDisposal::MoveTo(to) = &disposal {
+            let heir = d
+                .get_user(to)
+                .map_err(|e| ApiError::from(e).not_found_is_invalid())?;
+            a2.require_domain(&heir.domain)?;
+        }
         let removed = d.remove_user(&a, disposal)?;
         for b in &removed.orphaned_blobs {
             blobs.delete(b)?;
@@ -722,8 +818,13 @@ fn rfc3339(t: Option<i64>) -> String {
         .unwrap_or_default()
 }
 
-async fn users_stats(State(st): State<AdminState>, q: Q<UserQuery>) -> ApiResult<Response> {
-    let q = query(q)?;
+async fn users_stats(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    q: Q<UserQuery>,
+) -> ApiResult<Response> {
+    let mut q = query(q)?;
+    q.domain = admin.domain_filter(q.domain)?;
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -802,7 +903,12 @@ async fn user_unlock(
 ) -> ApiResult<Json<Value>> {
     let d = st.directory.clone();
     let a = address.clone();
-    let was_locked = blocking(move || Ok(d.unlock_user(&a)?)).await?;
+    let a2 = admin.clone();
+    let was_locked = blocking(move || {
+        a2.require_domain(&d.get_user(&a)?.domain)?;
+        Ok(d.unlock_user(&a)?)
+    })
+    .await?;
     st.audit(&admin, Op::Update, "Lockout", &address, None);
     Ok(Json(
         json!({ "address": address, "was_locked": was_locked }),
@@ -817,10 +923,14 @@ struct DomainQuery {
     target: Option<String>,
 }
 
-async fn groups_list(State(st): State<AdminState>, q: Q<DomainQuery>) -> ApiResult<Json<Value>> {
-    let q = query(q)?;
+async fn groups_list(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    q: Q<DomainQuery>,
+) -> ApiResult<Json<Value>> {
+    let domain = admin.domain_filter(query(q)?.domain)?;
     let d = st.directory.clone();
-    let list = blocking(move || Ok(d.list_groups(q.domain.as_deref())?)).await?;
+    let list = blocking(move || Ok(d.list_groups(domain.as_deref())?)).await?;
     Ok(Json(json!({ "groups": list })))
 }
 
@@ -830,6 +940,11 @@ async fn group_create(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let new: NewGroup = decode_strict(&body)?;
+    admin.require_domain(&new.domain)?;
+    if admin.domain.is_some() && new.admin_rights != AdminRights::None {
+        return Err(not_for_domain_admins("granting administration rights"));
+    }
+    check_members(&admin, &new.members)?;
     let d = st.directory.clone();
     let g = blocking(move || {
         d.add_group(new)
@@ -842,10 +957,18 @@ async fn group_create(
 
 async fn group_get(
     State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
     Path(group): Path<String>,
 ) -> ApiResult<Json<keel_directory::Group>> {
     let d = st.directory.clone();
-    Ok(Json(blocking(move || Ok(d.get_group(&group)?)).await?))
+    Ok(Json(
+        blocking(move || {
+            let g = d.get_group(&group)?;
+            admin.require_domain(&g.domain)?;
+            Ok(g)
+        })
+        .await?,
+    ))
 }
 
 async fn group_patch(
@@ -855,8 +978,17 @@ async fn group_patch(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<keel_directory::Group>> {
     let patch: GroupPatch = decode_strict(&body)?;
+    if admin.domain.is_some() && patch.admin_rights.is_some_and(|r| r != AdminRights::None) {
+        return Err(not_for_domain_admins("granting administration rights"));
+    }
+    check_members(&admin, patch.members.as_deref().unwrap_or_default())?;
     let d = st.directory.clone();
-    let g = blocking(move || Ok(d.set_group(&group, patch)?)).await?;
+    let a2 = admin.clone();
+    let g = blocking(move || {
+        manageable_group(&a2, &d, &group)?;
+        Ok(d.set_group(&group, patch)?)
+    })
+    .await?;
     st.audit(&admin, Op::Update, "Group", &g.key(), Some(&body));
     Ok(Json(g))
 }
@@ -868,7 +1000,12 @@ async fn group_delete(
 ) -> ApiResult<StatusCode> {
     let d = st.directory.clone();
     let g = group.clone();
-    blocking(move || Ok(d.remove_group(&g)?)).await?;
+    let a2 = admin.clone();
+    blocking(move || {
+        manageable_group(&a2, &d, &g)?;
+        Ok(d.remove_group(&g)?)
+    })
+    .await?;
     st.audit(&admin, Op::Delete, "Group", &group, None);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -888,9 +1025,11 @@ async fn group_add_members(
     if m.members.is_empty() {
         return Err(ApiError::invalid("members", "give at least one member"));
     }
+    check_members(&admin, &m.members)?;
     let d = st.directory.clone();
+    let a2 = admin.clone();
     let g = blocking(move || {
-        d.get_group(&group)?;
+        manageable_group(&a2, &d, &group)?;
         d.add_group_members(&group, &m.members)
             .map_err(|e| ApiError::from(e).not_found_is_invalid())
     })
@@ -906,7 +1045,12 @@ async fn group_remove_member(
 ) -> ApiResult<Json<keel_directory::Group>> {
     let d = st.directory.clone();
     let m = member.clone();
-    let g = blocking(move || Ok(d.remove_group_members(&group, &[m])?)).await?;
+    let a2 = admin.clone();
+    let g = blocking(move || {
+        manageable_group(&a2, &d, &group)?;
+        Ok(d.remove_group_members(&group, &[m])?)
+    })
+    .await?;
     let fields = serde_json::Map::from_iter([("removed_member".to_owned(), Value::String(member))]);
     st.audit(&admin, Op::Update, "Group", &g.key(), Some(&fields));
     Ok(Json(g))
@@ -914,10 +1058,14 @@ async fn group_remove_member(
 
 // ------------------------------------------------------------------------- aliases
 
-async fn aliases_list(State(st): State<AdminState>, q: Q<DomainQuery>) -> ApiResult<Json<Value>> {
-    let q = query(q)?;
+async fn aliases_list(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    q: Q<DomainQuery>,
+) -> ApiResult<Json<Value>> {
+    let domain = admin.domain_filter(query(q)?.domain)?;
     let d = st.directory.clone();
-    let list = blocking(move || Ok(d.list_aliases(q.domain.as_deref())?)).await?;
+    let list = blocking(move || Ok(d.list_aliases(domain.as_deref())?)).await?;
     Ok(Json(json!({ "aliases": list })))
 }
 
@@ -930,6 +1078,7 @@ async fn alias_create(
     if new.targets.is_empty() {
         return Err(ApiError::invalid("targets", "give at least one target"));
     }
+    admin.require_domain(&new.domain)?;
     let d = st.directory.clone();
     let a = blocking(move || {
         d.add_alias(new)
@@ -948,9 +1097,11 @@ async fn alias_create(
 
 async fn alias_get(
     State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
     Path(alias): Path<String>,
 ) -> ApiResult<Json<keel_directory::Alias>> {
     let (name, domain) = split_at(&alias, "alias")?;
+    admin.require_domain(&domain)?;
     let d = st.directory.clone();
     Ok(Json(
         blocking(move || Ok(d.get_alias(&domain, &name)?)).await?,
@@ -971,6 +1122,7 @@ async fn alias_put(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<keel_directory::Alias>> {
     let (name, domain) = split_at(&alias, "alias")?;
+    admin.require_domain(&domain)?;
     let t: AliasTargets = decode_with_keys(&body, &["targets", "description"])?;
     if t.targets.is_empty() {
         return Err(ApiError::invalid(
@@ -1001,6 +1153,7 @@ async fn alias_delete(
 ) -> ApiResult<StatusCode> {
     let q = query(q)?;
     let (name, domain) = split_at(&alias, "alias")?;
+    admin.require_domain(&domain)?;
     let d = st.directory.clone();
     let target = q.target.clone();
     blocking(move || Ok(d.remove_alias(&domain, &name, target.as_deref())?)).await?;
@@ -1018,9 +1171,14 @@ struct CheckAddress {
 
 async fn check_address(
     State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<keel_directory::Resolution>> {
     let c: CheckAddress = decode_with_keys(&body, &["address"])?;
+    if admin.domain.is_some() {
+        let (_, dom) = split_at(&c.address, "address")?;
+        admin.require_domain(&dom)?;
+    }
     let d = st.directory.clone();
     let r = blocking(move || {
         d.resolve_recipient(&c.address)

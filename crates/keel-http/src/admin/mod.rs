@@ -26,6 +26,12 @@
 //! - **Remote administration** (guide §19.3): the `server_setting/admin` document. Off by
 //!   default: only loopback clients get an answer; when on, optionally only clients of one
 //!   IP address group. Checked on every request, before authentication.
+//! - **Domain administrators** (guide ch. 32): a user's or a same-domain group's
+//!   `domain_admin` flag. Their session carries the domain (`AdminCtx::domain`); the guard
+//!   lets it reach only the user, group and alias routes (and pages), and the handlers
+//!   check each object's domain (`require_domain`, `domain_filter`), refuse administrators'
+//!   accounts, groups with rights, foreign members and any grant of rights. Such sessions
+//!   follow the separate "web administration from network" switch (guide §32.3).
 //! - **Audit** (guide §25.2): every successful change writes one Config log line
 //!   `Admin <user> - insert|update|delete <Table> set Key='value', …`; password values are
 //!   replaced by `Password=xxxxxx` before the line is built and the line passes through
@@ -37,7 +43,7 @@
 //! - **Statistics** (guide §24.6, `stats`): `GET /statistics`, `POST /statistics/reset`
 //!   and the Prometheus text at `/metrics` (loopback clients need no session there).
 //!
-//! Not yet here (issue 5): domain administrators (guide ch. 32), certificates (ch. 16),
+//! Not yet here (issue 5): certificates (ch. 16),
 //! the other status pages (ch. 24), log rotation and debug-category endpoints, user
 //! import and templates (§8.9, §8.10). The web UI (crate::ui) is a client
 //! of these routes; `/setup-wizard` holds the configuration wizard (guide §2.5).

@@ -14,11 +14,11 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("LoginRequest", "{\"login\": string, \"password\": string}"),
     (
         "SessionInfo",
-        "{\"user\", \"rights\": none|read-only|full, \"csrf_token\", \"idle_timeout_secs\"}",
+        "{\"user\", \"rights\": none|read-only|full, \"domain\" (a domain administrator's domain, guide ch. 32), \"csrf_token\", \"idle_timeout_secs\"}",
     ),
     (
         "AdminSettings",
-        "Remote administration (guide §19.3) and session settings: remote_enabled, remote_ip_group, session_idle_minutes, bind_session_to_ip.",
+        "Remote administration (guide §19.3), web administration of domains (guide §32.3) and session settings: remote_enabled, remote_ip_group, web_admin_enabled, web_admin_ip_group, session_idle_minutes, bind_session_to_ip.",
     ),
     ("Domain", "keel_directory::Domain."),
     ("DomainList", "{\"domains\": [Domain]}"),

@@ -61,6 +61,12 @@ pub struct AdminSettings {
     pub session_idle_minutes: u32,
     /// guide §17.4: a session is valid only from the IP address that signed in.
     pub bind_session_to_ip: bool,
+    /// guide §32.3 step 2 "Enable web administration from network": domain administrators
+    /// (guide §32.2) may sign in from other computers than this one. Off by default.
+    pub web_admin_enabled: bool,
+    /// guide §32.3 step 2, §19.3: domain administration only from this IP address group;
+    /// `None` = any address.
+    pub web_admin_ip_group: Option<String>,
 }
 
 impl Default for AdminSettings {
@@ -70,6 +76,8 @@ impl Default for AdminSettings {
             remote_ip_group: None,
             session_idle_minutes: DEFAULT_SESSION_IDLE_MINUTES,
             bind_session_to_ip: false,
+            web_admin_enabled: false,
+            web_admin_ip_group: None,
         }
     }
 }
@@ -100,13 +108,43 @@ pub struct AdminCtx {
     pub rights: AdminRights,
     /// The client address.
     pub ip: IpAddr,
+    /// A domain administrator's session (guide ch. 32): the one domain whose users, groups
+    /// and aliases it may manage. `None` = a console administrator (`rights`).
+    pub domain: Option<String>,
     session_id: String,
 }
 
 impl AdminCtx {
-    /// The "who" of Config log lines: `Admin <user>` (guide §25.2 `Admin - …`).
+    /// The "who" of Config log lines: `Admin <user>` (guide §25.2 `Admin - …`), or
+    /// `Domain admin <user>` for a domain administrator.
     pub fn who(&self) -> String {
-        format!("Admin {}", self.user)
+        match self.domain {
+            Some(_) => format!("Domain admin {}", self.user),
+            None => format!("Admin {}", self.user),
+        }
+    }
+
+    /// guide §32: a domain administrator acts only inside its own domain.
+    pub fn require_domain(&self, domain: &str) -> ApiResult<()> {
+        match &self.domain {
+            Some(own) if !own.eq_ignore_ascii_case(domain) => Err(ApiError::Forbidden(format!(
+                "you administer only the domain {own}; {domain} belongs to someone else"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The domain filter of a list: a domain administrator's own domain when none is asked
+    /// for, and a refusal for another one.
+    pub fn domain_filter(&self, asked: Option<String>) -> ApiResult<Option<String>> {
+        match (&self.domain, asked) {
+            (Some(own), None) => Ok(Some(own.clone())),
+            (Some(_), Some(d)) => {
+                self.require_domain(&d)?;
+                Ok(Some(d))
+            }
+            (None, asked) => Ok(asked),
+        }
     }
 }
 
@@ -114,6 +152,7 @@ impl AdminCtx {
 struct Session {
     user: String,
     rights: AdminRights,
+    domain: Option<String>,
     csrf: String,
     ip: IpAddr,
     last_seen: i64,
@@ -149,7 +188,14 @@ impl Sessions {
         self.map.lock().map_or(0, |m| m.len())
     }
 
-    fn create(&self, user: &str, rights: AdminRights, ip: IpAddr, now: i64) -> (String, String) {
+    fn create(
+        &self,
+        user: &str,
+        rights: AdminRights,
+        domain: Option<String>,
+        ip: IpAddr,
+        now: i64,
+    ) -> (String, String) {
         let id = random_token();
         let csrf = random_token();
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,6 +204,7 @@ impl Sessions {
             Session {
                 user: user.to_owned(),
                 rights,
+                domain,
                 csrf: csrf.clone(),
                 ip,
                 last_seen: now,
@@ -247,9 +294,54 @@ fn is_safe(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// guide §19.3: remote administration off → loopback only; on → optionally one IP group.
+/// Who signs in: the console (full or read-only rights, guide §19.3) or a domain
+/// administrator through web administration (guide §32.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Console,
+    Web,
+}
+
+/// Whether either switch lets `ip` in: the check made before anyone has signed in.
 fn check_remote(st: &AdminState, settings: &AdminSettings, ip: IpAddr) -> ApiResult<()> {
+    let console = check_access(st, settings, ip, Access::Console);
+    if console.is_ok() {
+        return console;
+    }
+    let web = check_access(st, settings, ip, Access::Web);
+    // The refusal that explains most: the switch that is on and still said no.
+    if web.is_ok() || (settings.web_admin_enabled && !settings.remote_enabled) {
+        return web;
+    }
+    console
+}
+
+/// guide §19.3, §32.3: remote (or web) administration off → loopback only; on → optionally
+/// one IP group.
+fn check_access(
+    st: &AdminState,
+    settings: &AdminSettings,
+    ip: IpAddr,
+    access: Access,
+) -> ApiResult<()> {
     if ip.is_loopback() {
+        return Ok(());
+    }
+    if access == Access::Web {
+        if !settings.web_admin_enabled {
+            return Err(ApiError::Forbidden(format!(
+                "web administration from the network is disabled: domain administrators can \
+                 sign in only on this computer (loopback), not from {ip}"
+            )));
+        }
+        if let Some(group) = &settings.web_admin_ip_group
+            && !st.directory.ip_groups()?.contains(group, ip)
+        {
+            return Err(ApiError::Forbidden(format!(
+                "web administration is allowed only from the IP address group {group}, which \
+                 does not contain {ip}"
+            )));
+        }
         return Ok(());
     }
     if !settings.remote_enabled {
@@ -355,24 +447,93 @@ pub(crate) async fn check(st: &AdminState, req: &mut Request) -> ApiResult<()> {
             ));
         }
     }
-    let relative = path.strip_prefix(API_PREFIX).unwrap_or(&path);
-    let read_only_ok = is_safe(&method)
-        || READ_ONLY_POSTS.contains(&relative)
-        || (relative == "/session" && method == Method::DELETE);
-    if !super::rights_allow(session.rights, read_only_ok) {
-        return Err(ApiError::Forbidden(
-            "your administration rights are read-only: you can view settings but not change \
-             them"
-                .into(),
-        ));
+    if session.domain.is_some() {
+        // guide §32.3: a domain administrator's session follows the web-administration switch
+        // and reaches only the users, groups and aliases of its domain (guide ch. 32).
+        let st2 = st.clone();
+        let s2 = settings.clone();
+        blocking(move || check_access(&st2, &s2, ip, Access::Web)).await?;
+        if !domain_admin_may(&method, &path) {
+            return Err(ApiError::Forbidden(
+                "domain administrators manage only the users, groups and aliases of their own \
+                 domain (guide ch. 32)"
+                    .into(),
+            ));
+        }
+    } else {
+        let st2 = st.clone();
+        let s2 = settings.clone();
+        blocking(move || check_access(&st2, &s2, ip, Access::Console)).await?;
+        let relative = path.strip_prefix(API_PREFIX).unwrap_or(&path);
+        let read_only_ok = is_safe(&method)
+            || READ_ONLY_POSTS.contains(&relative)
+            || (relative == "/session" && method == Method::DELETE);
+        if !super::rights_allow(session.rights, read_only_ok) {
+            return Err(ApiError::Forbidden(
+                "your administration rights are read-only: you can view settings but not \
+                 change them"
+                    .into(),
+            ));
+        }
     }
     req.extensions_mut().insert(AdminCtx {
         user: session.user,
         rights: session.rights,
         ip,
+        domain: session.domain,
         session_id: id,
     });
     Ok(())
+}
+
+/// The routes a domain administrator's session may use (guide ch. 32: users, groups and
+/// aliases of its domain; the handlers check the domain). API routes are relative to
+/// [`API_PREFIX`]; the others are web UI pages.
+const DOMAIN_ADMIN_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/session"),
+    ("DELETE", "/session"),
+    ("GET", "/domains/{name}"),
+    ("GET", "/users"),
+    ("POST", "/users"),
+    ("PATCH", "/users"),
+    ("GET", "/users/statistics"),
+    ("GET", "/users/{address}"),
+    ("PATCH", "/users/{address}"),
+    ("DELETE", "/users/{address}"),
+    ("POST", "/users/{address}/unlock"),
+    ("GET", "/groups"),
+    ("POST", "/groups"),
+    ("GET", "/groups/{group}"),
+    ("PATCH", "/groups/{group}"),
+    ("DELETE", "/groups/{group}"),
+    ("POST", "/groups/{group}/members"),
+    ("DELETE", "/groups/{group}/members/{member}"),
+    ("GET", "/aliases"),
+    ("POST", "/aliases"),
+    ("POST", "/aliases/check-address"),
+    ("GET", "/aliases/{alias}"),
+    ("PUT", "/aliases/{alias}"),
+    ("DELETE", "/aliases/{alias}"),
+];
+
+/// The web UI pages a domain administrator sees.
+const DOMAIN_ADMIN_PAGES: &[&str] = &[
+    "/admin",
+    "/admin/",
+    "/admin/users",
+    "/admin/users/{address}",
+    "/admin/groups",
+    "/admin/groups/{group}",
+    "/admin/aliases",
+];
+
+fn domain_admin_may(method: &Method, path: &str) -> bool {
+    match path.strip_prefix(API_PREFIX) {
+        Some(relative) => DOMAIN_ADMIN_ROUTES
+            .iter()
+            .any(|(m, p)| *p == relative && method.as_str() == *m),
+        None => is_safe(method) && DOMAIN_ADMIN_PAGES.contains(&path),
+    }
 }
 
 /// Only the remote-administration check (guide §19.3), for pages shown before sign-in.
@@ -448,6 +609,9 @@ struct LoginBody {
 struct SessionInfo {
     user: String,
     rights: AdminRights,
+    /// A domain administrator's domain (guide ch. 32); absent for console administrators.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<String>,
     csrf_token: String,
     idle_timeout_secs: i64,
 }
@@ -499,20 +663,35 @@ async fn login(
             ));
         }
     };
-    if user.admin_rights == AdminRights::None {
+    if user.admin_rights == AdminRights::None && !user.domain_admin {
         st.logs
             .config_login_failed(&format!("Admin {}", user.user), ip);
         return Err(ApiError::Forbidden(
             "this account has no administration rights (guide §8.2: ask an administrator to \
-             grant read-only or full rights)"
+             grant read-only or full rights, or guide §32.2: the right to administer its own \
+             domain)"
                 .into(),
         ));
     }
+    // A console administrator gets a console session where remote administration lets the
+    // client in (guide §19.3); otherwise a domain administrator, or a full administrator
+    // (guide §32.2), gets a session for its own domain where web administration does.
+    let domain = {
+        let (st2, s2, u2) = (st.clone(), settings.clone(), user.clone());
+        blocking(move || session_scope(&st2, &s2, &u2, ip)).await?
+    };
+    let who = if domain.is_some() {
+        "Domain admin"
+    } else {
+        "Admin"
+    };
     let idle = i64::from(settings.session_idle_minutes.max(1)) * 60;
     st.sessions.prune(now, idle);
-    let (id, csrf) = st.sessions.create(&user.user, user.admin_rights, ip, now);
+    let (id, csrf) = st
+        .sessions
+        .create(&user.user, user.admin_rights, domain.clone(), ip, now);
     st.logs
-        .config_session_opened(&format!("Admin {}", user.user), ip);
+        .config_session_opened(&format!("{who} {}", user.user), ip);
     // Secure everywhere but plaintext HTTP on loopback, where the browser would drop it.
     let secure = info.tls || !ip.is_loopback();
     let cookie = HeaderValue::from_str(&session_cookie(&id, secure))
@@ -520,10 +699,42 @@ async fn login(
     let body = SessionInfo {
         user: user.user,
         rights: user.admin_rights,
+        domain,
         csrf_token: csrf,
         idle_timeout_secs: idle,
     };
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// The scope of a new session: `None` for a console session, the user's domain for a
+/// domain-administration one. A console administrator gets a console session where remote
+/// administration lets the client in (guide §19.3); otherwise a domain administrator, or a
+/// full administrator (guide §32.2), gets one for its own domain where web administration
+/// does (guide §32.3).
+fn session_scope(
+    st: &AdminState,
+    settings: &AdminSettings,
+    user: &keel_directory::AuthedUser,
+    ip: IpAddr,
+) -> ApiResult<Option<String>> {
+    let console = (user.admin_rights != AdminRights::None)
+        .then(|| check_access(st, settings, ip, Access::Console));
+    if let Some(Ok(())) = console {
+        return Ok(None);
+    }
+    let web_right = user.domain_admin || user.admin_rights == AdminRights::Full;
+    match (
+        web_right,
+        check_access(st, settings, ip, Access::Web),
+        console,
+    ) {
+        (true, Ok(()), _) => Ok(Some(user.domain.clone())),
+        (_, _, Some(Err(console_refusal))) => Err(console_refusal),
+        (_, Err(web_refusal), _) => Err(web_refusal),
+        (false, Ok(()), _) => Err(ApiError::Forbidden(
+            "this account has no administration rights".into(),
+        )),
+    }
 }
 
 async fn whoami(
@@ -536,6 +747,7 @@ async fn whoami(
     Ok(Json(serde_json::json!({
         "user": admin.user,
         "rights": admin.rights,
+        "domain": admin.domain,
         "csrf_token": csrf,
         "idle_timeout_secs": i64::from(settings.session_idle_minutes.max(1)) * 60,
         "client_ip": admin.ip,
@@ -579,6 +791,9 @@ async fn patch_settings(
         }
         if let Some(g) = &new.remote_ip_group {
             super::system::require_ip_group(&st2, g, "remote_ip_group")?;
+        }
+        if let Some(g) = &new.web_admin_ip_group {
+            super::system::require_ip_group(&st2, g, "web_admin_ip_group")?;
         }
         save_admin_settings(st2.meta.as_ref(), &new)?;
         Ok(new)

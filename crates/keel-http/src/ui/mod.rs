@@ -57,6 +57,9 @@ const NAV: &[(&str, &str, &str)] = &[
     ("logs", "/admin/logs", "Logs"),
 ];
 
+/// What a domain administrator's sidebar keeps (guide ch. 32).
+const DOMAIN_ADMIN_NAV: &[&str] = &["users", "groups", "aliases"];
+
 /// The embedded assets: (file, content type, bytes).
 const ASSETS: &[(&str, &str, &str)] = &[
     (
@@ -156,6 +159,14 @@ async fn asset(Path(file): Path<String>) -> Response {
 async fn page_guard(State(st): State<AdminState>, mut req: Request, next: Next) -> Response {
     match crate::admin::session::check(&st, &mut req).await {
         Ok(()) => {
+            // guide ch. 32: a domain administrator starts at its users.
+            let domain_admin = req
+                .extensions()
+                .get::<AdminCtx>()
+                .is_some_and(|a| a.domain.is_some());
+            if domain_admin && req.uri().path() == "/admin/" {
+                return see_other("/admin/users");
+            }
             // guide §2.5: a full administrator sees the wizard first until it is done.
             let full = req
                 .extensions()
@@ -226,8 +237,12 @@ pub(crate) struct Chrome {
     pub(crate) user: String,
     /// The session's CSRF token, for the script's API calls.
     pub(crate) csrf: String,
-    /// Full rights: forms and buttons that change things are shown.
+    /// Full rights or a domain administrator: forms and buttons that change things are shown.
     pub(crate) can_edit: bool,
+    /// Console full rights: the administration-rights fields are shown.
+    pub(crate) can_grant: bool,
+    /// A domain administrator's domain (guide ch. 32): only its users, groups and aliases.
+    pub(crate) domain: Option<String>,
     /// The navigation key of this page.
     pub(crate) active: &'static str,
     /// The page title.
@@ -244,7 +259,9 @@ impl Chrome {
         Self {
             user: admin.user.clone(),
             csrf: st.csrf_token(admin),
-            can_edit: admin.rights == AdminRights::Full,
+            can_edit: admin.rights == AdminRights::Full || admin.domain.is_some(),
+            can_grant: admin.rights == AdminRights::Full && admin.domain.is_none(),
+            domain: admin.domain.clone(),
             active,
             title: title.to_owned(),
         }
@@ -253,6 +270,7 @@ impl Chrome {
     /// The sidebar's links, the current page marked.
     pub(crate) fn nav(&self) -> Vec<NavItem> {
         NAV.iter()
+            .filter(|(key, _, _)| self.domain.is_none() || DOMAIN_ADMIN_NAV.contains(key))
             .map(|(key, href, label)| NavItem {
                 href,
                 label,
@@ -261,11 +279,14 @@ impl Chrome {
             .collect()
     }
 
-    pub(crate) fn rights_label(&self) -> &'static str {
+    pub(crate) fn rights_label(&self) -> String {
+        if let Some(d) = &self.domain {
+            return format!("administrator of {d}");
+        }
         if self.can_edit {
-            "full rights"
+            "full rights".to_owned()
         } else {
-            "read-only"
+            "read-only".to_owned()
         }
     }
 }

@@ -214,12 +214,18 @@ pub(crate) async fn users(
         q.domain.clone().unwrap_or_default(),
     );
     let q = UserQuery {
-        domain: q.domain.filter(|d| !d.is_empty()),
+        domain: admin.domain_filter(q.domain.filter(|d| !d.is_empty()))?,
         ..q
     };
     let d = st.directory.clone();
-    let (users, domains) =
-        blocking(move || Ok((crate::admin::list_users(&d, &q)?, d.list_domains()?))).await?;
+    let own = admin.domain.clone();
+    let (users, domains) = blocking(move || {
+        Ok((
+            crate::admin::list_users(&d, &q)?,
+            visible_domains(&d, own.as_deref())?,
+        ))
+    })
+    .await?;
     render(&Users {
         chrome: Chrome::new(&st, &admin, "users", "Users"),
         users,
@@ -272,8 +278,10 @@ pub(crate) async fn user(
     Path(address): Path<String>,
 ) -> PageResult {
     let (d, meta, now) = (st.directory.clone(), st.meta.clone(), st.clock.unix());
+    let a2 = admin.clone();
     let (user, locked, stats, usage, domain) = blocking(move || {
         let u = d.get_user(&address)?;
+        a2.require_domain(&u.domain)?;
         let locked = d.account_locked_until(&u.address)?.filter(|t| *t > now);
         let stats = d.login_stats(&u.address)?;
         let usage = meta.usage(&u.address)?;
@@ -302,6 +310,18 @@ pub(crate) async fn user(
     })
 }
 
+/// The domains a page offers: every domain, or a domain administrator's own (guide ch. 32).
+fn visible_domains(
+    d: &keel_directory::Directory,
+    own: Option<&str>,
+) -> Result<Vec<Domain>, ApiError> {
+    let mut all = d.list_domains()?;
+    if let Some(own) = own {
+        all.retain(|dm| dm.name.eq_ignore_ascii_case(own));
+    }
+    Ok(all)
+}
+
 // ------------------------------------------------------------------ groups, aliases
 
 #[derive(Template)]
@@ -317,7 +337,14 @@ pub(crate) async fn groups(
     Extension(admin): Extension<AdminCtx>,
 ) -> PageResult {
     let d = st.directory.clone();
-    let (groups, domains) = blocking(move || Ok((d.list_groups(None)?, d.list_domains()?))).await?;
+    let own = admin.domain.clone();
+    let (groups, domains) = blocking(move || {
+        Ok((
+            d.list_groups(own.as_deref())?,
+            visible_domains(&d, own.as_deref())?,
+        ))
+    })
+    .await?;
     render(&Groups {
         chrome: Chrome::new(&st, &admin, "groups", "Groups"),
         groups,
@@ -342,7 +369,13 @@ pub(crate) async fn group(
     Path(key): Path<String>,
 ) -> PageResult {
     let d = st.directory.clone();
-    let group = blocking(move || Ok(d.get_group(&key)?)).await?;
+    let a2 = admin.clone();
+    let group = blocking(move || {
+        let g = d.get_group(&key)?;
+        a2.require_domain(&g.domain)?;
+        Ok(g)
+    })
+    .await?;
     let title = format!("Group {}", group.key());
     render(&GroupPage {
         chrome: Chrome::new(&st, &admin, "groups", &title),
@@ -373,11 +406,17 @@ pub(crate) async fn aliases(
     Extension(admin): Extension<AdminCtx>,
     q: Q<DomainFilter>,
 ) -> PageResult {
-    let filter = query(q)?.domain.filter(|d| !d.is_empty());
+    let filter = admin.domain_filter(query(q)?.domain.filter(|d| !d.is_empty()))?;
     let d = st.directory.clone();
     let f = filter.clone();
-    let (aliases, domains) =
-        blocking(move || Ok((d.list_aliases(f.as_deref())?, d.list_domains()?))).await?;
+    let own = admin.domain.clone();
+    let (aliases, domains) = blocking(move || {
+        Ok((
+            d.list_aliases(f.as_deref())?,
+            visible_domains(&d, own.as_deref())?,
+        ))
+    })
+    .await?;
     render(&Aliases {
         chrome: Chrome::new(&st, &admin, "aliases", "Aliases"),
         aliases,
@@ -775,20 +814,22 @@ struct Security {
     mode: &'static str,
     scope: &'static str,
     ip_groups: Vec<String>,
+    access: crate::admin::AdminSettings,
 }
 
 pub(crate) async fn security(
     State(st): State<AdminState>,
     Extension(admin): Extension<AdminCtx>,
 ) -> PageResult {
-    let d = st.directory.clone();
-    let (policy, groups) = blocking(move || {
+    let (d, meta) = (st.directory.clone(), st.meta.clone());
+    let (policy, groups, access) = blocking(move || {
         Ok((
             d.security_policy()?,
             d.list_ip_groups()?
                 .into_iter()
                 .map(|g| g.name)
                 .collect::<Vec<_>>(),
+            crate::admin::load_admin_settings(meta.as_ref())?,
         ))
     })
     .await?;
@@ -806,6 +847,7 @@ pub(crate) async fn security(
         },
         policy,
         ip_groups: groups,
+        access,
     })
 }
 
