@@ -134,6 +134,9 @@ pub enum DirectoryError {
         /// The user or group concerned.
         object: String,
     },
+    /// The user template does not exist (guide §8.10).
+    #[error("user template {0} does not exist")]
+    NoSuchTemplate(String),
     /// The IP address group does not exist.
     #[error("IP address group {0} does not exist")]
     NoSuchIpGroup(String),

@@ -15,7 +15,8 @@
 //! - `ipgroup`, `timeinterval` / lower-case name — [`IpGroupDef`], [`TimeIntervalDef`];
 //! - `setting` / `primary_domain` | `security_policy`;
 //! - `lockout` / `user|ip` / user — failed-login counters and locks (guide §12.6);
-//! - `userstat` / user — login statistics (guide §8.7).
+//! - `userstat` / user — login statistics (guide §8.7);
+//! - `usertemplate` / lower-case name — [`UserTemplate`] (guide §8.10).
 
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ mod docs;
 mod domain;
 pub mod error;
 mod group;
+pub mod import;
 pub mod model;
 mod netobj;
 pub mod password;
@@ -42,6 +44,7 @@ pub use auth::{
     SecurityEvent, SecurityMode, SecurityPolicy, SecuritySink,
 };
 pub use error::{DirResult, DirectoryError};
+pub use import::{ImportReport, ImportRequest, ImportRow, ImportStatus, UserTemplate};
 pub use model::*;
 pub use password::{HashParams, ScramCredentials};
 pub use resolve::{MAX_EXPANSION_DEPTH, MAX_EXPANSION_STEPS};

@@ -291,9 +291,91 @@ async function checkAddress(form) {
   }
 }
 
+// guide §8.9 user import: a preview of every row first, then the rows the admin keeps ticked.
+function importRequest(form, dryRun) {
+  const val = (name) => form.elements.namedItem(name).value;
+  const body = { domain: val('domain'), csv: val('csv'), dry_run: dryRun };
+  if (val('template')) body.template = val('template');
+  if (!dryRun) {
+    body.only = [...form.querySelectorAll('input[data-import-row]:checked')].map((el) => el.value);
+  }
+  return body;
+}
+
+function importTable(form, report) {
+  const out = form.querySelector('[data-import-result]');
+  out.textContent = '';
+  const table = document.createElement('table');
+  const head = table.createTHead().insertRow();
+  for (const h of ['Import', 'Line', 'Address', 'Full name', 'Groups', 'Result']) {
+    const th = document.createElement('th');
+    th.scope = 'col';
+    th.textContent = h;
+    head.append(th);
+  }
+  const body = table.createTBody();
+  for (const row of report.rows) {
+    const tr = body.insertRow();
+    const pick = tr.insertCell();
+    if (report.dry_run) {
+      const box = document.createElement('input');
+      box.type = 'checkbox';
+      box.value = row.name;
+      box.dataset.importRow = '';
+      box.checked = row.status === 'ready';
+      box.disabled = row.status !== 'ready';
+      box.setAttribute('aria-label', 'Import ' + row.address);
+      pick.append(box);
+    }
+    for (const text of [String(row.line), row.address, row.full_name, row.groups.join(', ')]) {
+      tr.insertCell().textContent = text;
+    }
+    const result = tr.insertCell();
+    result.textContent = row.status === 'error' ? row.problem : row.status;
+    if (row.status === 'error') tr.className = 'import-error';
+  }
+  const wrap = document.createElement('div');
+  wrap.className = 'table-wrap';
+  wrap.append(table);
+  const summary = document.createElement('p');
+  summary.setAttribute('role', 'status');
+  summary.textContent = report.dry_run
+    ? `${report.ready} of ${report.rows.length} users can be imported; ${report.errors} have a problem.`
+    : `${report.created} users created, ${report.skipped} not selected, ${report.errors} with a problem.`;
+  out.append(summary, wrap);
+  form.querySelector('[data-import-go]').hidden = !report.dry_run || report.ready === 0;
+}
+
+async function importUsers(form, dryRun, submitter) {
+  clearErrors(form);
+  if (submitter) submitter.disabled = true;
+  const r = await call('POST', API + '/users/import', importRequest(form, dryRun));
+  if (submitter) submitter.disabled = false;
+  if (!r.ok) { if (r.status !== 401) showError(form, r.data); return; }
+  importTable(form, r.data);
+  if (!dryRun) notice(`${r.data.created} users imported.`, false);
+}
+
+// The file chosen is read into the text box in the encoding chosen (guide §8.9).
+document.addEventListener('change', (ev) => {
+  const input = ev.target;
+  if (!(input instanceof HTMLInputElement) || input.type !== 'file' || !('importFile' in input.dataset)) return;
+  const form = input.form;
+  const file = input.files && input.files[0];
+  if (!file) return;
+  const reader = new FileReader();
+  reader.onload = () => { form.elements.namedItem('csv').value = String(reader.result); };
+  reader.readAsText(file, form.elements.namedItem('encoding').value);
+});
+
 document.addEventListener('submit', (ev) => {
   const form = ev.target;
   if (!(form instanceof HTMLFormElement)) return;
+  if ('importUsers' in form.dataset) {
+    ev.preventDefault();
+    importUsers(form, !(ev.submitter && 'importGo' in ev.submitter.dataset), ev.submitter);
+    return;
+  }
   if ('signin' in form.dataset) { ev.preventDefault(); signIn(form); return; }
   if ('checkAddress' in form.dataset) { ev.preventDefault(); checkAddress(form); return; }
   if (form.dataset.api) { ev.preventDefault(); submitApiForm(form, ev.submitter); }

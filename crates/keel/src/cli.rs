@@ -36,6 +36,9 @@ pub(crate) enum AdminCommand {
     /// User groups (guide ch. 9).
     #[command(subcommand)]
     Group(GroupCmd),
+    /// User templates (guide §8.10).
+    #[command(subcommand)]
+    Template(TemplateCmd),
     /// Aliases (guide §12.3).
     #[command(subcommand)]
     Alias(AliasCmd),
@@ -260,8 +263,35 @@ pub(crate) enum UserCmd {
     /// Add a user: `keel user add alice@example.com --password SECRET --quota 500MB`.
     Add {
         address: String,
+        /// Start from this user template (guide §8.10); the other options override it.
+        #[arg(long, value_name = "NAME")]
+        template: Option<String>,
         #[command(flatten)]
         opts: UserOpts,
+    },
+    /// Import users from a CSV file (guide §8.9): a header line naming the columns Name,
+    /// Password, FullName, MailAddress, Groups, Description; `;` or `,` between fields.
+    /// `--dry-run` shows every row and its problem without creating anything.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+        /// The domain the users are created in.
+        #[arg(long)]
+        domain: String,
+        /// A user template for every row (guide §8.10).
+        #[arg(long, value_name = "NAME")]
+        template: Option<String>,
+        /// Check only: show what would be created.
+        #[arg(long)]
+        dry_run: bool,
+        /// Import only these names (repeatable).
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
+        /// The file's encoding.
+        #[arg(long, value_enum, default_value = "utf-8")]
+        encoding: Encoding,
+        #[command(flatten)]
+        out: Out,
     },
     /// List users, of one domain or all.
     List {
@@ -299,6 +329,124 @@ pub(crate) enum UserCmd {
         #[arg(long, default_value = "delete")]
         mailbox: String,
     },
+}
+
+/// The encodings a CSV file may be in (guide §8.9 "encoding type").
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Encoding {
+    /// UTF-8 (a byte-order mark is skipped).
+    #[value(name = "utf-8")]
+    Utf8,
+    /// ISO 8859-1 (Latin-1).
+    #[value(name = "latin1")]
+    Latin1,
+}
+
+/// User templates (guide §8.10).
+#[derive(Debug, Subcommand)]
+pub(crate) enum TemplateCmd {
+    /// Add a template: `keel template add Staff --domain example.com --quota 1GB --group staff`.
+    Add {
+        name: String,
+        #[command(flatten)]
+        opts: TemplateOpts,
+    },
+    /// List templates, or those usable in one domain.
+    List {
+        #[arg(long)]
+        domain: Option<String>,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Show one template.
+    Show {
+        name: String,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Change a template.
+    Set {
+        name: String,
+        #[command(flatten)]
+        opts: TemplateOpts,
+    },
+    /// Remove a template (accounts made with it keep their values).
+    Remove { name: String },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TemplateOpts {
+    /// Shown with the template and copied into the accounts.
+    #[arg(long)]
+    description: Option<String>,
+    /// The one domain it is for (`general` = every domain, the default for `add`).
+    #[arg(long)]
+    domain: Option<String>,
+    /// Disk quota (e.g. 500MB; 0 = unlimited).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    quota: Option<u64>,
+    /// Maximum number of messages (0 = unlimited).
+    #[arg(long, value_name = "N")]
+    quota_messages: Option<u64>,
+    /// Maximum size of messages the users send.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    send_limit: Option<u64>,
+    /// May only send and receive within the local domains.
+    #[arg(long, value_name = "BOOL")]
+    local_only: Option<bool>,
+    /// Accounts start enabled.
+    #[arg(long, value_name = "BOOL")]
+    enabled: Option<bool>,
+    /// Administration rights.
+    #[arg(long, value_enum)]
+    admin: Option<Rights>,
+    /// Domain administrators (guide §32.2).
+    #[arg(long, value_name = "BOOL")]
+    domain_admin: Option<bool>,
+    /// Public-folder administrators.
+    #[arg(long, value_name = "BOOL")]
+    public_folder_admin: Option<bool>,
+    /// A group of the template's domain the users join (repeatable; on `set` replaces).
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+}
+
+impl TemplateOpts {
+    fn apply(self, t: &mut keel_directory::UserTemplate) {
+        if let Some(v) = self.description {
+            t.description = v;
+        }
+        if let Some(v) = self.domain {
+            t.domain = (v != "general").then_some(v);
+        }
+        if let Some(v) = self.quota {
+            t.quota.bytes = v;
+        }
+        if let Some(v) = self.quota_messages {
+            t.quota.messages = v;
+        }
+        if let Some(v) = self.send_limit {
+            t.outgoing_size_limit = v;
+        }
+        if let Some(v) = self.local_only {
+            t.local_domain_only = v;
+        }
+        if let Some(v) = self.enabled {
+            t.enabled = v;
+        }
+        if let Some(v) = self.admin {
+            t.admin_rights = v.into();
+        }
+        if let Some(v) = self.domain_admin {
+            t.domain_admin = v;
+        }
+        if let Some(v) = self.public_folder_admin {
+            t.public_folder_admin = v;
+        }
+        if !self.groups.is_empty() {
+            t.groups = self.groups;
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -817,6 +965,106 @@ fn pretty<T: Serialize>(v: &T) -> String {
     s
 }
 
+fn template_cmd(env: &Env, cmd: TemplateCmd) -> Result<Option<String>> {
+    let d = &env.directory;
+    Ok(match cmd {
+        TemplateCmd::Add { name, opts } => {
+            let mut t = keel_directory::UserTemplate {
+                name: name.clone(),
+                ..Default::default()
+            };
+            opts.apply(&mut t);
+            let t = d.add_user_template(t)?;
+            println!("Template {} added.", t.name);
+            Some(format!("template add {name}"))
+        }
+        TemplateCmd::List { domain, out } => {
+            let list = d.list_user_templates(domain.as_deref())?;
+            print_out(out.format, &list, |l| {
+                l.iter()
+                    .map(|t| {
+                        format!(
+                            "{:<24} {:<20} {}\n",
+                            t.name,
+                            t.domain.as_deref().unwrap_or("(general)"),
+                            t.description
+                        )
+                    })
+                    .collect()
+            })?;
+            None
+        }
+        TemplateCmd::Show { name, out } => {
+            let t = d.get_user_template(&name)?;
+            print_out(out.format, &t, pretty)?;
+            None
+        }
+        TemplateCmd::Set { name, opts } => {
+            let mut t = d.get_user_template(&name)?;
+            opts.apply(&mut t);
+            let t = d.set_user_template(t)?;
+            println!("Template {} changed.", t.name);
+            Some(format!("template set {name}"))
+        }
+        TemplateCmd::Remove { name } => {
+            d.remove_user_template(&name)?;
+            println!("Template {name} removed.");
+            Some(format!("template remove {name}"))
+        }
+    })
+}
+
+/// Decodes a CSV file (guide §8.9 "encoding type").
+fn decode_file(bytes: Vec<u8>, encoding: Encoding) -> Result<String> {
+    Ok(match encoding {
+        Encoding::Utf8 => String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "the file is not UTF-8 (byte {} is not valid); try --encoding latin1",
+                e.utf8_error().valid_up_to()
+            )
+        })?,
+        Encoding::Latin1 => bytes.into_iter().map(char::from).collect(),
+    })
+}
+
+/// `keel user import` (guide §8.9).
+fn import_cmd(env: &Env, req: keel_directory::ImportRequest, out: &Out) -> Result<Option<String>> {
+    let dry = req.dry_run;
+    let domain = req.domain.clone();
+    let report = env.directory.import_users(&req)?;
+    print_out(out.format, &report, |r| {
+        let mut text = String::new();
+        for row in &r.rows {
+            let status = match row.status {
+                keel_directory::ImportStatus::Ready => "ready",
+                keel_directory::ImportStatus::Created => "created",
+                keel_directory::ImportStatus::Skipped => "skipped",
+                keel_directory::ImportStatus::Error => "ERROR",
+            };
+            text.push_str(&format!(
+                "line {:<5} {:<32} {:<8} {}\n",
+                row.line, row.address, status, row.problem
+            ));
+        }
+        text.push_str(&format!(
+            "{} users: {} {}, {} skipped, {} with a problem{}\n",
+            r.rows.len(),
+            if r.dry_run { r.ready } else { r.created },
+            if r.dry_run { "ready" } else { "created" },
+            r.skipped,
+            r.errors,
+            if r.dry_run {
+                " (dry run: nothing was created)"
+            } else {
+                ""
+            }
+        ));
+        text
+    })?;
+    Ok((!dry && report.created > 0)
+        .then(|| format!("user import into {domain}: {} users", report.created)))
+}
+
 /// `keel admin show|remote|web` (guide §19.3, §32.3): the same settings document as
 /// `PATCH /admin/api/v1/remote-administration`.
 fn admin_access(env: &Env, cmd: AdminAccessCmd) -> Result<Option<String>> {
@@ -1055,6 +1303,7 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
         },
         AdminCommand::User(c) => user_cmd(env, c)?,
         AdminCommand::Group(c) => group_cmd(env, c)?,
+        AdminCommand::Template(c) => template_cmd(env, c)?,
         AdminCommand::Alias(c) => match c {
             AliasCmd::Add {
                 alias,
@@ -1421,34 +1670,60 @@ fn merge_json(base: serde_json::Value, patch: serde_json::Value) -> serde_json::
 fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
     let d = &env.directory;
     Ok(match c {
-        UserCmd::Add { address, opts } => {
+        UserCmd::Add {
+            address,
+            template,
+            opts,
+        } => {
+            // guide §8.10: the template's values, then the options given.
+            let (base, groups) = match &template {
+                Some(name) => {
+                    let t = d.get_user_template(name)?;
+                    let domain = address.rsplit_once('@').map_or("", |(_, dm)| dm);
+                    if !t.applies_to(domain) {
+                        bail!("template {} is for another domain than {domain}", t.name);
+                    }
+                    (t.new_user(&address), t.groups.clone())
+                }
+                None => (
+                    NewUser {
+                        address: address.clone(),
+                        ..NewUser::default()
+                    },
+                    Vec::new(),
+                ),
+            };
             let mut u = NewUser {
                 address: address.clone(),
                 password: opts.password,
                 full_name: opts.full_name.unwrap_or_default(),
-                description: opts.description.unwrap_or_default(),
+                description: opts.description.unwrap_or(base.description),
                 addresses: opts.addresses,
-                forwarding: Forwarding {
-                    targets: opts.forward,
-                    keep_local_copy: opts.keep_copy.unwrap_or(false),
+                forwarding: if opts.forward.is_empty() {
+                    base.forwarding
+                } else {
+                    Forwarding {
+                        targets: opts.forward,
+                        keep_local_copy: opts.keep_copy.unwrap_or(false),
+                    }
                 },
                 quota: Quota {
-                    bytes: opts.quota.unwrap_or(0),
-                    messages: opts.quota_messages.unwrap_or(0),
+                    bytes: opts.quota.unwrap_or(base.quota.bytes),
+                    messages: opts.quota_messages.unwrap_or(base.quota.messages),
                 },
-                outgoing_size_limit: opts.send_limit.unwrap_or(0),
-                local_domain_only: opts.local_only.unwrap_or(false),
-                enabled: opts.enabled.unwrap_or(true),
-                admin_rights: opts.admin.map(Into::into).unwrap_or_default(),
-                public_folder_admin: opts.public_folder_admin.unwrap_or(false),
-                domain_admin: opts.domain_admin.unwrap_or(false),
+                outgoing_size_limit: opts.send_limit.unwrap_or(base.outgoing_size_limit),
+                local_domain_only: opts.local_only.unwrap_or(base.local_domain_only),
+                enabled: opts.enabled.unwrap_or(base.enabled),
+                admin_rights: opts.admin.map_or(base.admin_rights, Into::into),
+                public_folder_admin: opts.public_folder_admin.unwrap_or(base.public_folder_admin),
+                domain_admin: opts.domain_admin.unwrap_or(base.domain_admin),
             };
             if u.password.is_none() && opts.password_hash.is_none() {
                 bail!(
                     "a new user needs --password (or KEEL_PASSWORD in the environment) or --password-hash"
                 );
             }
-            let user = d.add_user(std::mem::take(&mut u))?;
+            let user = d.add_user_in_groups(std::mem::take(&mut u), &groups)?;
             if let Some(hash) = &opts.password_hash {
                 d.set_password_hash(&user.address, hash)?;
             }
@@ -1464,6 +1739,26 @@ fn user_cmd(env: &Env, c: UserCmd) -> Result<Option<String>> {
             }
             println!("User {} added.", user.address);
             Some(format!("user add {address}"))
+        }
+        UserCmd::Import {
+            file,
+            domain,
+            template,
+            dry_run,
+            only,
+            encoding,
+            out,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let req = keel_directory::ImportRequest {
+                domain,
+                csv: decode_file(bytes, encoding)?,
+                template,
+                only: (!only.is_empty()).then_some(only),
+                dry_run,
+            };
+            import_cmd(env, req, &out)?
         }
         UserCmd::List { domain, out } => {
             let list = d.list_users(domain.as_deref())?;

@@ -556,22 +556,74 @@ async fn user_create(
     Extension(admin): Extension<AdminCtx>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let new: NewUser = decode_strict(&body)?;
-    if new.password.as_deref().is_none_or(str::is_empty) {
-        return Err(ApiError::invalid("password", "a new user needs a password"));
-    }
-    if let Some((_, dom)) = new.address.rsplit_once('@') {
-        admin.require_domain(dom)?;
-    }
-    check_granted(&admin, &body, None)?;
     let d = st.directory.clone();
+    let (b, a2) = (body.clone(), admin.clone());
     let user = blocking(move || {
-        d.add_user(new)
+        // guide §8.10: `template` fills every field the body leaves out.
+        let (fields, groups) = with_template(&d, &a2, &b)?;
+        let new: NewUser = decode_strict(&fields)?;
+        if new.password.as_deref().is_none_or(str::is_empty) {
+            return Err(ApiError::invalid("password", "a new user needs a password"));
+        }
+        if let Some((_, dom)) = new.address.rsplit_once('@') {
+            a2.require_domain(dom)?;
+        }
+        check_granted(&a2, &fields, None)?;
+        d.add_user_in_groups(new, &groups)
             .map_err(|e| ApiError::from(e).not_found_is_invalid())
     })
     .await?;
     st.audit(&admin, Op::Insert, "User", &user.address, Some(&body));
     Ok(created(user))
+}
+
+/// The body of a new user with its template's values under it (guide §8.10), and the
+/// template's groups.
+fn with_template(
+    d: &Directory,
+    admin: &AdminCtx,
+    body: &Fields,
+) -> ApiResult<(Fields, Vec<String>)> {
+    let mut fields = body.clone();
+    let Some(name) = fields.remove("template") else {
+        return Ok((fields, Vec::new()));
+    };
+    let name = match name {
+        Value::Null => return Ok((fields, Vec::new())),
+        Value::String(s) if s.is_empty() => return Ok((fields, Vec::new())),
+        Value::String(s) => s,
+        _ => {
+            return Err(ApiError::invalid(
+                "template",
+                "template is a template's name",
+            ));
+        }
+    };
+    let t = d
+        .get_user_template(&name)
+        .map_err(|e| ApiError::invalid("template", e.to_string()))?;
+    super::templates::check_template_for(admin, &t)?;
+    let address = fields
+        .get("address")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    if !t.applies_to(domain) {
+        return Err(ApiError::invalid(
+            "template",
+            format!("template {} is for another domain than {domain}", t.name),
+        ));
+    }
+    let mut merged = match serde_json::to_value(t.new_user(&address)) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(ApiError::Internal("template did not serialise".into())),
+    };
+    merged.remove("password");
+    for (k, v) in fields {
+        merged.insert(k, v);
+    }
+    Ok((merged, t.groups))
 }
 
 async fn user_get(

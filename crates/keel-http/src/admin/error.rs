@@ -187,6 +187,7 @@ impl From<DirectoryError> for ApiError {
             D::NoSuchDomain(_)
             | D::NoSuchUser(_)
             | D::NoSuchGroup(_)
+            | D::NoSuchTemplate(_)
             | D::NoSuchAlias(_)
             | D::NoSuchIpGroup(_)
             | D::NoSuchTimeInterval(_) => Self::NotFound(msg),

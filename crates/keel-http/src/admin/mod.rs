@@ -57,6 +57,7 @@ mod retention;
 pub(crate) mod session;
 mod stats;
 mod system;
+mod templates;
 mod wizard;
 
 use std::sync::Arc;
@@ -431,6 +432,7 @@ fn build() -> Routes {
     system::routes(&mut r);
     filter::routes(&mut r);
     retention::routes(&mut r);
+    templates::routes(&mut r);
     stats::routes(&mut r);
     wizard::routes(&mut r);
     r

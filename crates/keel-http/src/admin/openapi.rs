@@ -54,6 +54,19 @@ const SCHEMAS: &[(&str, &str)] = &[
         "UserUnlockResult",
         "{\"address\": string, \"was_locked\": bool}",
     ),
+    (
+        "UserTemplate",
+        "keel_directory::UserTemplate (guide §8.10): name, description, domain (null = general), quota, outgoing_size_limit, local_domain_only, enabled, admin_rights, public_folder_admin, domain_admin, forwarding, groups.",
+    ),
+    ("UserTemplateList", "{\"templates\": [UserTemplate]}"),
+    (
+        "ImportRequest",
+        "{\"domain\", \"csv\" (text with a header line: Name;Password;FullName;MailAddress;Groups;Description), \"template\", \"only\": [name], \"dry_run\"} (guide §8.9)",
+    ),
+    (
+        "ImportReport",
+        "{\"domain\", \"dry_run\", \"ready\", \"created\", \"skipped\", \"errors\", \"rows\": [{\"line\", \"name\", \"address\", \"full_name\", \"status\": ready|created|skipped|error, \"problem\", …}]}",
+    ),
     ("Group", "keel_directory::Group."),
     ("GroupList", "{\"groups\": [Group]}"),
     ("NewGroup", "keel_directory::NewGroup."),

@@ -497,6 +497,8 @@ const DOMAIN_ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/users"),
     ("PATCH", "/users"),
     ("GET", "/users/statistics"),
+    ("POST", "/users/import"),
+    ("GET", "/user-templates"),
     ("GET", "/users/{address}"),
     ("PATCH", "/users/{address}"),
     ("DELETE", "/users/{address}"),

@@ -42,6 +42,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("dashboard", "/admin/", "Dashboard"),
     ("domains", "/admin/domains", "Domains"),
     ("users", "/admin/users", "Users"),
+    ("templates", "/admin/templates", "User templates"),
     ("groups", "/admin/groups", "Groups"),
     ("aliases", "/admin/aliases", "Aliases"),
     ("ip-groups", "/admin/ip-groups", "IP address groups"),
@@ -94,6 +95,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/domains/{name}", get(pages::domain))
         .route("/admin/users", get(pages::users))
         .route("/admin/users/{address}", get(pages::user))
+        .route("/admin/templates", get(pages::templates))
         .route("/admin/groups", get(pages::groups))
         .route("/admin/groups/{group}", get(pages::group))
         .route("/admin/aliases", get(pages::aliases))

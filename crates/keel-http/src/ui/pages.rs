@@ -199,6 +199,7 @@ struct Users {
     chrome: Chrome,
     users: Vec<User>,
     domains: Vec<Domain>,
+    templates: Vec<keel_directory::UserTemplate>,
     q: String,
     domain: String,
 }
@@ -219,10 +220,18 @@ pub(crate) async fn users(
     };
     let d = st.directory.clone();
     let own = admin.domain.clone();
-    let (users, domains) = blocking(move || {
+    let (users, domains, templates) = blocking(move || {
+        let mut templates = d.list_user_templates(own.as_deref())?;
+        if own.is_some() {
+            // guide ch. 32: no template that grants rights for a domain administrator.
+            templates.retain(|t| {
+                t.admin_rights == keel_directory::AdminRights::None && !t.public_folder_admin
+            });
+        }
         Ok((
             crate::admin::list_users(&d, &q)?,
             visible_domains(&d, own.as_deref())?,
+            templates,
         ))
     })
     .await?;
@@ -230,6 +239,7 @@ pub(crate) async fn users(
         chrome: Chrome::new(&st, &admin, "users", "Users"),
         users,
         domains,
+        templates,
         q: q_text,
         domain: q_domain,
     })
@@ -307,6 +317,64 @@ pub(crate) async fn user(
         domain_cleanout_junk: domain.cleanout_junk_days(),
         recovery_days: domain.deleted_items_recovery_days(),
         user,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "templates.html")]
+struct Templates {
+    chrome: Chrome,
+    templates: Vec<TemplateRow>,
+    domains: Vec<Domain>,
+    groups: Vec<Group>,
+}
+
+/// One row of the templates table.
+struct TemplateRow {
+    name: String,
+    domain: String,
+    description: String,
+    quota: String,
+    rights: &'static str,
+    groups: String,
+    domain_admin: bool,
+}
+
+/// guide §8.10 "User templates".
+pub(crate) async fn templates(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let d = st.directory.clone();
+    let (list, domains, groups) = blocking(move || {
+        Ok((
+            d.list_user_templates(None)?,
+            d.list_domains()?,
+            d.list_groups(None)?,
+        ))
+    })
+    .await?;
+    let templates = list
+        .into_iter()
+        .map(|t| TemplateRow {
+            domain: t.domain.clone().unwrap_or_else(|| "(every domain)".into()),
+            description: t.description.clone(),
+            quota: if t.quota.bytes == 0 {
+                "unlimited".into()
+            } else {
+                human_size(t.quota.bytes)
+            },
+            rights: rights_key(t.admin_rights),
+            groups: t.groups.join(", "),
+            domain_admin: t.domain_admin,
+            name: t.name,
+        })
+        .collect();
+    render(&Templates {
+        chrome: Chrome::new(&st, &admin, "templates", "User templates"),
+        templates,
+        domains,
+        groups,
     })
 }
 

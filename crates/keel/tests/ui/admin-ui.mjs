@@ -201,6 +201,43 @@ try {
     return { status: r.status, data: await r.json() };
   }, `${BASE}/admin/api/v1${path}`);
 
+  await step('create a user template (guide §8.10)', async () => {
+    await page.click('nav >> text=User templates');
+    await page.waitForURL(`${BASE}/admin/templates`);
+    await page.fill('#nt-name', 'UI staff');
+    await page.selectOption('#nt-domain', 'ui-test.example');
+    await page.fill('#nt-description', 'Made by the import');
+    await page.fill('#nt-quota', '100');
+    await page.click('form[data-api] button[type="submit"]');
+    await noticeSays('Template created.');
+    await page.locator('td', { hasText: 'UI staff' }).waitFor();
+  });
+
+  await step('import users from CSV: preview, untick one, import (guide §8.9)', async () => {
+    await page.click('nav >> text=Users');
+    await page.waitForURL(`${BASE}/admin/users`);
+    assert.ok(await page.locator('#nu-template option', { hasText: 'UI staff' }).count() === 1);
+    await page.selectOption('#im-domain', 'ui-test.example');
+    await page.selectOption('#im-template', 'UI staff');
+    await page.fill('#im-csv', 'Name;FullName;MailAddress\nbulk1;Bulk One;b1\nbulk2;Bulk Two;\nbad name;Bad;\n');
+    await page.click('form[data-import-users] button:not([data-import-go])');
+    const rows = page.locator('[data-import-result] tbody tr');
+    await rows.nth(2).waitFor();
+    assert.equal(await rows.count(), 3);
+    assert.match(await rows.nth(2).textContent(), /not a valid login name/);
+    assert.ok(await rows.nth(2).locator('input').isDisabled());
+    assert.match(await page.textContent('[data-import-result] p'), /2 of 3 users can be imported/);
+    await rows.nth(1).locator('input').uncheck();
+    await shot('07b-import-preview');
+    await page.click('[data-import-go]');
+    await noticeSays('1 users imported.');
+    const one = await apiGet('/users/bulk1@ui-test.example');
+    assert.equal(one.status, 200);
+    assert.equal(one.data.user.quota.bytes, 100 * 1024 * 1024, 'the template applied');
+    assert.deepEqual(one.data.user.addresses, ['b1@ui-test.example']);
+    assert.equal((await apiGet('/users/bulk2@ui-test.example')).status, 404);
+  });
+
   await step('recovery is off: the recover form explains why; a user clean-out age is saved', async () => {
     await page.goto(`${BASE}/admin/users/jane@ui-test.example`);
     await page.locator('#recover-off').waitFor();
