@@ -13,6 +13,7 @@
 //!   (the `shutdown` watch), then waits for them up to a grace period: in-flight
 //!   transactions complete, nothing accepted is dropped.
 
+pub mod certs;
 pub mod services;
 
 use std::collections::HashMap;

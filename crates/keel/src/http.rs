@@ -45,9 +45,12 @@ pub(crate) type Authenticate = Arc<dyn Fn(WebLogin) -> Result<WebSession, String
 #[derive(Clone)]
 struct AppState {
     authenticate: Authenticate,
-    server_cer: Arc<Vec<u8>>,
+    server_cer: ServerCer,
     logs: Logs,
 }
+
+/// The DER of the active default certificate, read at each request (guide §36.4).
+pub(crate) type ServerCer = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
 
 /// The HTTP(S) protocol handler.
 pub(crate) struct HttpHandler {
@@ -57,13 +60,13 @@ pub(crate) struct HttpHandler {
 impl HttpHandler {
     pub(crate) fn new(
         authenticate: Authenticate,
-        server_cer: Vec<u8>,
+        server_cer: ServerCer,
         logs: Logs,
         admin: keel_http::admin::AdminState,
     ) -> Self {
         let state = AppState {
             authenticate,
-            server_cer: Arc::new(server_cer),
+            server_cer,
             logs,
         };
         let router = Router::new()
@@ -142,7 +145,7 @@ async fn wait_true(rx: &mut tokio::sync::watch::Receiver<bool>) {
 async fn server_cer_handler(State(st): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/pkix-cert")],
-        st.server_cer.as_ref().clone(),
+        (st.server_cer)(),
     )
         .into_response()
 }

@@ -15,7 +15,7 @@ use crate::http::HttpHandler;
 use crate::manager::{ManagerCtx, ServiceManager};
 use crate::setup::{self, Env};
 use crate::status::{ServerStatus, render_table};
-use crate::tls::{self, CertSet};
+use crate::tls::{self, CertSet, LiveCerts};
 use keel_net::services;
 use keel_net::{Handler, SHUTDOWN_GRACE};
 
@@ -117,7 +117,11 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     };
     let primary = setup::primary_domain(&env)?;
     tls::ensure_self_signed(&data.tls(), &hostname, &primary)?;
-    let certs = Arc::new(CertSet::load(&data.tls())?);
+    // guide §16.1: certificates live in the store (shared by a cluster's nodes); pairs
+    // copied into the certificate directory are imported once.
+    keel_net::certs::import_directory(env.meta.as_ref(), &data.tls(), env.clock.unix())?;
+    let certs = LiveCerts::new(CertSet::from_store(env.meta.as_ref())?);
+    let mut cert_stamp = keel_net::certs::stamp(env.meta.as_ref())?;
     let tls = TlsAcceptor::from(certs.server_config()?);
 
     services::clear_controls(env.meta.as_ref())?;
@@ -162,7 +166,10 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     ));
     let http: Arc<dyn Handler> = Arc::new(HttpHandler::new(
         setup::web_authenticator(&env),
-        certs.default_der(),
+        {
+            let live = certs.clone();
+            Arc::new(move || live.current().default_der())
+        },
         env.logs.as_ref().clone(),
         admin,
     ));
@@ -295,6 +302,7 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
                 if g != generation {
                     generation = g;
                     setup::apply_runtime_settings(&env);
+                    reload_certs(&env, &certs, &mut cert_stamp);
                     manager.reconcile().await?;
                     write_status(&manager);
                 }
@@ -322,6 +330,36 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     drop(lock);
     println!("Keel stopped.");
     Ok(())
+}
+
+/// Rebuilds the TLS certificate set when the stored certificates changed (requirements-2
+/// §16: hot reload; new handshakes use the new set, open connections keep theirs).
+fn reload_certs(env: &Env, certs: &LiveCerts, stamp: &mut Vec<(String, u64)>) {
+    let now = match keel_net::certs::stamp(env.meta.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return;
+        }
+    };
+    if now == *stamp {
+        return;
+    }
+    match CertSet::from_store(env.meta.as_ref()) {
+        Ok(set) => {
+            certs.replace(set);
+            *stamp = now;
+            env.logs
+                .write(LogKind::Operations, "TLS certificates reloaded");
+        }
+        Err(e) => {
+            *stamp = now;
+            env.logs.write(
+                LogKind::Error,
+                &format!("the stored certificates could not be loaded; the previous ones stay in use: {e:#}"),
+            );
+        }
+    }
 }
 
 /// Saves this process's pending statistics increments (guide §24.6).

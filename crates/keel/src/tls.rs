@@ -9,8 +9,9 @@ use anyhow::{Context, Result};
 use rustls::crypto::aws_lc_rs;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::sync::RwLock;
+
+use keel_store::MetaStore;
 
 const CERT_FILE: &str = "cert.pem";
 const KEY_FILE: &str = "key.pem";
@@ -26,11 +27,19 @@ pub(crate) fn ensure_self_signed(dir: &Path, hostname: &str, domain: &str) -> Re
     if domain != hostname {
         names.push(domain.to_owned());
     }
-    let generated = rcgen::generate_simple_self_signed(names)
+    // requirements-2 §16: the configured hostname as CN plus the SANs, never a made-up name.
+    let mut params = rcgen::CertificateParams::new(names)
+        .context("cannot generate the self-signed certificate")?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostname.to_owned());
+    let key = rcgen::KeyPair::generate().context("cannot generate a key")?;
+    let cert = params
+        .self_signed(&key)
         .context("cannot generate the self-signed certificate")?;
     let key_path = dir.join(KEY_FILE);
-    write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, generated.cert.pem())?;
+    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    std::fs::write(&cert_path, cert.pem())?;
     Ok(true)
 }
 
@@ -49,47 +58,40 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("cannot read {}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("{} is not a PEM private key", key.display()))?;
-    let signing = aws_lc_rs::sign::any_supported_type(&key_der)
-        .with_context(|| format!("{} holds an unsupported key type", key.display()))?;
-    Ok(CertifiedKey::new(chain, signing))
+fn certified(pair: keel_net::certs::Pair) -> Result<CertifiedKey> {
+    let signing = aws_lc_rs::sign::any_supported_type(&pair.key)
+        .context("a stored private key has an unsupported key type")?;
+    Ok(CertifiedKey::new(pair.chain, signing))
 }
 
-/// The certificate set: the default pair plus `<name>.pem`/`<name>.key` pairs chosen by SNI.
+/// The certificate set: the server default plus each domain's certificate, chosen by SNI
+/// (guide §16; the store's `certificate_active` record).
 #[derive(Debug)]
 pub(crate) struct CertSet {
     default: Arc<CertifiedKey>,
-    by_name: HashMap<String, Arc<CertifiedKey>>,
+    by_domain: HashMap<String, Arc<CertifiedKey>>,
 }
 
 impl CertSet {
-    pub(crate) fn load(dir: &Path) -> Result<Self> {
-        let default = Arc::new(load_pair(&dir.join(CERT_FILE), &dir.join(KEY_FILE))?);
-        let mut by_name = HashMap::new();
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            let (Some(stem), Some("pem")) = (
-                path.file_stem().and_then(|s| s.to_str()),
-                path.extension().and_then(|s| s.to_str()),
-            ) else {
-                continue;
-            };
-            if stem == "cert" || stem == "key" {
-                continue;
-            }
-            let key = path.with_extension("key");
-            if key.exists() {
-                let pair = load_pair(&path, &key)?;
-                by_name.insert(stem.to_ascii_lowercase(), Arc::new(pair));
+    /// Builds the set from the store (after [`keel_net::certs::import_directory`]).
+    pub(crate) fn from_store(meta: &dyn MetaStore) -> Result<Self> {
+        let set = keel_net::certs::active_set(meta)?;
+        let default = set
+            .default
+            .context("no server certificate is active (keel cert list; keel cert activate ID)")?;
+        let mut by_domain = HashMap::new();
+        for (d, pair) in set.domains {
+            match certified(pair) {
+                Ok(k) => {
+                    by_domain.insert(d, Arc::new(k));
+                }
+                Err(e) => tracing::warn!("certificate of {d} not used: {e:#}"),
             }
         }
-        Ok(Self { default, by_name })
+        Ok(Self {
+            default: Arc::new(certified(default)?),
+            by_domain,
+        })
     }
 
     /// The DER bytes of the default certificate (served as `/server.cer`, guide §36.4).
@@ -101,7 +103,53 @@ impl CertSet {
             .unwrap_or_default()
     }
 
-    pub(crate) fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>> {
+    fn pick(&self, name: Option<&str>) -> Arc<CertifiedKey> {
+        if let Some(name) = name {
+            let name = name.to_ascii_lowercase();
+            // The domain's names: the domain itself and every name under it; the longest
+            // matching domain wins (mail.a.example.com uses a.example.com's over example.com's).
+            let mut best: Option<(&String, &Arc<CertifiedKey>)> = None;
+            for (d, k) in &self.by_domain {
+                let under = name == *d
+                    || (name.len() > d.len()
+                        && name.ends_with(d.as_str())
+                        && name.as_bytes()[name.len() - d.len() - 1] == b'.');
+                if under && best.is_none_or(|(b, _)| d.len() > b.len()) {
+                    best = Some((d, k));
+                }
+            }
+            if let Some((_, k)) = best {
+                return k.clone();
+            }
+        }
+        self.default.clone()
+    }
+}
+
+/// The set in use, replaced when the stored certificates change (hot reload).
+#[derive(Debug, Clone)]
+pub(crate) struct LiveCerts(Arc<RwLock<Arc<CertSet>>>);
+
+impl LiveCerts {
+    pub(crate) fn new(set: CertSet) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(set))))
+    }
+
+    pub(crate) fn current(&self) -> Arc<CertSet> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn replace(&self, set: CertSet) {
+        match self.0.write() {
+            Ok(mut g) => *g = Arc::new(set),
+            Err(p) => *p.into_inner() = Arc::new(set),
+        }
+    }
+
+    pub(crate) fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
         let cfg =
             rustls::ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
                 .with_safe_default_protocol_versions()
@@ -113,23 +161,11 @@ impl CertSet {
 }
 
 #[derive(Debug)]
-struct SniResolver(Arc<CertSet>);
+struct SniResolver(LiveCerts);
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let set = &self.0;
-        if let Some(name) = hello.server_name() {
-            let name = name.to_ascii_lowercase();
-            if let Some(k) = set.by_name.get(&name) {
-                return Some(k.clone());
-            }
-            // mail.example.com may use the certificate of example.com.
-            if let Some((_, parent)) = name.split_once('.')
-                && let Some(k) = set.by_name.get(parent)
-            {
-                return Some(k.clone());
-            }
-        }
-        Some(set.default.clone())
+        // The whole chain of the chosen certificate goes out (guide §16.1 intermediates).
+        Some(self.0.current().pick(hello.server_name()))
     }
 }

@@ -27,6 +27,16 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Parses a body as a JSON object after the content-type and length checks.
 pub(crate) fn json_object(headers: &HeaderMap, body: &Bytes) -> ApiResult<Map<String, Value>> {
+    json_object_allowing(headers, body, &[])
+}
+
+/// As [`json_object`], but the top-level string fields named in `long` may be as long as
+/// the body (PEM certificates and keys, base64 PKCS#12 files).
+pub(crate) fn json_object_allowing(
+    headers: &HeaderMap,
+    body: &Bytes,
+    long: &[&str],
+) -> ApiResult<Map<String, Value>> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -47,7 +57,12 @@ pub(crate) fn json_object(headers: &HeaderMap, body: &Bytes) -> ApiResult<Map<St
             "the request body must be a JSON object such as {\"name\": value}",
         ));
     };
-    check_lengths(&map)?;
+    let short: Map<String, Value> = map
+        .iter()
+        .filter(|(k, v)| !(long.contains(&k.as_str()) && v.is_string()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    check_lengths(&short)?;
     Ok(map)
 }
 

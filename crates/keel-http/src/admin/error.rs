@@ -223,3 +223,15 @@ impl From<ServiceError> for ApiError {
         }
     }
 }
+
+impl From<keel_net::certs::CertError> for ApiError {
+    fn from(e: keel_net::certs::CertError) -> Self {
+        use keel_net::certs::CertError as C;
+        match e {
+            C::Invalid { field, message } => Self::invalid(field, message),
+            C::NotFound(_) => Self::NotFound(e.to_string()),
+            C::Refused(m) => Self::conflict(m),
+            C::Store(s) => s.into(),
+        }
+    }
+}

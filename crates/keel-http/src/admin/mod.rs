@@ -43,12 +43,15 @@
 //! - **Statistics** (guide §24.6, `stats`): `GET /statistics`, `POST /statistics/reset`
 //!   and the Prometheus text at `/metrics` (loopback clients need no session there).
 //!
-//! Not yet here (issue 5): certificates (ch. 16),
-//! the other status pages (ch. 24), log rotation and debug-category endpoints, user
-//! import and templates (§8.9, §8.10). The web UI (crate::ui) is a client
+//! - **Certificates** (guide ch. 16, `certs`): list, view, generate, request, import (PEM or
+//!   PKCS#12), export, activate for the server or a domain, remove.
+//!
+//! Not yet here (issue 5): the other status pages (ch. 24), log rotation and
+//! debug-category endpoints. The web UI (crate::ui) is a client
 //! of these routes; `/setup-wizard` holds the configuration wizard (guide §2.5).
 
 mod body;
+mod certs;
 mod directory;
 mod error;
 mod filter;
@@ -435,6 +438,7 @@ fn build() -> Routes {
     templates::routes(&mut r);
     stats::routes(&mut r);
     wizard::routes(&mut r);
+    certs::routes(&mut r);
     r
 }
 

@@ -188,6 +188,28 @@ const SCHEMAS: &[(&str, &str)] = &[
         "DkimDomain",
         "{domain, key: null | {selector, algorithm: rsa|ed25519, created, dns_record: {name, type: TXT, value}}}; the private key is never sent.",
     ),
+    (
+        "Certificate",
+        "keel_net::certs::CertInfo: {id, name, kind: certificate|request, subject, issuer, hostnames, not_before, not_after, expired, fingerprint_sha256, self_signed, chain_length, created, active_default, active_domains}; never the private key.",
+    ),
+    ("CertificateList", "{\"certificates\": [Certificate]}"),
+    (
+        "CertificateRequest",
+        "Certificate of kind request plus csr_pem (PKCS#10, PEM) to send to the certification authority.",
+    ),
+    (
+        "NewCertificate",
+        "keel_net::certs::NewCertParams: {hostnames: [string] (required; the first is the CN), country (two letters; required for a request), organization?, organizational_unit?, city?, state?, name?}",
+    ),
+    (
+        "CertificateImport",
+        "{certificate: PEM (the server certificate first; may hold the intermediates and the key), chain?: PEM, key?: PEM, name?} or {pkcs12: base64, password, name?}. Without a key the certificate must match a pending request.",
+    ),
+    (
+        "CertificateActivate",
+        "{domain?: string}: without domain the certificate becomes the server default.",
+    ),
+    ("PemText", "application/x-pem-file: PEM blocks."),
     ("DkimKeyList", "{\"domains\": [DkimDomain]}"),
     (
         "DkimGenerate",
