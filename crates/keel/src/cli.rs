@@ -73,6 +73,9 @@ pub(crate) enum AdminCommand {
     /// Sender whitelists and blacklists of the server, a domain or a user.
     #[command(subcommand)]
     Senders(SendersCmd),
+    /// Server certificates: list, generate, request, import, export, activate (guide ch. 16).
+    #[command(subcommand)]
+    Cert(crate::certcli::CertCmd),
     /// Logs: debug categories, rotation (guide ch. 25).
     #[command(subcommand)]
     Log(LogCmd),
@@ -171,7 +174,7 @@ pub(crate) enum Format {
 pub(crate) struct Out {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
-    format: Format,
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -951,7 +954,11 @@ fn fmt_size(n: u64) -> String {
     format!("{n}B")
 }
 
-fn print_out<T: Serialize>(fmt: Format, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
+pub(crate) fn print_out<T: Serialize>(
+    fmt: Format,
+    value: &T,
+    text: impl FnOnce(&T) -> String,
+) -> Result<()> {
     match fmt {
         Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
         Format::Text => print!("{}", text(value)),
@@ -1491,6 +1498,7 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
         AdminCommand::Spam(c) => spam_cmd(env, c)?,
         AdminCommand::Antivirus(c) => antivirus_cmd(env, c)?,
         AdminCommand::Dkim(c) => dkim_cmd(env, c)?,
+        AdminCommand::Cert(c) => crate::certcli::cert_cmd(env, c)?,
         AdminCommand::Senders(c) => senders_cmd(env, c)?,
         AdminCommand::Log(c) => log_cmd(env, c)?,
         AdminCommand::Check { repair, out } => {

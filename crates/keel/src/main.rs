@@ -1,5 +1,6 @@
 //! `keel`: the Keel mail server (`keel serve`) and its administration CLI.
 
+mod certcli;
 mod cli;
 mod config;
 mod http;

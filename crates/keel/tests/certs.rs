@@ -560,3 +560,111 @@ fn pkcs12_import_and_mismatched_key_refused() {
     let log = std::fs::read_to_string(s.data.join("logs/config.log")).unwrap();
     assert!(!log.contains("s3cret"), "{log}");
 }
+
+/// `keel cert …` (the CLI) against a running server: a domain's certificate is chosen by
+/// SNI for the domain's names and the default for others, switched without a restart;
+/// the default cannot be removed; a read-only administrator may list but not change, and
+/// never gets a private key.
+#[test]
+fn cli_domain_certificate_by_sni_and_read_only_rights() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cn = |sni: &str| {
+        let (c, _) = presented(s.port("imaps"), sni, None);
+        subject_of(&c[0], dir)
+    };
+    assert!(cn("imap.example.com").contains("CN = mail.example.com"));
+
+    let out = s.keel(&["cert", "csr", "--hostname", "mail.example.com"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("country"), "{}", stderr(&out));
+
+    let out = s.keel(&[
+        "cert",
+        "generate",
+        "--hostname",
+        "example.com",
+        "--hostname",
+        "*.example.com",
+        "--country",
+        "CZ",
+        "--organization",
+        "Example",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).split_whitespace().next().unwrap().to_owned();
+    let out = s.keel(&["cert", "activate", &id, "--domain", "example.com"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(eventually(Duration::from_secs(10), || cn(
+        "imap.example.com"
+    )
+    .contains("CN = example.com")));
+    assert!(cn("example.com").contains("CN = example.com"));
+    assert!(
+        cn("other.test").contains("CN = mail.example.com"),
+        "{}",
+        cn("other.test")
+    );
+    let out = s.keel(&["cert", "activate", &id, "--domain", "nowhere.test"]);
+    assert!(!out.status.success());
+
+    let list = s.keel(&["cert", "list", "--format", "json"]);
+    let v: Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let default = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["active_default"] == true)
+        .unwrap();
+    let default_id = default["id"].as_str().unwrap();
+    let out = s.keel(&["cert", "remove", default_id]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("active server certificate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.keel(&["cert", "export", &id]);
+    assert!(stdout(&out).contains("BEGIN CERTIFICATE") && !stdout(&out).contains("PRIVATE"));
+
+    let out = s.keel(&["cert", "use-default", "example.com"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(eventually(Duration::from_secs(10), || cn(
+        "imap.example.com"
+    )
+    .contains("CN = mail.example.com")));
+    let log = std::fs::read_to_string(s.data.join("logs/config.log")).unwrap();
+    assert!(log.contains("cert activate"), "{log}");
+
+    // Read-only administrator (guide §8.2).
+    let out = s.keel(&[
+        "user",
+        "add",
+        "viewer@example.com",
+        "--password",
+        "Vi3wer-Passw0rd!",
+        "--admin",
+        "read-only",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ro = Api::login(&s, dir, "viewer@example.com", "Vi3wer-Passw0rd!");
+    let (code, body) = ro.call("GET", "/certificates", None);
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = ro.call("GET", &format!("/certificates/{id}/export"), None);
+    assert_eq!(code, 200);
+    let (code, _) = ro.call(
+        "GET",
+        &format!("/certificates/{id}/export?private_key=true"),
+        None,
+    );
+    assert_eq!(code, 403);
+    let (code, _) = ro.call(
+        "POST",
+        "/certificates/generate",
+        Some(&json!({"hostnames": ["x.example.com"]})),
+    );
+    assert_eq!(code, 403);
+    let (code, _) = ro.call("DELETE", &format!("/certificates/{id}"), None);
+    assert_eq!(code, 403);
+}
