@@ -10,7 +10,8 @@
 //! <data>/blobs/         content-addressed message bytes (keel_store::file); SQLite only:
 //!                       with `backend = "postgres"` the bytes live in the database
 //!                       (keel_store::postgres::PgBlobStore) and this directory is unused
-//! <data>/tls/           cert.pem + key.pem (self-signed on first run); <domain>.pem/.key for SNI
+//! <data>/tls/           cert.pem + key.pem (self-signed on first run); <domain>.pem/.key pairs,
+//!                        imported into the store once (`keel_net::certs::import_directory`)
 //! <data>/logs/          the guide's logs (guide ch. 25)
 //! <data>/run/           keel.lock (one server per data dir) and status.json (for `keel status`)
 //! ```

@@ -33,6 +33,14 @@ pub(crate) fn ensure_self_signed(dir: &Path, hostname: &str, domain: &str) -> Re
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, hostname.to_owned());
+    // Valid from yesterday for keel_net::certs::SELF_SIGNED_DAYS, like generated ones.
+    let day = |t: chrono::DateTime<chrono::Utc>| {
+        use chrono::Datelike;
+        rcgen::date_time_ymd(t.year(), t.month() as u8, t.day() as u8)
+    };
+    let now = chrono::Utc::now();
+    params.not_before = day(now - chrono::Duration::days(1));
+    params.not_after = day(now + chrono::Duration::days(keel_net::certs::SELF_SIGNED_DAYS));
     let key = rcgen::KeyPair::generate().context("cannot generate a key")?;
     let cert = params
         .self_signed(&key)

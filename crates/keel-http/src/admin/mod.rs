@@ -87,6 +87,7 @@ pub use system::{DEFAULT_LOG_LINES, LOG_TAIL_BYTES, MAX_LOG_LINES};
 pub use wizard::WizardState;
 
 // Shared with the web UI (crate::ui), which renders pages from the same operations.
+pub(crate) use certs::rows as certificate_rows;
 pub(crate) use directory::{UserQuery, list_users};
 pub(crate) use filter::dkim_rows;
 pub(crate) use stats::current as current_statistics;

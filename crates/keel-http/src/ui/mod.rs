@@ -52,6 +52,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("spam", "/admin/spam", "Spam filter"),
     ("antivirus", "/admin/antivirus", "Antivirus"),
     ("dkim", "/admin/dkim", "DKIM"),
+    ("certificates", "/admin/certificates", "SSL certificates"),
     ("services", "/admin/services", "Services"),
     ("queue", "/admin/queue", "Message queue"),
     ("statistics", "/admin/statistics", "Statistics"),
@@ -108,6 +109,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/spam", get(pages::spam))
         .route("/admin/antivirus", get(pages::antivirus))
         .route("/admin/dkim", get(pages::dkim))
+        .route("/admin/certificates", get(pages::certificates))
         .route("/admin/statistics", get(pages::statistics))
         .route("/admin/logs", get(pages::logs))
         .route_layer(axum::middleware::from_fn_with_state(

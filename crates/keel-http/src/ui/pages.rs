@@ -1201,3 +1201,35 @@ pub(crate) async fn dkim(
         default_selector,
     })
 }
+
+// ------------------------------------------------------------- certificates (guide ch. 16)
+
+#[derive(Template)]
+#[template(path = "certificates.html")]
+struct Certificates {
+    chrome: Chrome,
+    rows: Vec<keel_net::certs::CertInfo>,
+    domains: Vec<String>,
+}
+
+pub(crate) async fn certificates(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let st2 = st.clone();
+    let (rows, domains) = blocking(move || {
+        let domains = st2
+            .directory
+            .list_domains()?
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        Ok((crate::admin::certificate_rows(&st2)?, domains))
+    })
+    .await?;
+    render(&Certificates {
+        chrome: Chrome::new(&st, &admin, "certificates", "SSL certificates"),
+        rows,
+        domains,
+    })
+}

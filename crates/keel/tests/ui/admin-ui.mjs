@@ -369,6 +369,24 @@ try {
     await shot('10d-dkim');
   });
 
+  await step('generate a self-signed certificate and see it listed', async () => {
+    await page.click('nav >> text=SSL certificates');
+    await page.waitForURL(`${BASE}/admin/certificates`);
+    const before = await page.locator('tr[data-cert]').count();
+    await page.fill('#g-hostnames', 'bad host');
+    await page.click('form[data-api$="/certificates/generate"] button[type="submit"]');
+    assert.match(await fieldError('#g-hostnames'), /host name/);
+    await page.fill('#g-hostnames', 'ui.example.com');
+    await page.fill('#g-country', 'CZ');
+    await page.click('form[data-api$="/certificates/generate"] button[type="submit"]');
+    await noticeSays('Certificate generated');
+    assert.equal(await page.locator('tr[data-cert]').count(), before + 1);
+    const row = page.locator('tr[data-cert]', { hasText: 'ui.example.com' });
+    assert.match(await row.innerText(), /self-signed/);
+    assert.match(await row.innerText(), /([0-9A-F]{2}:){31}[0-9A-F]{2}/);
+    await shot('10e-certificates');
+  });
+
   await step('create a weekly time interval', async () => {
     await page.click('nav >> text=Time intervals');
     await page.waitForURL(`${BASE}/admin/time-intervals`);
