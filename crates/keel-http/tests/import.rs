@@ -198,6 +198,21 @@ async fn scenario_csv_user_import_with_preview() {
         "a password reached a log"
     );
 
+    // A file longer than the 1 KiB text limit of other fields (300 rows) is taken whole.
+    let mut big = String::from("Name;FullName\n");
+    for i in 0..300 {
+        big.push_str(&format!("bulk{i};Bulk user number {i}\n"));
+    }
+    assert!(big.len() > 4096);
+    let r = c
+        .post(
+            &format!("{API}/users/import"),
+            json!({ "domain": "example.com", "csv": big, "dry_run": true }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["ready"], 300);
+
     // File-level problems: 400 on the csv field.
     for (csv, needle) in [
         ("jwayne;VbD66op1\n", "header"),

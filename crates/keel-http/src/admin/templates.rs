@@ -5,16 +5,17 @@
 //! import users into it, but neither with a template that grants rights nor into another
 //! domain; templates themselves are server settings ("Definitions" in the guide).
 
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use keel_directory::{AdminRights, ImportRequest, ImportStatus, UserTemplate};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::body::{apply_json_patch, decode_strict};
+use super::body::{apply_json_patch, decode_strict, json_object_allowing};
 use super::error::{ApiError, ApiResult};
 use super::{AdminCtx, AdminState, JsonBody, Op, Routes, blocking};
 
@@ -165,8 +166,11 @@ pub(crate) fn check_template_for(admin: &AdminCtx, t: &UserTemplate) -> ApiResul
 async fn import(
     State(st): State<AdminState>,
     Extension(admin): Extension<AdminCtx>,
-    JsonBody(body): JsonBody,
+    headers: HeaderMap,
+    bytes: Bytes,
 ) -> ApiResult<Json<keel_directory::ImportReport>> {
+    // The file may be as long as the body allows (MAX_BODY_BYTES); other fields are short.
+    let body = json_object_allowing(&headers, &bytes, &["csv"])?;
     let req: ImportRequest = decode_strict(&body)?;
     if req.domain.trim().is_empty() {
         return Err(ApiError::invalid(
