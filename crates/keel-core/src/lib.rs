@@ -13,3 +13,4 @@ pub mod ipgroup;
 pub mod log;
 pub mod stats;
 pub mod timeinterval;
+pub mod traffic;

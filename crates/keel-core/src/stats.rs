@@ -292,6 +292,9 @@ pub fn definitions() -> &'static [CounterDef] {
 #[derive(Debug)]
 pub struct Stats {
     pending: Vec<AtomicU64>,
+    /// Totals since the process started, never taken nor reset: the traffic charts'
+    /// source (guide §24.5). One slot more than `pending`: outgoing SMTP connections.
+    lifetime: Vec<AtomicU64>,
     /// When this process started serving (unix seconds; 0 = not serving).
     started: AtomicI64,
 }
@@ -307,6 +310,7 @@ impl Stats {
     pub fn new() -> Self {
         Self {
             pending: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            lifetime: (0..=SLOTS).map(|_| AtomicU64::new(0)).collect(),
             started: AtomicI64::new(0),
         }
     }
@@ -326,7 +330,36 @@ impl Stats {
             && let Some(a) = self.pending.get(slot)
         {
             a.fetch_add(n, Ordering::Relaxed);
+            if let Some(l) = self.lifetime.get(slot) {
+                l.fetch_add(n, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Counts one connection the outbound queue opened to another server (charted only,
+    /// guide §24.5 "Connections / Outgoing SMTP").
+    pub fn outgoing_smtp_connection(&self) {
+        if let Some(l) = self.lifetime.get(SLOTS) {
+            l.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every counter's total since this process started (statistics resets aside),
+    /// plus [`crate::traffic::OUTGOING_SMTP`].
+    pub fn lifetime(&self) -> BTreeMap<String, u64> {
+        let defs = definitions();
+        let mut out: BTreeMap<String, u64> = defs
+            .iter()
+            .zip(&self.lifetime)
+            .map(|(d, a)| (d.key.clone(), a.load(Ordering::Relaxed)))
+            .collect();
+        if let Some(l) = self.lifetime.get(SLOTS) {
+            out.insert(
+                crate::traffic::OUTGOING_SMTP.to_owned(),
+                l.load(Ordering::Relaxed),
+            );
+        }
+        out
     }
 
     /// Counts one admitted connection of a service (unknown names are ignored).
@@ -360,8 +393,9 @@ impl Stats {
     /// Puts back increments [`Self::take`] returned.
     pub fn restore(&self, deltas: &BTreeMap<String, u64>) {
         for (slot, d) in definitions().iter().enumerate() {
-            if let Some(&n) = deltas.get(&d.key) {
-                self.add_slot(slot, n);
+            if let (Some(&n), Some(a)) = (deltas.get(&d.key), self.pending.get(slot)) {
+                // Pending only: the lifetime totals counted these already.
+                a.fetch_add(n, Ordering::Relaxed);
             }
         }
     }
@@ -422,6 +456,11 @@ pub fn connection(service: &str) {
 /// `global().connection_rejected(service)`.
 pub fn connection_rejected(service: &str) {
     global().connection_rejected(service);
+}
+
+/// `global().outgoing_smtp_connection()`.
+pub fn outgoing_smtp_connection() {
+    global().outgoing_smtp_connection();
 }
 
 /// The spam filter's decision on one message (guide §13.8): `checked` is false for

@@ -7,6 +7,7 @@
 //! address and whether the connection is TLS-protected.
 
 pub mod admin;
+pub mod chart;
 mod conn;
 pub mod ui;
 

@@ -223,6 +223,10 @@ impl DataDir {
     pub(crate) fn run(&self) -> PathBuf {
         self.root.join("run")
     }
+    /// The traffic charts' history (guide §24.5), per node.
+    pub(crate) fn traffic_file(&self) -> PathBuf {
+        self.root.join("stats").join("traffic.json")
+    }
     pub(crate) fn status_file(&self) -> PathBuf {
         self.run().join("status.json")
     }

@@ -105,6 +105,9 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     keel_core::stats::global().mark_started(env.clock.unix());
     keel_mail::stats::ensure(env.meta.as_ref(), env.clock.unix())?;
     let stats_task = tokio::spawn(run_stats_flush(env.meta.clone(), env.clock.clone()));
+    // guide §24.5: the traffic charts' history, kept across restarts.
+    load_traffic(&data.traffic_file(), &env.logs);
+    let traffic_task = tokio::spawn(run_traffic_sampler(data.traffic_file(), env.clock.clone()));
 
     // Cluster mode (DESIGN §4): other nodes' committed changes reach local IDLE sessions.
     let _change_listener = env.mailboxes.spawn_change_listener()?;
@@ -319,6 +322,13 @@ pub(crate) async fn serve(data: DataDir, opts: ServeOptions) -> Result<()> {
     let _ = queue_task.await;
     cleanout_task.abort();
     stats_task.abort();
+    traffic_task.abort();
+    if let Err(e) = save_traffic(&data.traffic_file()) {
+        env.logs.write(
+            LogKind::Error,
+            &format!("saving the traffic charts failed: {e:#}"),
+        );
+    }
     if let Err(e) = flush_stats(env.meta.clone(), env.clock.clone()).await {
         env.logs.write(
             LogKind::Error,
@@ -384,6 +394,79 @@ async fn run_stats_flush(
         if let Err(e) = flush_stats(meta.clone(), clock.clone()).await {
             tracing::warn!("saving the statistics failed: {e:#}");
         }
+    }
+}
+
+/// Environment variable overriding the traffic sampling interval of 20 s (guide §24.5), for
+/// tests.
+const TRAFFIC_SAMPLE_VAR: &str = "KEEL_TRAFFIC_SAMPLE_SECS";
+/// How often the traffic history is saved besides at shutdown.
+const TRAFFIC_SAVE_EVERY: Duration = Duration::from_secs(300);
+
+fn load_traffic(path: &std::path::Path, logs: &keel_core::log::Logs) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    match serde_json::from_str::<keel_core::traffic::Traffic>(&text) {
+        Ok(t) => {
+            *keel_core::traffic::global()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = t;
+        }
+        Err(e) => logs.write(
+            LogKind::Warning,
+            &format!(
+                "{} is not a traffic history ({e}); the charts start empty",
+                path.display()
+            ),
+        ),
+    }
+}
+
+/// Writes the traffic history: temporary file, fsync, rename.
+fn save_traffic(path: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    let json = {
+        let t = keel_core::traffic::global()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        serde_json::to_vec(&*t)?
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&json)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Samples the counters every 20 s (or `KEEL_TRAFFIC_SAMPLE_SECS`) into the charts and
+/// saves the history every five minutes.
+async fn run_traffic_sampler(path: std::path::PathBuf, clock: keel_core::clock::SharedClock) {
+    let every = std::env::var(TRAFFIC_SAMPLE_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map_or(Duration::from_secs(20), Duration::from_secs);
+    let mut last_save = tokio::time::Instant::now();
+    loop {
+        keel_core::traffic::global()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sample(keel_core::stats::global(), clock.unix());
+        if last_save.elapsed() >= TRAFFIC_SAVE_EVERY {
+            last_save = tokio::time::Instant::now();
+            let p = path.clone();
+            match tokio::task::spawn_blocking(move || save_traffic(&p)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("saving the traffic charts failed: {e:#}"),
+                Err(e) => tracing::warn!("saving the traffic charts failed: {e}"),
+            }
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -1697,7 +1697,9 @@ fn stat(report: &serde_json::Value, key: &str) -> u64 {
 /// (config-log line) gives zeros and a new start time.
 #[test]
 fn statistics_count_real_traffic_and_survive_a_restart() {
-    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    // Traffic charts (guide §24.5) sampled every second instead of 20 s.
+    let fast = [("KEEL_TRAFFIC_SAMPLE_SECS", "1")];
+    let s = Server::start_fresh_with_env(&["--hostname", "mail.example.com"], &fast);
     let password = s.admin_password();
     let out = s.keel(&[
         "user",
@@ -1783,6 +1785,40 @@ print("done")
     let started = r["started_at_unix"].as_i64().expect("start time");
     assert!(r["uptime_seconds"].as_u64().is_some(), "{r}");
 
+    // guide §24.5: the traffic charts count the same connections and messages.
+    let traffic =
+        |s: &Server, curl: &dyn Fn(&[&str]) -> (u16, String), series: &str, range: &str| {
+            let url = format!(
+                "https://127.0.0.1:{}/admin/api/v1/traffic/{series}?range={range}",
+                s.port("https")
+            );
+            let (code, body) = curl(&[&url]);
+            assert_eq!(code, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v["points"]
+                .as_array()
+                .expect("points")
+                .iter()
+                .map(|p| p[1].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        };
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            traffic(&s, &curl, "messages.received", "2h") == 3
+                && traffic(&s, &curl, "connections.imap", "2h") == 1
+                && traffic(&s, &curl, "messages.spam", "1d") == 1
+        }),
+        "the traffic charts never showed the traffic"
+    );
+    let svg_url = format!(
+        "https://127.0.0.1:{}/admin/api/v1/traffic/messages.received/chart.svg?range=2h",
+        s.port("https")
+    );
+    let (code, svg) = curl(&["-i", &svg_url]);
+    assert_eq!(code, 200, "{svg}");
+    assert!(svg.contains("image/svg+xml"), "{svg}");
+    assert!(svg.contains("data-total=\"3\""), "{svg}");
+
     // /metrics: a loopback client needs no session.
     let out = Command::new("curl")
         .args(["-s", "-w", "\n%{http_code}"])
@@ -1828,8 +1864,10 @@ print("done")
         assert!(status.success());
         tmp
     };
-    let s = Server::start(&data, free_offset(), &[]);
+    let s = Server::start_with_env(&data, free_offset(), &[], &fast);
     let (curl, csrf) = admin_curl(&s, &tmp.path().join("jar2"), &password);
+    // The traffic history was saved at shutdown and read back.
+    assert_eq!(traffic(&s, &curl, "messages.received", "1d"), 3);
     let stats_url = format!(
         "https://127.0.0.1:{}/admin/api/v1/statistics",
         s.port("https")

@@ -91,6 +91,7 @@ pub(crate) use certs::rows as certificate_rows;
 pub(crate) use directory::{UserQuery, list_users};
 pub(crate) use filter::dkim_rows;
 pub(crate) use stats::current as current_statistics;
+pub(crate) use stats::traffic_chart;
 pub(crate) use system::{queue_search, service_rows, tail_lines};
 pub(crate) use wizard::load_state as wizard_state;
 

@@ -67,6 +67,15 @@ const SCHEMAS: &[(&str, &str)] = &[
         "ImportReport",
         "{\"domain\", \"dry_run\", \"ready\", \"created\", \"skipped\", \"errors\", \"rows\": [{\"line\", \"name\", \"address\", \"full_name\", \"status\": ready|created|skipped|error, \"problem\", …}]}",
     ),
+    (
+        "TrafficIndex",
+        "{\"series\": [{\"id\", \"label\"}], \"ranges\": [{\"id\", \"label\", \"span_secs\", \"step_secs\"}]}",
+    ),
+    (
+        "TrafficChart",
+        "{\"series\", \"label\", \"range\", \"step_secs\", \"points\": [[bucket start (unix), count]]}",
+    ),
+    ("Svg", "An SVG image (image/svg+xml)."),
     ("Group", "keel_directory::Group."),
     ("GroupList", "{\"groups\": [Group]}"),
     ("NewGroup", "keel_directory::NewGroup."),

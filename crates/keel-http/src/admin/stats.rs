@@ -10,20 +10,50 @@
 //! session cookie has `Path=/admin`, so a browser or cookie jar sends it only to the
 //! second path; a scraper can send it to `/metrics` as a `Cookie` header.
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, header};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use keel_mail::stats::StatsReport;
 use serde_json::Value;
 
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::{AdminCtx, AdminState, Op, Routes, blocking};
 
 /// Where the Prometheus / OpenMetrics text is served.
 pub const METRICS_PATH: &str = "/metrics";
 
 pub(super) fn routes(r: &mut Routes) {
+    r.add(
+        Method::GET,
+        "/traffic",
+        (
+            "Traffic charts (guide §24.5): the series (connections per service, messages) and time ranges offered",
+            None,
+            "TrafficIndex",
+        ),
+        traffic_index,
+    );
+    r.add(
+        Method::GET,
+        "/traffic/{series}",
+        (
+            "One traffic series over ?range=2h|1d|1w|30d: a count per sampling interval, oldest first",
+            None,
+            "TrafficChart",
+        ),
+        traffic_series,
+    );
+    r.add(
+        Method::GET,
+        "/traffic/{series}/chart.svg",
+        (
+            "The same as an SVG chart drawn by the server; ?ymax= fixes the y axis",
+            None,
+            "Svg",
+        ),
+        traffic_svg,
+    );
     r.add(
         Method::GET,
         "/statistics",
@@ -118,5 +148,82 @@ async fn metrics(State(st): State<AdminState>) -> ApiResult<impl IntoResponse> {
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         report.prometheus(),
+    ))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct TrafficQuery {
+    pub(crate) range: Option<String>,
+    pub(crate) ymax: Option<u64>,
+}
+
+async fn traffic_index() -> Json<Value> {
+    let series: Vec<Value> = keel_core::traffic::SERIES
+        .iter()
+        .map(|s| serde_json::json!({ "id": s.id, "label": s.label }))
+        .collect();
+    let ranges: Vec<Value> = keel_core::traffic::RANGES
+        .iter()
+        .map(|(id, label, span, step)| {
+            serde_json::json!({ "id": id, "label": label, "span_secs": span, "step_secs": step })
+        })
+        .collect();
+    Json(serde_json::json!({ "series": series, "ranges": ranges }))
+}
+
+/// The chart of a series (guide §24.5); unknown names are 404 / 400 with the valid ones.
+pub(crate) fn traffic_chart(
+    st: &AdminState,
+    series: &str,
+    range: Option<&str>,
+) -> ApiResult<keel_core::traffic::Chart> {
+    let range = range.unwrap_or("2h");
+    if keel_core::traffic::range(range).is_none() {
+        let ids: Vec<&str> = keel_core::traffic::RANGES.iter().map(|r| r.0).collect();
+        return Err(ApiError::invalid(
+            "range",
+            format!("range must be one of {}, not '{range}'", ids.join(", ")),
+        ));
+    }
+    let now = st.clock.unix();
+    keel_core::traffic::global()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .chart(series, range, now)
+        .ok_or_else(|| {
+            let ids: Vec<&str> = keel_core::traffic::SERIES.iter().map(|s| s.id).collect();
+            ApiError::NotFound(format!(
+                "there is no traffic series {series}; the series are {}",
+                ids.join(", ")
+            ))
+        })
+}
+
+fn traffic_query(
+    q: Result<Query<TrafficQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<TrafficQuery> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))
+}
+
+async fn traffic_series(
+    State(st): State<AdminState>,
+    Path(series): Path<String>,
+    q: Result<Query<TrafficQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<keel_core::traffic::Chart>> {
+    let q = traffic_query(q)?;
+    Ok(Json(traffic_chart(&st, &series, q.range.as_deref())?))
+}
+
+async fn traffic_svg(
+    State(st): State<AdminState>,
+    Path(series): Path<String>,
+    q: Result<Query<TrafficQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let q = traffic_query(q)?;
+    let chart = traffic_chart(&st, &series, q.range.as_deref())?;
+    Ok((
+        [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+        crate::chart::render_svg(&chart, q.ymax),
     ))
 }

@@ -56,6 +56,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("services", "/admin/services", "Services"),
     ("queue", "/admin/queue", "Message queue"),
     ("statistics", "/admin/statistics", "Statistics"),
+    ("traffic", "/admin/traffic", "Traffic charts"),
     ("logs", "/admin/logs", "Logs"),
 ];
 
@@ -111,6 +112,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/dkim", get(pages::dkim))
         .route("/admin/certificates", get(pages::certificates))
         .route("/admin/statistics", get(pages::statistics))
+        .route("/admin/traffic", get(pages::traffic))
         .route("/admin/logs", get(pages::logs))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

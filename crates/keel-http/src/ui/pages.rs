@@ -378,6 +378,74 @@ pub(crate) async fn templates(
     })
 }
 
+#[derive(Template)]
+#[template(path = "traffic.html")]
+struct TrafficPage {
+    chrome: Chrome,
+    series: Vec<(&'static str, &'static str)>,
+    ranges: Vec<(&'static str, &'static str)>,
+    current_series: String,
+    current_range: String,
+    ymax: String,
+    svg: String,
+    svg_href: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TrafficPageQuery {
+    series: Option<String>,
+    range: Option<String>,
+    ymax: Option<String>,
+}
+
+/// guide §24.5 "Traffic Charts": a series over a range, drawn by the server.
+pub(crate) async fn traffic(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    q: Q<TrafficPageQuery>,
+) -> PageResult {
+    let q = query(q)?;
+    let series = q
+        .series
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "connections.smtp".into());
+    let range = q
+        .range
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "1d".into());
+    let ymax = match q.ymax.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::invalid("ymax", "the y-axis maximum is a whole number"))?,
+        ),
+    };
+    let chart = crate::admin::traffic_chart(&st, &series, Some(&range))?;
+    let svg = crate::chart::render_svg(&chart, ymax);
+    let svg_href = format!(
+        "/admin/api/v1/traffic/{}/chart.svg?range={}{}",
+        chart.series,
+        chart.range,
+        ymax.map(|m| format!("&ymax={m}")).unwrap_or_default()
+    );
+    render(&TrafficPage {
+        chrome: Chrome::new(&st, &admin, "traffic", "Traffic charts"),
+        series: keel_core::traffic::SERIES
+            .iter()
+            .map(|s| (s.id, s.label))
+            .collect(),
+        ranges: keel_core::traffic::RANGES
+            .iter()
+            .map(|r| (r.0, r.1))
+            .collect(),
+        current_series: chart.series.to_owned(),
+        current_range: chart.range.to_owned(),
+        ymax: ymax.map(|m| m.to_string()).unwrap_or_default(),
+        svg,
+        svg_href,
+    })
+}
+
 /// The domains a page offers: every domain, or a domain administrator's own (guide ch. 32).
 fn visible_domains(
     d: &keel_directory::Directory,

@@ -202,6 +202,8 @@ pub(crate) async fn open(
     let mut client = match SmtpClient::connect(conn.addr, conn.connect_timeout).await {
         Ok(mut c) => {
             c.timeout = conn.command_timeout;
+            // guide §24.5 "Connections / Outgoing SMTP".
+            keel_core::stats::outgoing_smtp_connection();
             c
         }
         Err(e) => return Err(OpenError::TryNext(io_reply("connect", &e))),

@@ -83,8 +83,22 @@ impl Server {
         s
     }
 
+    /// First run with extra environment variables for the server.
+    pub fn start_fresh_with_env(extra: &[&str], envs: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let mut s = Self::start_with_env(&data, free_offset(), extra, envs);
+        s._tmp = Some(tmp);
+        s
+    }
+
     pub fn start(data: &Path, offset: u16, extra: &[&str]) -> Self {
+        Self::start_with_env(data, offset, extra, &[])
+    }
+
+    pub fn start_with_env(data: &Path, offset: u16, extra: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(keel_bin());
+        cmd.envs(envs.iter().copied());
         cmd.arg("--data")
             .arg(data)
             .arg("serve")

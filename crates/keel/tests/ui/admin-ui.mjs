@@ -452,6 +452,19 @@ try {
     await shot('12-logs');
   });
 
+  await step('traffic charts are drawn by the server (guide §24.5)', async () => {
+    await page.click('nav >> text=Traffic charts');
+    await page.waitForURL(/\/admin\/traffic/);
+    await page.selectOption('#t-series', 'connections.http');
+    await page.selectOption('#t-range', '2h');
+    await page.click('form[aria-label="Chart"] button[type="submit"]');
+    await page.waitForURL(/series=connections.http/);
+    const svg = page.locator('svg.chart');
+    await svg.waitFor();
+    assert.equal(await svg.getAttribute('data-points'), '360');
+    await shot('12-traffic-chart');
+  });
+
   await step('on a phone-sized screen the navigation and forms stay usable', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.click('nav >> text=Users');
