@@ -97,6 +97,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         queued_blobs_survive_orphan_collection,
     ),
     ("queue_claim_lease_release", queue_claim_lease_release),
+    ("queue_group_completion", queue_group_completion),
     (
         "queue_next_attempt_and_warned_mark",
         queue_next_attempt_and_warned_mark,
@@ -185,6 +186,7 @@ macro_rules! conformance_tests {
             queue_enqueue_list_update_dequeue,
             queued_blobs_survive_orphan_collection,
             queue_claim_lease_release,
+            queue_group_completion,
             queue_next_attempt_and_warned_mark,
             bulk_export_erase_import_round_trip,
             bulk_import_refuses_duplicates,
@@ -1420,6 +1422,95 @@ pub fn queue_claim_lease_release(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
     let got = meta.claim_queued(1_600, 600, 10).expect("after expiry");
     let ids: Vec<_> = got.iter().map(|m| m.id.clone()).collect();
     assert_eq!(ids, [a.id.clone(), b.id.clone()]);
+}
+
+/// `complete_queued` (group commit): per message, the recipient updates, then a dequeue
+/// once every recipient is final (blob reported when unreferenced) or a lease release;
+/// a message deleted meanwhile is `Gone` without failing the batch.
+pub fn queue_group_completion(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    use crate::{QueueCompletion, QueueOutcome, RecipientUpdate};
+
+    let done = queued(blobs, "65000000-00000021", b"group a", &["a@remote.test"]);
+    let part = queued(
+        blobs,
+        "65000000-00000022",
+        b"group b",
+        &["b@remote.test", "c@remote.test"],
+    );
+    let gone = queued(blobs, "65000000-00000023", b"group c", &["d@remote.test"]);
+    for m in [&done, &part, &gone] {
+        meta.enqueue(m).expect("enqueue");
+    }
+    assert_eq!(
+        meta.claim_queued(2_000_000_000, 600, 10)
+            .expect("claim")
+            .len(),
+        3
+    );
+    meta.dequeue(&gone.id).expect("admin deletes one");
+    let update = |a: &str, state| RecipientUpdate {
+        address: a.to_owned(),
+        state,
+        error: None,
+    };
+    let batch = [
+        QueueCompletion {
+            id: done.id.clone(),
+            next_attempt: 5,
+            updates: vec![update("a@remote.test", QueueRcptState::Delivered)],
+        },
+        QueueCompletion {
+            id: gone.id.clone(),
+            next_attempt: 5,
+            updates: vec![update("d@remote.test", QueueRcptState::Delivered)],
+        },
+        QueueCompletion {
+            id: part.id.clone(),
+            next_attempt: 7,
+            updates: vec![
+                update("b@remote.test", QueueRcptState::Failed),
+                RecipientUpdate {
+                    error: Some("451 4.3.0 try later".to_owned()),
+                    ..update("c@remote.test", QueueRcptState::Deferred)
+                },
+            ],
+        },
+    ];
+    let out = meta.complete_queued(&batch).expect("complete");
+    assert_eq!(
+        out,
+        vec![
+            QueueOutcome::Dequeued(vec![done.blob.clone()]),
+            QueueOutcome::Gone,
+            QueueOutcome::Released,
+        ]
+    );
+    assert_eq!(meta.queued_message(&done.id).expect("get"), None);
+    let p = meta
+        .queued_message(&part.id)
+        .expect("get")
+        .expect("still queued");
+    assert_eq!(p.next_attempt, 7);
+    assert_eq!(p.recipients[0].state, QueueRcptState::Failed);
+    assert_eq!(p.recipients[1].state, QueueRcptState::Deferred);
+    assert_eq!(p.recipients[1].attempts, 1);
+    assert_eq!(
+        p.recipients[1].last_error.as_deref(),
+        Some("451 4.3.0 try later")
+    );
+    // Released: claimable again at its next attempt.
+    let again = meta.claim_queued(7, 600, 10).expect("claim again");
+    assert_eq!(again.len(), 1, "released lease");
+    // The last recipient final: dequeued.
+    let out = meta
+        .complete_queued(&[QueueCompletion {
+            id: part.id.clone(),
+            next_attempt: 9,
+            updates: vec![update("c@remote.test", QueueRcptState::Delivered)],
+        }])
+        .expect("complete rest");
+    assert_eq!(out, vec![QueueOutcome::Dequeued(vec![part.blob.clone()])]);
+    assert!(meta.complete_queued(&[]).expect("empty batch").is_empty());
 }
 
 /// `set_queue_next_attempt` moves the next attempt; `mark_queue_warned` is true once.

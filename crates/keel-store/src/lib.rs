@@ -306,6 +306,41 @@ pub struct Usage {
     pub messages: u64,
 }
 
+/// One recipient's result in a [`QueueCompletion`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientUpdate {
+    /// The recipient address (the first recipient with it is updated).
+    pub address: String,
+    /// Its new state.
+    pub state: QueueRcptState,
+    /// The error to show, if any.
+    pub error: Option<String>,
+}
+
+/// The results of one delivery attempt of a queued message (see
+/// [`MetaStore::complete_queued`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCompletion {
+    /// The queue id.
+    pub id: String,
+    /// The message's next attempt time.
+    pub next_attempt: i64,
+    /// The recipients attempted.
+    pub updates: Vec<RecipientUpdate>,
+}
+
+/// What [`MetaStore::complete_queued`] did with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueOutcome {
+    /// The message was no longer queued (or a recipient was gone): nothing recorded.
+    Gone,
+    /// Recorded; recipients remain, the lease is released.
+    Released,
+    /// Every recipient is final: the message left the queue; these blobs lost their last
+    /// reference.
+    Dequeued(Vec<BlobId>),
+}
+
 /// Delivery state of one queued recipient (DESIGN §3: per-recipient state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -715,6 +750,45 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Removes a queued message; returns the blobs that lost their last reference
     /// (empty when the id was not queued).
     fn dequeue(&self, id: &str) -> StoreResult<Vec<BlobId>>;
+
+    /// Group commit of delivery attempts (issue 3): for each completion, every recipient
+    /// update as [`Self::update_queue_recipient`] makes it, then the message is dequeued
+    /// when all its recipients are final, else its lease is released. One outcome per
+    /// completion, in order; a message that is gone (deleted by the admin meanwhile) is
+    /// [`QueueOutcome::Gone`] and does not fail the others. Backends that can do it in one
+    /// transaction override this; the default runs the single-message methods in turn.
+    fn complete_queued(&self, batch: &[QueueCompletion]) -> StoreResult<Vec<QueueOutcome>> {
+        let mut out = Vec::with_capacity(batch.len());
+        'each: for c in batch {
+            for u in &c.updates {
+                match self.update_queue_recipient(
+                    &c.id,
+                    &u.address,
+                    u.state,
+                    u.error.as_deref(),
+                    c.next_attempt,
+                ) {
+                    Ok(()) => {}
+                    Err(StoreError::NotFound(_)) => {
+                        out.push(QueueOutcome::Gone);
+                        continue 'each;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            out.push(match self.queued_message(&c.id)? {
+                Some(m) if m.recipients.iter().all(|r| r.state.is_final()) => {
+                    QueueOutcome::Dequeued(self.dequeue(&c.id)?)
+                }
+                Some(_) => {
+                    self.release_queued(&c.id)?;
+                    QueueOutcome::Released
+                }
+                None => QueueOutcome::Gone,
+            });
+        }
+        Ok(out)
+    }
 
     // The four queue-lease methods below have default bodies that fail with
     // `StoreError::Backend`, so wrappers written before they existed (test doubles that

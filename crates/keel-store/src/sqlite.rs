@@ -26,8 +26,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
     AccountDump, BlobId, Change, ChangeKind, Doc, DocTxn, Folder, FolderKind, MessageMeta,
-    MetaStore, NewMessage, QueueDump, QueueRcptState, QueuedMessage, QueuedRecipient,
-    StoreCounters, StoreError, StoreResult, Tombstone, Usage,
+    MetaStore, NewMessage, QueueCompletion, QueueDump, QueueOutcome, QueueRcptState, QueuedMessage,
+    QueuedRecipient, StoreCounters, StoreError, StoreResult, Tombstone, Usage,
 };
 
 /// How long a statement waits for another connection's (or process's) lock.
@@ -1393,6 +1393,71 @@ impl MetaStore for SqliteStore {
                 Some(b) => unreferenced(c, vec![b]),
                 None => Ok(Vec::new()),
             }
+        })
+    }
+
+    fn complete_queued(&self, batch: &[QueueCompletion]) -> StoreResult<Vec<QueueOutcome>> {
+        // Group commit: every message's updates and dequeue in one write transaction, so
+        // one WAL fsync covers the whole batch (synchronous=FULL).
+        self.write(|c| {
+            let mut out = Vec::with_capacity(batch.len());
+            'each: for done in batch {
+                let n = c
+                    .prepare_cached("UPDATE queue SET next_attempt = ?2 WHERE id = ?1")
+                    .db()?
+                    .execute(params![done.id, done.next_attempt])
+                    .db()?;
+                if n == 0 {
+                    out.push(QueueOutcome::Gone);
+                    continue;
+                }
+                for u in &done.updates {
+                    let n = c
+                        .prepare_cached(
+                            "UPDATE queue_rcpt SET state = ?3, last_error = ?4,
+                                 attempts = attempts + 1
+                             WHERE queue_id = ?1 AND idx = (
+                                 SELECT min(idx) FROM queue_rcpt
+                                 WHERE queue_id = ?1 AND address = ?2)",
+                        )
+                        .db()?
+                        .execute(params![done.id, u.address, u.state.as_str(), u.error])
+                        .db()?;
+                    if n == 0 {
+                        // Like update_queue_recipient's NotFound: the updates made for
+                        // this message so far stay, the message is reported gone.
+                        out.push(QueueOutcome::Gone);
+                        continue 'each;
+                    }
+                }
+                let open: i64 = c
+                    .prepare_cached(
+                        "SELECT count(*) FROM queue_rcpt
+                         WHERE queue_id = ?1 AND state NOT IN ('delivered', 'failed')",
+                    )
+                    .db()?
+                    .query_row([&done.id], |r| r.get(0))
+                    .db()?;
+                if open == 0 {
+                    let blob: Option<String> = c
+                        .prepare_cached("DELETE FROM queue WHERE id = ?1 RETURNING blob")
+                        .db()?
+                        .query_row([&done.id], |r| r.get(0))
+                        .optional()
+                        .db()?;
+                    out.push(QueueOutcome::Dequeued(match blob {
+                        Some(b) => unreferenced(c, vec![b])?,
+                        None => Vec::new(),
+                    }));
+                } else {
+                    c.prepare_cached("UPDATE queue SET lease_until = 0 WHERE id = ?1")
+                        .db()?
+                        .execute([&done.id])
+                        .db()?;
+                    out.push(QueueOutcome::Released);
+                }
+            }
+            Ok(out)
         })
     }
 

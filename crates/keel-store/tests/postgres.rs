@@ -19,9 +19,9 @@ use std::sync::Arc;
 // `conformance.rs` refers to these as `crate::…`.
 use keel_store::{
     AccountDump, BlobId, BlobStore, Change, ChangeKind, DerivedSize, Doc, DocTxn, Folder,
-    FolderKind, MessageMeta, MetaStore, NewMessage, QueueDump, QueueRcptState, QueuedMessage,
-    QueuedRecipient, StoreCounters, StoreError, StoreResult, Usage, check, collect_orphan_blobs,
-    transfer,
+    FolderKind, MessageMeta, MetaStore, NewMessage, QueueCompletion, QueueDump, QueueOutcome,
+    QueueRcptState, QueuedMessage, QueuedRecipient, RecipientUpdate, StoreCounters, StoreError,
+    StoreResult, Usage, check, collect_orphan_blobs, transfer,
 };
 
 #[allow(dead_code, unused_imports, unreachable_pub)]
