@@ -92,6 +92,8 @@ pub struct Conn {
     /// Becomes `true` when the service or the server stops: finish the current
     /// transaction, then close.
     pub shutdown: watch::Receiver<bool>,
+    /// What the session reports to the admin's connection list (guide §24.3).
+    pub status: ConnStatus,
     tls: TlsAcceptor,
 }
 
@@ -110,6 +112,7 @@ impl Conn {
         let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, self.tls.accept(tcp))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        self.status.set_secure(true); // guide §24.3 "Secure" after STARTTLS/STLS
         Ok(Self {
             stream: Stream::Tls(Box::new(tls)),
             ..self
@@ -142,6 +145,142 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// Unix seconds when it was accepted.
     pub since: i64,
+    /// TLS is in use: implicit TLS or after STARTTLS/STLS (guide §24.3 "Secure").
+    pub secure: bool,
+    /// The authenticated account, once a login succeeded (guide §24.3 "User").
+    pub user: Option<String>,
+    /// The open folder in the `~owner@domain/Folder` pattern (guide §24.4), if any.
+    pub folder: Option<String>,
+    /// More about the connection, e.g. `Folder ~jwayne@company.com/INBOX` (guide §24.3
+    /// "Info"); empty when there is nothing to say.
+    pub info: String,
+}
+
+/// What a session says about itself; the admin reads it when listing.
+#[derive(Default)]
+struct Live {
+    secure: std::sync::atomic::AtomicBool,
+    detail: Mutex<Detail>,
+}
+
+#[derive(Default)]
+struct Detail {
+    user: Option<String>,
+    folder: Option<String>,
+    info: Option<String>,
+}
+
+/// A session's handle on its line in the connection list (guide §24.3): it sets the user,
+/// the open folder and whether TLS is in use. Cheap to clone; each setter takes one
+/// uncontended lock and allocates only when the value changes. A handle that belongs to
+/// no registered connection ([`ConnStatus::default`]) just keeps the values.
+#[derive(Clone, Default)]
+pub struct ConnStatus(Arc<Live>);
+
+impl ConnStatus {
+    /// Marks the connection encrypted (implicit TLS, STARTTLS, STLS).
+    pub fn set_secure(&self, secure: bool) {
+        self.0.secure.store(secure, Ordering::Relaxed);
+    }
+
+    /// Whether the connection is marked encrypted.
+    pub fn is_secure(&self) -> bool {
+        self.0.secure.load(Ordering::Relaxed)
+    }
+
+    /// The authenticated account (`None` after a reset such as STARTTLS).
+    pub fn set_user(&self, user: Option<&str>) {
+        let mut d = self.detail();
+        set_if_changed(&mut d.user, user);
+    }
+
+    /// The folder the session has open, in the `~owner@domain/Folder` pattern (guide
+    /// §24.4); `None` when it closes it.
+    pub fn set_folder(&self, folder: Option<&str>) {
+        let mut d = self.detail();
+        set_if_changed(&mut d.folder, folder);
+    }
+
+    /// Free text for the Info column; without it the column shows the open folder.
+    pub fn set_info(&self, info: Option<&str>) {
+        let mut d = self.detail();
+        set_if_changed(&mut d.info, info);
+    }
+
+    /// The authenticated account, if any.
+    pub fn user(&self) -> Option<String> {
+        self.detail().user.clone()
+    }
+
+    /// The open folder, if any.
+    pub fn folder(&self) -> Option<String> {
+        self.detail().folder.clone()
+    }
+
+    fn detail(&self) -> std::sync::MutexGuard<'_, Detail> {
+        self.0.detail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fills the reported columns of `info`.
+    fn fill(&self, info: &mut ConnInfo) {
+        info.secure = self.is_secure();
+        let d = self.detail();
+        info.user.clone_from(&d.user);
+        info.folder.clone_from(&d.folder);
+        info.info = match (&d.info, &d.folder) {
+            (Some(i), _) => i.clone(),
+            // guide figure 24.3: "Folder ~jwayne@company.com/INBOX"
+            (None, Some(f)) => format!("Folder {f}"),
+            (None, None) => String::new(),
+        };
+    }
+}
+
+fn set_if_changed(slot: &mut Option<String>, value: Option<&str>) {
+    if slot.as_deref() != value {
+        *slot = value.map(str::to_owned);
+    }
+}
+
+/// One folder open in some session (guide §24.4 "Opened folders").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OpenFolder {
+    /// `~owner@domain/Folder` (public folders: their IMAP name).
+    pub name: String,
+    /// The users who have it open, sorted, each once.
+    pub users: Vec<String>,
+    /// How many sessions have it open (guide §24.4 "Reference count").
+    pub references: usize,
+}
+
+/// The folders open in the listed connections, sorted by name (guide §24.4). Derived from
+/// the connection list, the one record of what each session has open.
+pub fn open_folders<'a>(conns: impl IntoIterator<Item = &'a ConnInfo>) -> Vec<OpenFolder> {
+    let mut by_name: std::collections::BTreeMap<&str, (Vec<String>, usize)> =
+        std::collections::BTreeMap::new();
+    for c in conns {
+        let Some(folder) = c.folder.as_deref() else {
+            continue;
+        };
+        let e = by_name.entry(folder).or_default();
+        e.1 += 1;
+        if let Some(u) = &c.user
+            && !e.0.contains(u)
+        {
+            e.0.push(u.clone());
+        }
+    }
+    by_name
+        .into_iter()
+        .map(|(name, (mut users, references))| {
+            users.sort();
+            OpenFolder {
+                name: name.to_owned(),
+                users,
+                references,
+            }
+        })
+        .collect()
 }
 
 /// A handle on one running service's open connections (guide §24.3). Cheap to clone;
@@ -157,7 +296,11 @@ impl ServiceConnections {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .map(|e| e.info.clone())
+            .map(|e| {
+                let mut info = e.info.clone();
+                e.status.fill(&mut info);
+                info
+            })
             .collect()
     }
 
@@ -182,6 +325,7 @@ pub type ConnectionRegistry = Arc<RwLock<Vec<(String, ServiceConnections)>>>;
 /// A registered connection: what the admin sees and how to end it.
 struct ConnEntry {
     info: ConnInfo,
+    status: ConnStatus,
     kill: Arc<Notify>,
 }
 
@@ -241,10 +385,17 @@ pub enum Refusal {
 }
 
 impl Counters {
-    /// Registers an admitted connection (guide §24.3); returns what ends it.
-    fn register(&self, guard: &mut ConnGuard, peer: SocketAddr, local: SocketAddr) -> Arc<Notify> {
+    /// Registers an admitted connection (guide §24.3); returns what ends it and the
+    /// session's status handle.
+    fn register(
+        &self,
+        guard: &mut ConnGuard,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> (Arc<Notify>, ConnStatus) {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
         let kill = Arc::new(Notify::new());
+        let status = ConnStatus::default();
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -256,12 +407,17 @@ impl Counters {
                     peer,
                     local,
                     since,
+                    secure: false,
+                    user: None,
+                    folder: None,
+                    info: String::new(),
                 },
+                status: status.clone(),
                 kill: kill.clone(),
             },
         );
         guard.id = Some(id);
-        kill
+        (kill, status)
     }
 
     fn admit(self: &Arc<Self>, ip: IpAddr, rules: &Admission) -> Result<ConnGuard, Refusal> {
@@ -513,7 +669,7 @@ async fn accept_loop(listener: TcpListener, mut stop: watch::Receiver<bool>, ctx
             }
         };
         let local = tcp.local_addr().unwrap_or(peer);
-        let kill = ctx.counters.register(&mut guard, peer, local);
+        let (kill, status) = ctx.counters.register(&mut guard, peer, local);
         let implicit = ctx.implicit_tls;
         let tls = ctx.tls.clone();
         let handler = ctx.handler.clone();
@@ -523,7 +679,10 @@ async fn accept_loop(listener: TcpListener, mut stop: watch::Receiver<bool>, ctx
             let _ = tcp.set_nodelay(true);
             let stream = if implicit {
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
-                    Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                    Ok(Ok(s)) => {
+                        status.set_secure(true); // guide §24.3 "Secure": implicit TLS
+                        Stream::Tls(Box::new(s))
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!("TLS handshake with {peer} failed: {e}");
                         return;
@@ -538,6 +697,7 @@ async fn accept_loop(listener: TcpListener, mut stop: watch::Receiver<bool>, ctx
                 peer,
                 local,
                 shutdown,
+                status,
                 tls,
             });
             // guide §24.3: the admin's "disconnect" drops the session, closing the socket.
@@ -595,6 +755,57 @@ mod tests {
             c.admit("203.0.113.9".parse().unwrap(), &r).err(),
             Some(Refusal::NotInAccessGroup)
         );
+    }
+
+    #[test]
+    fn status_handle_updates_the_listed_connection_and_open_folders() {
+        let c = Arc::new(Counters::default());
+        let conns = ServiceConnections(c.clone());
+        let r = rules(10, 10, None);
+        let peer: SocketAddr = "10.0.0.1:1716".parse().unwrap();
+        let local: SocketAddr = "10.0.0.9:993".parse().unwrap();
+        let mut g1 = c.admit(peer.ip(), &r).unwrap();
+        let (_, s1) = c.register(&mut g1, peer, local);
+        let mut g2 = c.admit(peer.ip(), &r).unwrap();
+        let (_, s2) = c.register(&mut g2, peer, local);
+        let listed = conns.list();
+        assert_eq!(listed.len(), 2);
+        assert!(!listed[0].secure && listed[0].user.is_none() && listed[0].info.is_empty());
+
+        s1.set_secure(true);
+        s1.set_user(Some("jwayne@company.com"));
+        s1.set_folder(Some("~jwayne@company.com/INBOX"));
+        s2.set_user(Some("dpeterson@company.com"));
+        s2.set_folder(Some("~jwayne@company.com/INBOX"));
+        let listed = conns.list();
+        assert!(listed[0].secure);
+        assert_eq!(listed[0].user.as_deref(), Some("jwayne@company.com"));
+        // guide figure 24.3
+        assert_eq!(listed[0].info, "Folder ~jwayne@company.com/INBOX");
+        assert!(!listed[1].secure);
+        let open = open_folders(&listed);
+        assert_eq!(
+            open,
+            vec![OpenFolder {
+                name: "~jwayne@company.com/INBOX".to_owned(),
+                users: vec![
+                    "dpeterson@company.com".to_owned(),
+                    "jwayne@company.com".to_owned()
+                ],
+                references: 2,
+            }]
+        );
+
+        // Free text wins over the folder; closing the folder removes it from §24.4.
+        s1.set_info(Some("event channel"));
+        s1.set_folder(None);
+        let listed = conns.list();
+        assert_eq!(listed[0].info, "event channel");
+        assert_eq!(open_folders(&listed)[0].references, 1);
+        // An ended connection leaves both lists.
+        drop(g2);
+        assert!(open_folders(&conns.list()).is_empty());
+        assert_eq!(conns.list().len(), 1);
     }
 
     #[test]

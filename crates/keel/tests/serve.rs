@@ -1442,6 +1442,191 @@ fn admin_api_through_the_binary_creates_a_working_user() {
     );
 }
 
+/// guide §24.3 Secure/User/Info and §24.4 Opened folders through the binary: Python's
+/// imaplib (IMAPS and plain IMAP), poplib (plain, and STLS without login) and smtplib
+/// (submission, STARTTLS + AUTH) hold sessions open while curl reads the admin API; the
+/// folder two sessions select is listed once with a reference count of 2 and leaves the
+/// list after UNSELECT/CLOSE, the maildrop after QUIT.
+#[test]
+fn active_connections_show_secure_user_info_and_opened_folders() {
+    use std::io::{BufRead, BufReader, Write};
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    for (user, pw) in [
+        ("alice@example.com", "Alice-pass-1"),
+        ("bob@example.com", "Bob-pass-1"),
+    ] {
+        let out = s.keel(&["user", "add", user, "--password", pw]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let script = r#"
+import imaplib, poplib, smtplib, ssl, sys
+imaps, imap, pop, sub = (int(a) for a in sys.argv[1:5])
+ctx = ssl._create_unverified_context()
+def step(name):
+    print(name, flush=True)
+    sys.stdin.readline()
+a1 = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx, timeout=20)
+a1.login("alice@example.com", "Alice-pass-1")
+assert a1.select("INBOX")[0] == "OK"
+a2 = imaplib.IMAP4("127.0.0.1", imap, timeout=20)
+a2.login("alice@example.com", "Alice-pass-1")
+assert a2.select("INBOX")[0] == "OK"
+p = poplib.POP3("127.0.0.1", pop, timeout=20)
+p.user("bob"); p.pass_("Bob-pass-1")
+q = poplib.POP3("127.0.0.1", pop, timeout=20)
+q.stls(context=ctx)
+m = smtplib.SMTP("127.0.0.1", sub, timeout=20)
+m.starttls(context=ctx)
+m.login("bob@example.com", "Bob-pass-1")
+ports = {k: v.sock.getsockname()[1] for k, v in
+         {"a1": a1, "a2": a2, "p": p, "q": q, "m": m}.items()}
+print(" ".join(f"{k}={v}" for k, v in ports.items()), flush=True)
+step("opened")
+assert a1.unselect()[0] == "OK"
+assert a2.close()[0] == "OK"
+step("closed")
+p.quit(); q.quit(); m.quit(); a1.logout(); a2.logout()
+step("done")
+"#;
+    let mut py = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &s.port("imaps").to_string(),
+            &s.port("imap").to_string(),
+            &s.port("pop3").to_string(),
+            &s.port("submission").to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = py.stdin.take().unwrap();
+    let mut lines = BufReader::new(py.stdout.take().unwrap()).lines();
+    let mut next_line = || lines.next().and_then(Result::ok).unwrap_or_default();
+    let ports_line = next_line();
+    let ports: std::collections::HashMap<String, String> = ports_line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(ports.len(), 5, "python: {ports_line}");
+    assert_eq!(next_line(), "opened");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (curl, _csrf) = admin_curl(&s, &tmp.path().join("jar"), &s.admin_password());
+    let base = format!("https://127.0.0.1:{}/admin/api/v1", s.port("https"));
+    let get = |path: &str| {
+        let (code, body) = curl(&[&format!("{base}{path}")]);
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let conns = get("/connections");
+    let by_port = |key: &str| {
+        let peer = format!("127.0.0.1:{}", ports[key]);
+        conns["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["peer"] == peer.as_str())
+            .unwrap_or_else(|| panic!("{key} ({peer}) not listed: {conns}"))
+            .clone()
+    };
+    let inbox = "Folder ~alice@example.com/INBOX";
+    let (a1, a2, p, q, m) = (
+        by_port("a1"),
+        by_port("a2"),
+        by_port("p"),
+        by_port("q"),
+        by_port("m"),
+    );
+    assert_eq!(
+        (&a1["service"], &a1["secure"], &a1["user"], &a1["info"]),
+        (
+            &"imaps".into(),
+            &true.into(),
+            &"alice@example.com".into(),
+            &inbox.into()
+        ),
+        "{a1}"
+    );
+    assert_eq!(
+        (&a2["service"], &a2["secure"], &a2["user"], &a2["info"]),
+        (
+            &"imap".into(),
+            &false.into(),
+            &"alice@example.com".into(),
+            &inbox.into()
+        ),
+        "{a2}"
+    );
+    assert_eq!(
+        (&p["service"], &p["secure"], &p["user"]),
+        (&"pop3".into(), &false.into(), &"bob@example.com".into()),
+        "{p}"
+    );
+    // STLS without a login: secure, no user, nothing open.
+    assert_eq!(
+        (&q["secure"], &q["user"], &q["info"]),
+        (&true.into(), &serde_json::Value::Null, &"".into()),
+        "{q}"
+    );
+    assert_eq!(
+        (&m["service"], &m["secure"], &m["user"], &m["info"]),
+        (
+            &"submission".into(),
+            &true.into(),
+            &"bob@example.com".into(),
+            &"".into()
+        ),
+        "{m}"
+    );
+    let open = get("/folders/open");
+    assert_eq!(
+        open,
+        serde_json::json!({"folders": [
+            {"name": "~alice@example.com/INBOX", "users": ["alice@example.com"], "references": 2},
+            {"name": "~bob@example.com/INBOX", "users": ["bob@example.com"], "references": 1},
+        ]}),
+    );
+
+    writeln!(stdin).unwrap();
+    assert_eq!(next_line(), "closed");
+    let open = get("/folders/open");
+    assert_eq!(
+        open["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["~bob@example.com/INBOX"],
+        "{open}"
+    );
+    let a1 = get("/connections")["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["peer"] == format!("127.0.0.1:{}", ports["a1"]).as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(a1["info"], "", "{a1}");
+    assert_eq!(a1["user"], "alice@example.com", "{a1}");
+
+    writeln!(stdin).unwrap();
+    assert_eq!(next_line(), "done");
+    assert!(
+        eventually(Duration::from_secs(10), || get("/folders/open")["folders"]
+            .as_array()
+            .is_some_and(Vec::is_empty)),
+        "{}",
+        get("/folders/open")
+    );
+    writeln!(stdin).unwrap();
+    assert!(py.wait().unwrap().success());
+}
+
 /// Issue 7 §5: `keel check` reports a clean store, finds a planted orphan blob, and
 /// `--repair` (server stopped) removes it; `--repair` is refused while the server runs.
 #[test]

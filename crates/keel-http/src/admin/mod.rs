@@ -207,6 +207,16 @@ impl AdminState {
         }
     }
 
+    /// The folders open in this node's sessions (guide §24.4).
+    pub(crate) fn open_folders(&self) -> Vec<keel_net::OpenFolder> {
+        let conns: Vec<keel_net::ConnInfo> = self
+            .connection_handles()
+            .iter()
+            .flat_map(|(_, h)| h.list())
+            .collect();
+        keel_net::open_folders(&conns)
+    }
+
     /// The state of service `name` on this node, when known.
     pub(crate) fn service_runtime(&self, name: &str) -> Option<ServiceRuntime> {
         let states = self.service_states.as_ref()?;

@@ -133,7 +133,11 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("QueueCount", "{\"messages\": number}"),
     (
         "ConnectionList",
-        "{\"connections\": [{service, id, peer, local, since, seconds}]}: the open connections of this node (guide §24.3).",
+        "{\"connections\": [{service, id, peer, local, since, seconds, secure, user, info}]}: the open connections of this node (guide §24.3); secure: TLS in use (implicit or after STARTTLS/STLS); user: the authenticated account or null; info: e.g. \"Folder ~user@domain/INBOX\" for an IMAP session with a folder selected, else \"\".",
+    ),
+    (
+        "OpenFolderList",
+        "{\"folders\": [{name, users, references}]}: the folders selected in IMAP sessions and the POP3 maildrops held on this node, sorted by name (guide §24.4); name: ~owner@domain/Folder (public folders: Public Folders/Folder); users: who has it open; references: how many sessions.",
     ),
     (
         "ConnectionEnded",

@@ -126,6 +126,16 @@ pub(super) fn routes(r: &mut Routes) {
     );
     r.add(
         M::GET,
+        "/folders/open",
+        (
+            "The folders open in client sessions of this node (guide §24.4)",
+            None,
+            "OpenFolderList",
+        ),
+        folders_open,
+    );
+    r.add(
+        M::GET,
         "/queue/tasks",
         (
             "The delivery tasks in progress on this node (guide §24.2)",
@@ -412,11 +422,17 @@ async fn connections_list(State(st): State<AdminState>) -> ApiResult<Json<Value>
                     "service": service, "id": c.id, "peer": c.peer.to_string(),
                     "local": c.local.to_string(), "since": c.since,
                     "seconds": (now - c.since).max(0),
+                    "secure": c.secure, "user": c.user, "info": c.info,
                 })
             })
         })
         .collect();
     Ok(Json(json!({ "connections": list })))
+}
+
+/// guide §24.4 "Opened folders": derived from the connection list, sorted by name.
+async fn folders_open(State(st): State<AdminState>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "folders": st.open_folders() })))
 }
 
 /// guide §24.3 "disconnect": ends one connection now; 404 when it is gone.

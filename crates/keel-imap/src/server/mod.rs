@@ -49,7 +49,7 @@ use std::time::Duration;
 use keel_core::log::{DebugCategory, Logs};
 use keel_directory::AuthedUser;
 use keel_mail::{MailError, Mailboxes};
-use keel_net::{Conn, Handler};
+use keel_net::{Conn, ConnStatus, Handler};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::codec::{
@@ -272,6 +272,10 @@ pub(crate) struct Session {
     pub(crate) deflate: Option<compress::Deflate>,
     /// The selected folder's owner when it is another account's (shared.rs).
     pub(crate) shared: Option<shared::SharedSel>,
+    /// This connection's line in the admin's list: user and open folder (guide §24.3).
+    pub(crate) status: ConnStatus,
+    /// The folder reported open in `status`, to clear it once nothing is selected.
+    pub(crate) reported_folder: bool,
 }
 
 impl Session {
@@ -294,6 +298,24 @@ impl Session {
             logout: false,
             deflate: None,
             shared: None,
+            status: conn.status.clone(),
+            reported_folder: false,
+        }
+    }
+
+    /// guide §24.3 "Info", §24.4: reports the folder just selected.
+    pub(crate) fn report_selected(&mut self, folder: &keel_mail::Folder) {
+        self.status
+            .set_folder(Some(&shared::open_folder_name(folder)));
+        self.reported_folder = true;
+    }
+
+    /// guide §24.4: a folder no longer selected (UNSELECT, CLOSE, a failed SELECT) leaves
+    /// the opened-folders list.
+    fn report_unselected(&mut self) {
+        if self.reported_folder && self.selected.is_none() {
+            self.status.set_folder(None);
+            self.reported_folder = false;
         }
     }
 
@@ -469,7 +491,9 @@ impl Session {
         let Command { tag, body } = cmd;
         self.debug(&format!("C: {tag} {}", body.name()));
         let name = body.name();
-        let result = match self.dispatch(conn, &tag, body).await {
+        let dispatched = self.dispatch(conn, &tag, body).await;
+        self.report_unselected();
+        let result = match dispatched {
             Ok(r) => r,
             Err(flow) => return flow,
         };

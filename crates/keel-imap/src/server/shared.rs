@@ -120,6 +120,16 @@ impl Session {
     }
 }
 
+/// A folder's name in the admin's opened-folders list (guide §24.4): `~owner@domain/Folder`,
+/// or for a public folder the name the public namespace shows (`Public Folders/Folder`).
+pub(crate) fn open_folder_name(folder: &keel_mail::Folder) -> String {
+    if folder.account.starts_with(keel_mail::PUBLIC_OWNER_PREFIX) {
+        format!("{}{}", keel_mail::PUBLIC_PREFIX, folder.name)
+    } else {
+        format!("~{}/{}", folder.account, folder.name)
+    }
+}
+
 /// `NO [NOPERM]` for a missing right (RFC 4314 §4, RFC 5530 §3).
 pub(crate) fn no_perm(right: Right) -> Reply {
     Reply::no(format!(

@@ -307,6 +307,10 @@ impl Session {
             .collect();
         let octets: u64 = msgs.iter().map(|m| m.size).sum();
         self.debug(&format!("authenticated as {}", user.user));
+        // guide §24.3 "User"; §24.4: the locked maildrop is the owner's INBOX while held.
+        self.status.set_user(Some(&user.user));
+        self.status
+            .set_folder(Some(&format!("~{}/{}", inbox.account, inbox.name)));
         self.reply(Response::ok(format!(
             "{} has {} messages ({octets} octets)",
             user.user,

@@ -41,7 +41,7 @@ use std::time::Duration;
 use keel_core::log::{DebugCategory, Logs};
 use keel_directory::{AuthedUser, Mechanism};
 use keel_mail::{BlobId, Mailboxes, MaildropLock};
-use keel_net::{Conn, Handler};
+use keel_net::{Conn, ConnStatus, Handler};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::codec::{
@@ -182,6 +182,8 @@ pub(crate) struct Session {
     pub(crate) state: State,
     pub(crate) failures: u32,
     pub(crate) out: Vec<u8>,
+    /// This connection's line in the admin's list: user and maildrop (guide §24.3).
+    pub(crate) status: ConnStatus,
 }
 
 impl Session {
@@ -197,6 +199,7 @@ impl Session {
             state: State::Authorization { user: None },
             failures: 0,
             out: Vec::new(),
+            status: conn.status.clone(),
         }
     }
 
@@ -338,6 +341,7 @@ impl Session {
     /// RFC 1939 §6: QUIT in TRANSACTION enters UPDATE and removes the deleted messages.
     async fn quit(&mut self) -> Flow {
         let state = std::mem::replace(&mut self.state, State::Authorization { user: None });
+        self.status.set_folder(None); // guide §24.4: the maildrop is released
         let State::Transaction(drop) = state else {
             self.reply(Response::ok(format!(
                 "{} POP3 server signing off",

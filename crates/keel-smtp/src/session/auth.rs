@@ -118,6 +118,7 @@ impl Session {
                             .map_err(|()| replies::LOCAL_ERROR.closing())?;
                         let _ = self.read_auth_response(conn).await?;
                     }
+                    conn.status.set_user(Some(&user.user)); // guide §24.3 "User"
                     self.auth = Some(user);
                     return Ok(Answer::Reply(replies::AUTH_OK));
                 }

@@ -261,6 +261,7 @@ pub(crate) async fn run(sh: Arc<Shared>, mut conn: Conn) {
                 s.helo = None;
                 s.esmtp = false;
                 s.auth = None;
+                conn.status.set_user(None);
                 s.auth_failed = false;
                 s.tx = None;
             }

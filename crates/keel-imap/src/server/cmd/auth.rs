@@ -145,6 +145,7 @@ impl Session {
         let _ = self
             .blocking(move |mb| mb.ensure_default_folders(&key))
             .await;
+        self.status.set_user(Some(&user.user)); // guide §24.3 "User"
         self.user = Some(user);
         let caps = self.capabilities().await;
         // RFC 9051 §6.2.3: a CAPABILITY code with the post-login list.

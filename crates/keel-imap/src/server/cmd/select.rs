@@ -322,6 +322,7 @@ impl Session {
         }
         sel.read_only = read_only;
         self.selected = Some(sel);
+        self.report_selected(&folder);
         if read_only {
             ok_code(Code::ReadOnly, "EXAMINE completed")
         } else {
