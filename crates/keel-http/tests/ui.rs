@@ -19,6 +19,7 @@ const PAGES: &[&str] = &[
     "/admin/aliases",
     "/admin/queue",
     "/admin/services",
+    "/admin/folders",
     "/admin/statistics",
     "/admin/ip-groups",
     "/admin/time-intervals",

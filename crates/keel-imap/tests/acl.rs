@@ -191,3 +191,61 @@ async fn transcript_namespace_list_select_and_noperm() {
     assert_eq!(msgs.len(), 1);
     assert!(msgs[0].flags.is_empty());
 }
+
+// guide §24.3 "Info", §24.4 "Opened folders": a shared folder selected by its owner and by
+// the user it is shared with is one entry with both users and two references; a public
+// folder shows under its public-namespace name; UNSELECT and a failed SELECT remove them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opened_folders_name_shared_and_public_folders() {
+    let s = TestServer::start().await;
+    s.mailboxes
+        .create_folder("alice@example.com", "Projects")
+        .unwrap();
+    s.mailboxes
+        .create_folder(&public_owner("example.com"), "Info")
+        .unwrap();
+    let mut alice = Client::login(s.addr, "alice@example.com").await;
+    alice
+        .send_raw(b"a1 SETACL Projects bob@other.test lr\r\n")
+        .await;
+    let (_, done) = until_raw(&mut alice, "a1").await;
+    assert!(done.starts_with("a1 OK"), "{done}");
+    alice.ok("SELECT Projects").await;
+    let mut bob = Client::login(s.addr, "bob@other.test").await;
+    bob.ok("EXAMINE \"Other Users/alice@example.com/Projects\"")
+        .await;
+    let mut carol = Client::login(s.addr, "carol@example.com").await;
+    carol.ok("EXAMINE \"Public Folders/Info\"").await;
+    let conns = s.plain.as_ref().unwrap().connections();
+    let open = |users: &[&str], n: usize, name: &str| keel_net::OpenFolder {
+        name: name.to_owned(),
+        users: users.iter().map(|u| (*u).to_owned()).collect(),
+        references: n,
+    };
+    assert_eq!(
+        keel_net::open_folders(&conns.list()),
+        vec![
+            open(&["carol@example.com"], 1, "Public Folders/Info"),
+            open(
+                &["alice@example.com", "bob@other.test"],
+                2,
+                "~alice@example.com/Projects"
+            ),
+        ]
+    );
+    let bob_line = conns
+        .list()
+        .into_iter()
+        .find(|c| c.user.as_deref() == Some("bob@other.test"))
+        .unwrap();
+    assert_eq!(bob_line.info, "Folder ~alice@example.com/Projects");
+    assert!(!bob_line.secure);
+
+    bob.ok("UNSELECT").await;
+    // RFC 9051 §6.3.2: a failed SELECT closes the selected mailbox too.
+    alice.no("SELECT Missing").await;
+    assert_eq!(
+        keel_net::open_folders(&conns.list()),
+        vec![open(&["carol@example.com"], 1, "Public Folders/Info")]
+    );
+}

@@ -55,6 +55,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("certificates", "/admin/certificates", "SSL certificates"),
     ("services", "/admin/services", "Services"),
     ("queue", "/admin/queue", "Message queue"),
+    ("folders", "/admin/folders", "Opened folders"),
     ("statistics", "/admin/statistics", "Statistics"),
     ("traffic", "/admin/traffic", "Traffic charts"),
     ("logs", "/admin/logs", "Logs"),
@@ -103,6 +104,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/aliases", get(pages::aliases))
         .route("/admin/queue", get(pages::queue))
         .route("/admin/services", get(pages::services))
+        .route("/admin/folders", get(pages::opened_folders))
         .route("/admin/ip-groups", get(pages::ip_groups))
         .route("/admin/time-intervals", get(pages::time_intervals))
         .route("/admin/security", get(pages::security))

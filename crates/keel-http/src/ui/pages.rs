@@ -683,6 +683,9 @@ struct ConnRow {
     peer: String,
     local: String,
     time: String,
+    secure: &'static str,
+    user: String,
+    info: String,
 }
 
 #[derive(Template)]
@@ -738,6 +741,9 @@ pub(crate) async fn services(
                 peer: c.peer.to_string(),
                 local: c.local.to_string(),
                 time: format!("{} s", (now - c.since).max(0)),
+                secure: if c.secure { "Yes" } else { "No" },
+                user: c.user.unwrap_or_default(),
+                info: c.info,
             })
         })
         .collect();
@@ -745,6 +751,40 @@ pub(crate) async fn services(
         chrome: Chrome::new(&st, &admin, "services", "Services"),
         rows,
         conns,
+    })
+}
+
+/// One row of the opened-folders table (guide §24.4 columns).
+struct OpenFolderRow {
+    name: String,
+    users: String,
+    references: usize,
+}
+
+#[derive(Template)]
+#[template(path = "folders.html")]
+struct OpenedFolders {
+    chrome: Chrome,
+    rows: Vec<OpenFolderRow>,
+}
+
+/// guide §24.4 "Opened folders": the folders open in this node's sessions.
+pub(crate) async fn opened_folders(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+) -> PageResult {
+    let rows = st
+        .open_folders()
+        .into_iter()
+        .map(|f| OpenFolderRow {
+            name: f.name,
+            users: f.users.join(", "),
+            references: f.references,
+        })
+        .collect();
+    render(&OpenedFolders {
+        chrome: Chrome::new(&st, &admin, "folders", "Opened folders"),
+        rows,
     })
 }
 

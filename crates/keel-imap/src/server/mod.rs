@@ -305,8 +305,9 @@ impl Session {
 
     /// guide §24.3 "Info", §24.4: reports the folder just selected.
     pub(crate) fn report_selected(&mut self, folder: &keel_mail::Folder) {
-        self.status
-            .set_folder(Some(&shared::open_folder_name(folder)));
+        let user = self.account().unwrap_or_default();
+        let name = shared::open_folder_name(&user, folder);
+        self.status.set_folder(Some(&name));
         self.reported_folder = true;
     }
 

@@ -122,11 +122,12 @@ impl Session {
 
 /// A folder's name in the admin's opened-folders list (guide §24.4): `~owner@domain/Folder`,
 /// or for a public folder the name the public namespace shows (`Public Folders/Folder`).
-pub(crate) fn open_folder_name(folder: &keel_mail::Folder) -> String {
-    if folder.account.starts_with(keel_mail::PUBLIC_OWNER_PREFIX) {
-        format!("{}{}", keel_mail::PUBLIC_PREFIX, folder.name)
-    } else {
-        format!("~{}/{}", folder.account, folder.name)
+/// `folder` is as `Mailboxes::folder` returns it for `user`: its name is the visible one.
+pub(crate) fn open_folder_name(user: &str, folder: &keel_mail::Folder) -> String {
+    match split_name(user, &folder.name) {
+        Some((_, name, Namespace::Public)) => format!("{}{name}", keel_mail::PUBLIC_PREFIX),
+        Some((owner, name, _)) => format!("~{owner}/{name}"),
+        None => format!("~{}/{}", folder.account, folder.name),
     }
 }
 

@@ -4,7 +4,8 @@
 // Scenarios: sign-in redirect, the configuration wizard (guide §2.5) with a field error,
 // creating a domain, a user and an alias (with bad input shown next to the field), check
 // address, the spam filter, antivirus and DKIM pages (issue 6), the message queue (view,
-// search, retry, delete), services, a phone-sized layout, keyboard focus and sign-out.
+// search, retry, delete), services with their connections, opened folders, a phone-sized
+// layout, keyboard focus and sign-out.
 // Screenshots go to KEEL_ARTIFACTS.
 
 import assert from 'node:assert/strict';
@@ -435,7 +436,19 @@ try {
     await page.waitForURL(`${BASE}/admin/services`);
     await page.locator('td', { hasText: 'smtp' }).first().waitFor();
     assert.ok((await page.locator('button:has-text("Restart")').count()) > 0);
+    // guide §24.3: the browser's own plain-HTTP connection is listed, not secure.
+    const own = page
+      .locator('#connections + .table-wrap tbody tr')
+      .filter({ has: page.locator('td:first-child', { hasText: /^http$/ }) })
+      .first();
+    assert.equal((await own.locator('td').nth(1).textContent()).trim(), 'No');
     await shot('10-services');
+  });
+
+  await step('the opened folders page renders (guide §24.4)', async () => {
+    await page.click('nav >> text=Opened folders');
+    await page.waitForURL(`${BASE}/admin/folders`);
+    await page.locator('th', { hasText: 'Reference count' }).waitFor();
   });
 
   await step('the log viewer searches and follows a log', async () => {
