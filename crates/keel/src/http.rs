@@ -88,7 +88,11 @@ impl Handler for HttpHandler {
             local: conn.local,
             tls: conn.is_tls(),
         };
-        let router = self.router.clone().layer(Extension(info));
+        let router = self
+            .router
+            .clone()
+            .layer(Extension(info))
+            .layer(Extension(conn.status.clone())); // guide §24.3 User/Info of admin sessions
         Box::pin(async move {
             let mut shutdown = conn.shutdown.clone();
             let service = TowerToHyperService::new(router);

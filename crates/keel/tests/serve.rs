@@ -1533,6 +1533,20 @@ step("done")
             .unwrap_or_else(|| panic!("{key} ({peer}) not listed: {conns}"))
             .clone()
     };
+    // The admin's own request: HTTPS, signed in, "Web administration".
+    let admin = conns["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["service"] == "https" && c["info"] == "Web administration")
+        .unwrap_or_else(|| panic!("the admin's connection is not listed: {conns}"));
+    assert_eq!(admin["secure"], true, "{admin}");
+    assert!(
+        admin["user"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("admin")),
+        "{admin}"
+    );
     let inbox = "Folder ~alice@example.com/INBOX";
     let (a1, a2, p, q, m) = (
         by_port("a1"),

@@ -133,7 +133,7 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("QueueCount", "{\"messages\": number}"),
     (
         "ConnectionList",
-        "{\"connections\": [{service, id, peer, local, since, seconds, secure, user, info}]}: the open connections of this node (guide §24.3); secure: TLS in use (implicit or after STARTTLS/STLS); user: the authenticated account or null; info: e.g. \"Folder ~user@domain/INBOX\" for an IMAP session with a folder selected, else \"\".",
+        "{\"connections\": [{service, id, peer, local, since, seconds, secure, user, info}]}: the open connections of this node (guide §24.3); secure: TLS in use (implicit or after STARTTLS/STLS); user: the authenticated account or null (an admin session: its administrator, info \"Web administration\"); info: e.g. \"Folder ~user@domain/INBOX\" for an IMAP session with a folder selected, else \"\".",
     ),
     (
         "OpenFolderList",

@@ -476,6 +476,12 @@ pub(crate) async fn check(st: &AdminState, req: &mut Request) -> ApiResult<()> {
             ));
         }
     }
+    // guide §24.3: the connection list shows who administers over this connection. The
+    // binary passes the connection's status handle as an extension.
+    if let Some(status) = req.extensions().get::<keel_net::ConnStatus>() {
+        status.set_user(Some(&session.user));
+        status.set_info(Some("Web administration"));
+    }
     req.extensions_mut().insert(AdminCtx {
         user: session.user,
         rights: session.rights,
