@@ -44,6 +44,7 @@
 
 mod cache;
 mod client;
+mod commit;
 pub mod etrn_client;
 pub mod tasks;
 
@@ -57,7 +58,8 @@ use keel_core::log::{DeliveryResult, DsnReport, Logs, MailLogEntry, MailService}
 use keel_directory::{Resolution, Target};
 use keel_mail::{Delivery, Mailboxes};
 use keel_store::{
-    BlobStore, MetaStore, QueueRcptState, QueuedMessage, QueuedRecipient, StoreError, StoreResult,
+    BlobStore, MetaStore, QueueCompletion, QueueOutcome, QueueRcptState, QueuedMessage,
+    QueuedRecipient, RecipientUpdate, StoreError, StoreResult,
 };
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -141,6 +143,8 @@ struct Inner {
     verified_tls: Result<TlsConnector, String>,
     /// Idle SMTP sessions for reuse (RFC 5321 §3.3; see [`cache`]).
     cache: ConnCache,
+    /// Group commit of delivery results (see [`commit`]).
+    committer: commit::Committer,
 }
 
 /// The queue runner. Cheap to clone; clones share the registry, waker and in-flight set.
@@ -193,6 +197,16 @@ enum Dest {
     Domain(String),
 }
 
+/// A recipient's attempt decided: outcome, new state, mail-log result, status, error.
+type Decided = (
+    QueuedRecipient,
+    Outcome,
+    QueueRcptState,
+    DeliveryResult,
+    String,
+    Option<String>,
+);
+
 /// The outcome of one recipient in one attempt.
 #[derive(Debug, Clone)]
 struct Outcome {
@@ -215,6 +229,7 @@ impl QueueRunner {
                 insecure_tls: tls_connector(true),
                 verified_tls: tls_connector(false),
                 cache: ConnCache::default(),
+                committer: commit::Committer::default(),
             }),
         }
     }
@@ -556,9 +571,7 @@ impl QueueRunner {
         } else {
             now + settings.retry_interval_secs.max(1) as i64
         };
-        let mut failed = Vec::new();
-        let mut deferred = Vec::new();
-        let mut relayed = Vec::new();
+        let mut decided = Vec::with_capacity(results.len());
         for (r, o, via_relay) in results {
             let (state, result, status, error) = if o.reply.is_ok() {
                 let res = if via_relay {
@@ -593,6 +606,35 @@ impl QueueRunner {
                     Some(o.reply.text.clone()),
                 )
             };
+            decided.push((r, o, state, result, status, error));
+        }
+
+        // Group commit (see `commit`): when no report has to be sent, the results and the
+        // dequeue are one completion, written with other messages' in one transaction.
+        // A report must be queued before the message leaves the queue, so those take the
+        // step-by-step path below.
+        let warn_due = !held
+            && settings.warn_after_secs > 0
+            && now >= msg.created.saturating_add(settings.warn_after_secs as i64)
+            && !msg.sender.is_empty();
+        let needs_report = decided.iter().any(|(r, o, state, ..)| match state {
+            QueueRcptState::Failed => dsn::wants(r.notify.as_deref(), DsnKind::Failed),
+            QueueRcptState::Delivered => {
+                !o.dsn_passed_on && dsn::wants(r.notify.as_deref(), DsnKind::Delivered)
+            }
+            QueueRcptState::Deferred => {
+                warn_due && dsn::wants(r.notify.as_deref(), DsnKind::Delayed)
+            }
+            QueueRcptState::Queued => false,
+        });
+        if !needs_report {
+            return self.complete_at_once(&msg, next, decided).await;
+        }
+
+        let mut failed = Vec::new();
+        let mut deferred = Vec::new();
+        let mut relayed = Vec::new();
+        for (r, o, state, result, status, error) in decided {
             let meta = ctx.meta.clone();
             let (id, addr, err) = (msg.id.clone(), r.address.clone(), error.clone());
             let stored = blocking(move || {
@@ -694,6 +736,58 @@ impl QueueRunner {
             Ok(())
         })
         .await??;
+        Ok(())
+    }
+
+    /// Records an attempt that needs no report through the group committer, then writes
+    /// the mail-log lines and removes the blobs of a dequeued message.
+    async fn complete_at_once(
+        &self,
+        msg: &QueuedMessage,
+        next: i64,
+        decided: Vec<Decided>,
+    ) -> Result<(), QueueError> {
+        let ctx = &self.inner.ctx;
+        let done = QueueCompletion {
+            id: msg.id.clone(),
+            next_attempt: next,
+            updates: decided
+                .iter()
+                .map(|(r, _, state, _, _, error)| RecipientUpdate {
+                    address: r.address.clone(),
+                    state: *state,
+                    error: error.clone(),
+                })
+                .collect(),
+        };
+        let outcome = self.inner.committer.complete(&ctx.meta, done).await?;
+        if outcome == QueueOutcome::Gone {
+            // Deleted by the admin meanwhile (guide §24.1): nothing more to do.
+            ctx.logs.warning(&format!(
+                "queue: {}: the message left the queue during delivery",
+                msg.id
+            ));
+            return Ok(());
+        }
+        for (r, _, _, result, status, _) in decided {
+            keel_core::stats::outbound(result);
+            ctx.logs.mail(&MailLogEntry::sent(
+                msg.id.clone(),
+                r.address.clone(),
+                result,
+                status,
+            ));
+        }
+        if let QueueOutcome::Dequeued(unreferenced) = outcome {
+            let blobs = ctx.blobs.clone();
+            blocking(move || -> StoreResult<()> {
+                for b in &unreferenced {
+                    blobs.delete(b)?;
+                }
+                Ok(())
+            })
+            .await??;
+        }
         Ok(())
     }
 
