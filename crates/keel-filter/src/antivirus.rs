@@ -205,6 +205,10 @@ pub struct AntivirusSettings {
     pub notify_sender: bool,
     /// The attachment filter.
     pub attachments: AttachmentSettings,
+    /// How far the spam rating, the attachment filter and the antivirus examine a
+    /// message's structure (issue 6: a hostile message never crashes the pipeline);
+    /// beyond them a message is "cannot be scanned" (guide §14.4).
+    pub message_limits: MessageLimits,
 }
 
 impl Default for AntivirusSettings {
@@ -220,6 +224,7 @@ impl Default for AntivirusSettings {
             forward_filtered: None,
             notify_sender: false,
             attachments: AttachmentSettings::default(),
+            message_limits: MessageLimits::default(),
         }
     }
 }
@@ -503,11 +508,11 @@ pub struct ContentFilter {
 }
 
 impl ContentFilter {
-    /// A filter with these settings and the default [`MessageLimits`].
+    /// A filter with these settings and their [`MessageLimits`].
     pub fn new(settings: AntivirusSettings) -> Self {
         Self {
+            limits: settings.message_limits,
             settings,
-            limits: MessageLimits::default(),
             logs: None,
         }
     }

@@ -35,6 +35,30 @@ pub struct MessageLimits {
     pub max_header_bytes: usize,
 }
 
+/// The range an administrator may set for each limit: (field, least, most).
+pub const LIMIT_RANGES: [(&str, usize, usize); 3] = [
+    ("max_mime_depth", 5, 1000),
+    ("max_parts", 10, 100_000),
+    ("max_header_bytes", 8 * 1024, 16 * 1024 * 1024),
+];
+
+impl MessageLimits {
+    /// The first limit outside [`LIMIT_RANGES`]: (field, message).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        for (field, least, most) in LIMIT_RANGES {
+            let v = match field {
+                "max_mime_depth" => self.max_mime_depth,
+                "max_parts" => self.max_parts,
+                _ => self.max_header_bytes,
+            };
+            if v < least || v > most {
+                return Err((field, format!("{field} must be between {least} and {most}")));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for MessageLimits {
     fn default() -> Self {
         Self {

@@ -90,6 +90,11 @@ function formBody(form) {
         value = raw.trim() === '' ? null : (Number.isFinite(n) ? n : raw);
         break;
       }
+      case 'bool-choice':
+        // A select of "unchanged" (empty, left out), "true" or "false".
+        if (raw === '') continue;
+        value = raw === 'true';
+        break;
       case 'nullable':
         // Empty means "not set" (an optional setting).
         value = raw.trim() === '' ? null : raw.trim();
@@ -291,6 +296,25 @@ async function checkAddress(form) {
   }
 }
 
+// guide §8.4 bulk edit: the fields set in the form, on every user ticked in the table.
+async function bulkEdit(form, submitter) {
+  clearErrors(form);
+  const addresses = [...document.querySelectorAll('input[data-bulk-user]:checked')].map((el) => el.value);
+  if (addresses.length === 0) { showError(form, { error: 'Tick at least one user in the table first.' }); return; }
+  const patch = formBody(form);
+  if (Object.keys(patch).length === 0) { showError(form, { error: 'Set at least one field to change.' }); return; }
+  if (submitter) submitter.disabled = true;
+  const r = await call('PATCH', API + '/users', { addresses, patch });
+  if (submitter) submitter.disabled = false;
+  if (r.ok) {
+    done(null, `${r.data.users.length} users changed.`);
+  } else if (r.status !== 401) {
+    const data = Object.assign({}, r.data);
+    if (data.field) data.field = data.field.replace(/^patch\./, '');
+    showError(form, data);
+  }
+}
+
 // guide §8.9 user import: a preview of every row first, then the rows the admin keeps ticked.
 function importRequest(form, dryRun) {
   const val = (name) => form.elements.namedItem(name).value;
@@ -371,6 +395,7 @@ document.addEventListener('change', (ev) => {
 document.addEventListener('submit', (ev) => {
   const form = ev.target;
   if (!(form instanceof HTMLFormElement)) return;
+  if ('bulkEdit' in form.dataset) { ev.preventDefault(); bulkEdit(form, ev.submitter); return; }
   if ('importUsers' in form.dataset) {
     ev.preventDefault();
     importUsers(form, !(ev.submitter && 'importGo' in ev.submitter.dataset), ev.submitter);

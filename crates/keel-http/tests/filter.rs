@@ -495,3 +495,48 @@ async fn filter_routes_are_documented() {
         assert_eq!(op["x-read-only-admin"], method == "get", "{method} {path}");
     }
 }
+
+/// Issue 6: the message structure limits are antivirus settings, checked against their
+/// ranges and named in the error; the antivirus stays off, so no scanner is needed.
+#[tokio::test(flavor = "multi_thread")]
+async fn message_structure_limits_are_settings() {
+    let env = env();
+    let c = env.client().await.admin().await;
+    let s = c.get(&format!("{API}/antivirus-settings")).await.json();
+    assert_eq!(s["message_limits"]["max_mime_depth"], 50);
+    assert_eq!(s["message_limits"]["max_parts"], 500);
+    assert_eq!(s["message_limits"]["max_header_bytes"], 262_144);
+    for (patch, field) in [
+        (
+            json!({ "max_mime_depth": 2 }),
+            "message_limits.max_mime_depth",
+        ),
+        (
+            json!({ "max_parts": 1_000_000 }),
+            "message_limits.max_parts",
+        ),
+        (
+            json!({ "max_header_bytes": 100 }),
+            "message_limits.max_header_bytes",
+        ),
+        (json!({ "max_parts": "many" }), "message_limits"),
+    ] {
+        let r = c
+            .patch(
+                &format!("{API}/antivirus-settings"),
+                json!({ "message_limits": patch }),
+            )
+            .await;
+        assert_eq!((r.status, r.field().as_str()), (400, field), "{}", r.body);
+    }
+    let r = c
+        .patch(
+            &format!("{API}/antivirus-settings"),
+            json!({ "message_limits": { "max_parts": 20 } }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stored = keel_filter::load_antivirus_settings(env.state.meta.as_ref()).expect("load");
+    assert_eq!(stored.message_limits.max_parts, 20);
+    assert_eq!(stored.message_limits.max_mime_depth, 50, "the rest kept");
+}

@@ -414,3 +414,35 @@ send_raw('a@good.test', ['alice@example.com'], m('a@good.test', 'four'))"
     assert!(contains(&inbox[0], "spf=pass"));
     assert!(t.inbox("dave@example.com").await.is_empty());
 }
+
+/// Issue 6: the structural limits are settings. With at most 10 MIME parts examined, a
+/// 12-part message is delivered (never refused for that alone) with the limit's test in
+/// its spam status; with the default limit the same message carries no such test.
+#[tokio::test(flavor = "multi_thread")]
+async fn structural_limits_are_settings_the_filter_follows() {
+    let t = server().await;
+    let mut parts = String::new();
+    for i in 0..12 {
+        parts.push_str(&format!(
+            "--b\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n"
+        ));
+    }
+    let raw = format!(
+        "From: x@remote.test\r\nTo: alice@example.com\r\nSubject: parts\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=b\r\n\r\n{parts}--b--\r\n"
+    );
+    let send = format!("{SEND}\nsend_raw('x@remote.test', ['alice@example.com'], {raw:?})");
+    assert_eq!(t.py(&send).await, ["sent"]);
+    let mut av = keel_filter::AntivirusSettings::default();
+    av.message_limits.max_parts = 10;
+    keel_filter::save_antivirus_settings(t.meta.as_ref(), &av).unwrap();
+    assert_eq!(t.py(&send).await, ["sent"]);
+    let inbox = t.inbox("alice@example.com").await;
+    assert_eq!(inbox.len(), 2);
+    assert!(!contains(&inbox[0], "MIME_TOO_MANY_PARTS"));
+    assert!(
+        contains(&inbox[1], "MIME_TOO_MANY_PARTS=1.0"),
+        "{}",
+        String::from_utf8_lossy(&inbox[1])
+    );
+}

@@ -2254,6 +2254,9 @@ fn antivirus_cmd(env: &Env, c: SettingsCmd) -> Result<Option<String>> {
                 &json,
                 "antivirus",
             )?;
+            if let Err((field, why)) = new.message_limits.check() {
+                bail!("message_limits.{field}: {why}; the settings were not saved");
+            }
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

@@ -336,6 +336,9 @@ fn check_antivirus(s: &AntivirusSettings) -> ApiResult<()> {
     }
     check_address("forward_original", s.forward_original.as_deref())?;
     check_address("forward_filtered", s.forward_filtered.as_deref())?;
+    if let Err((field, why)) = s.message_limits.check() {
+        return Err(ApiError::invalid(&format!("message_limits.{field}"), why));
+    }
     check_attachments(&s.attachments, "attachments.")
 }
 

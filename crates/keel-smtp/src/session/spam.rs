@@ -47,9 +47,19 @@ impl Session {
 
     async fn scorer(&self) -> Result<Scorer, SmtpReply> {
         let settings = self.spam_settings().await?;
+        let meta = self.ctx().meta.clone();
+        // The structural limits are the content checks' settings (antivirus document).
+        let limits = blocking(move || load_antivirus_settings(&*meta))
+            .await?
+            .map_err(|e| internal("antivirus settings", e))?
+            .message_limits;
         let bayes = Bayes::new(self.ctx().meta.clone());
         Scorer::new(settings, self.groups.clone(), &self.hostname)
-            .map(|s| s.with_logs(self.ctx().logs.clone()).with_bayes(bayes))
+            .map(|s| {
+                s.with_logs(self.ctx().logs.clone())
+                    .with_bayes(bayes)
+                    .with_limits(limits)
+            })
             .map_err(|e| internal("content filter", e))
     }
 

@@ -202,6 +202,28 @@ try {
     return { status: r.status, data: await r.json() };
   }, `${BASE}/admin/api/v1${path}`);
 
+  await step('bulk edit: one change on two ticked users (guide §8.4)', async () => {
+    await page.goto(`${BASE}/admin/users`);
+    await page.click('#bulk-form button[type="submit"]');
+    await page.locator('#bulk-form .form-error', { hasText: 'Tick at least one user' }).waitFor();
+    await page.check('input[data-bulk-user][value="jane@ui-test.example"]');
+    await page.check('input[data-bulk-user][value="admin@example.com"]');
+    await page.fill('#b-messages', '5000');
+    await page.selectOption('#b-local', 'true');
+    await page.click('#bulk-form button[type="submit"]');
+    await noticeSays('2 users changed.');
+    for (const a of ['jane@ui-test.example', 'admin@example.com']) {
+      const u = (await apiGet(`/users/${a}`)).data.user;
+      assert.equal(u.quota.messages, 5000, a);
+      assert.equal(u.local_domain_only, true, a);
+      assert.equal(u.quota.bytes, a.startsWith('jane') ? 250 * 1024 * 1024 : 0, 'untouched fields stay');
+    }
+    await page.check('input[data-bulk-user][value="admin@example.com"]');
+    await page.selectOption('#b-local', 'false');
+    await page.click('#bulk-form button[type="submit"]');
+    await noticeSays('1 users changed.');
+  });
+
   await step('create a user template (guide §8.10)', async () => {
     await page.click('nav >> text=User templates');
     await page.waitForURL(`${BASE}/admin/templates`);
