@@ -832,6 +832,28 @@ async fn smtp_settings_patch_masks_the_relay_password() {
         c.get(&format!("{API}/smtp-settings")).await.json()["max_recipients"],
         50
     );
+    // guide §20 "At": times of day as HH:MM.
+    let r = c
+        .patch(
+            &format!("{API}/smtp-settings"),
+            json!({ "etrn_download_at": ["06:30", "25:00"] }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field().as_str()),
+        (400, "etrn_download_at"),
+        "{}",
+        r.body
+    );
+    assert!(r.error().contains("'25:00'"), "{}", r.body);
+    let r = c
+        .patch(
+            &format!("{API}/smtp-settings"),
+            json!({ "etrn_download_at": ["06:30", "7:05"] }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["etrn_download_at"], json!(["06:30", "7:05"]));
     assert!(!env.all_logs().contains("Relay-secret-5"));
 }
 

@@ -281,6 +281,9 @@ pub struct SmtpSettings {
     pub etrn_download: Vec<EtrnServer>,
     /// Seconds between ETRN download rounds; 0 = only at start-up (and on request).
     pub etrn_download_interval_secs: u64,
+    /// guide §20 "At": times of day (`HH:MM`, server local time) at which a round goes
+    /// out, besides the interval; empty = none.
+    pub etrn_download_at: Vec<String>,
     /// guide §20 "Valid only at time": the name of a time interval (guide §19.2) outside of
     /// which the periodic ETRN download rounds are skipped; `None` = any time. The round
     /// at start-up (guide §7.10) and `keel queue etrn-download` ignore it.
@@ -367,6 +370,7 @@ impl Default for SmtpSettings {
             etrn_ip_group: None,
             etrn_download: Vec::new(),
             etrn_download_interval_secs: DEFAULT_ETRN_INTERVAL_SECS,
+            etrn_download_at: Vec::new(),
             etrn_download_time_interval: None,
             etrn_download_timeout_secs: DEFAULT_ETRN_TIMEOUT_SECS,
             relay_host: None,
@@ -427,9 +431,61 @@ pub fn save_settings(meta: &dyn MetaStore, settings: &SmtpSettings) -> StoreResu
     meta.transact(&mut |tx| tx.put(SETTINGS_KIND, SETTINGS_KEY, "", &body).map(|_| ()))
 }
 
+/// A time of day of `etrn_download_at` (guide §20 "At 12:00"): `HH:MM`, 24-hour clock.
+pub fn parse_time_of_day(s: &str) -> Option<chrono::NaiveTime> {
+    let (h, m) = s.trim().split_once(':')?;
+    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+        return None;
+    }
+    chrono::NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0)
+}
+
+/// Whether a daily time `at` fell in `(after, until]` (local date-times): today's or the
+/// previous day's occurrence.
+pub fn daily_time_passed(
+    at: chrono::NaiveTime,
+    after: chrono::NaiveDateTime,
+    until: chrono::NaiveDateTime,
+) -> bool {
+    let today = until.date().and_time(at);
+    let yesterday = today - chrono::Duration::days(1);
+    [today, yesterday].iter().any(|t| *t > after && *t <= until)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_of_day_and_their_passing() {
+        use chrono::{NaiveDate, NaiveTime};
+        assert_eq!(
+            parse_time_of_day("06:30"),
+            NaiveTime::from_hms_opt(6, 30, 0)
+        );
+        assert_eq!(
+            parse_time_of_day(" 7:05 "),
+            NaiveTime::from_hms_opt(7, 5, 0)
+        );
+        for bad in ["24:00", "12:60", "1230", "12:3", "", "ab:cd", "123:00"] {
+            assert_eq!(parse_time_of_day(bad), None, "{bad}");
+        }
+        let t = |d, h, m| {
+            NaiveDate::from_ymd_opt(2026, 11, d)
+                .and_then(|x| x.and_hms_opt(h, m, 0))
+                .expect("date")
+        };
+        let at = |h, m| NaiveTime::from_hms_opt(h, m, 0).expect("time");
+        assert!(daily_time_passed(at(6, 30), t(29, 6, 29), t(29, 6, 30)));
+        assert!(
+            !daily_time_passed(at(6, 30), t(29, 6, 30), t(29, 6, 31)),
+            "once"
+        );
+        assert!(!daily_time_passed(at(6, 30), t(29, 5, 0), t(29, 6, 0)));
+        // Across midnight: 23:59 yesterday to 00:10 today passes 00:05, not 23:00.
+        assert!(daily_time_passed(at(0, 5), t(28, 23, 59), t(29, 0, 10)));
+        assert!(!daily_time_passed(at(23, 0), t(28, 23, 59), t(29, 0, 10)));
+    }
 
     #[test]
     fn unknown_keys_are_rejected_and_missing_keys_default() {

@@ -952,3 +952,62 @@ async fn guide_20_etrn_download_rounds_only_inside_the_time_interval() {
         .expect("stops")
         .expect("join");
 }
+
+/// guide §20 "At HH:MM": with no interval, an ETRN download round goes out when the clock
+/// passes one of the `etrn_download_at` times of day (server local time), once.
+#[tokio::test(flavor = "multi_thread")]
+async fn guide_20_etrn_download_at_a_time_of_day() {
+    use std::sync::atomic::Ordering;
+    let (port, count) = etrn_counter().await;
+    let e = env(ok_sink(), |s| {
+        s.etrn_download = vec![keel_smtp::settings::EtrnServer {
+            host: format!("127.0.0.1:{port}"),
+            domains: vec!["backup.test".into()],
+            ..keel_smtp::settings::EtrnServer::default()
+        }];
+        s.etrn_download_interval_secs = 0;
+    })
+    .await;
+    // Ten minutes from now (local time), as HH:MM.
+    let now = e.t.clock.unix();
+    let local = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .expect("time")
+            .with_timezone(&chrono::Local)
+    };
+    let at = local(now + 600).format("%H:%M").to_string();
+    let mut s = keel_smtp::load_settings(&*e.t.meta).expect("settings");
+    s.etrn_download_at = vec![at.clone(), "not a time".into()];
+    keel_smtp::save_settings(&*e.t.meta, &s).expect("save");
+    let wait_for = |n: usize| {
+        let count = count.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while count.load(Ordering::SeqCst) < n && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            count.load(Ordering::SeqCst)
+        }
+    };
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(e.runner.clone().run(rx));
+    assert_eq!(wait_for(1).await, 1, "the start-up round");
+    // Five minutes on: not yet.
+    e.t.clock.advance(Duration::from_secs(300));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(count.load(Ordering::SeqCst), 1, "sent before {at}");
+    // Past the time of day: one round, and only one.
+    e.t.clock.advance(Duration::from_secs(360));
+    assert_eq!(wait_for(2).await, 2, "no round at {at}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        2,
+        "more than one round at {at}"
+    );
+    stop.send(true).expect("stop");
+    tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .expect("stops")
+        .expect("join");
+}

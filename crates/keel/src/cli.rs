@@ -1485,6 +1485,15 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
                 {
                     bail!("there is no time interval '{t}'");
                 }
+                if let Some(bad) = new
+                    .etrn_download_at
+                    .iter()
+                    .find(|a| keel_smtp::settings::parse_time_of_day(a).is_none())
+                {
+                    bail!(
+                        "etrn_download_at: '{bad}' is not a time of day: give HH:MM, for example 06:30"
+                    );
+                }
                 keel_smtp::save_settings(env.meta.as_ref(), &new)?;
                 if new.open_relay {
                     eprintln!(

@@ -371,6 +371,16 @@ async fn smtp_patch(
                 require_ip_group(&st2, g, field)?;
             }
         }
+        if let Some(bad) = new
+            .etrn_download_at
+            .iter()
+            .find(|a| keel_smtp::settings::parse_time_of_day(a).is_none())
+        {
+            return Err(ApiError::invalid(
+                "etrn_download_at",
+                format!("'{bad}' is not a time of day: give HH:MM, for example 06:30"),
+            ));
+        }
         if let Some(t) = &new.etrn_download_time_interval
             && st2.directory.get_time_interval(t).is_err()
         {

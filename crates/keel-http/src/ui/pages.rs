@@ -1039,6 +1039,13 @@ struct Smtp {
     relay_ip_group: String,
     exempt_ip_group: String,
     ip_groups: Vec<String>,
+    /// guide §12.5 ETRN download: servers as JSON, times of day one a line.
+    etrn_servers_json: String,
+    /// A server authenticates: its password is not put in the page.
+    etrn_has_auth: bool,
+    etrn_at_text: String,
+    etrn_time_interval: String,
+    time_intervals: Vec<String>,
 }
 
 pub(crate) async fn smtp(
@@ -1046,17 +1053,23 @@ pub(crate) async fn smtp(
     Extension(admin): Extension<AdminCtx>,
 ) -> PageResult {
     let (d, meta) = (st.directory.clone(), st.meta.clone());
-    let (s, groups) = blocking(move || {
+    let (s, groups, intervals) = blocking(move || {
         Ok((
             keel_smtp::load_settings(meta.as_ref())?,
             d.list_ip_groups()?
                 .into_iter()
                 .map(|g| g.name)
                 .collect::<Vec<_>>(),
+            d.list_time_intervals()?
+                .into_iter()
+                .map(|t| t.name)
+                .collect::<Vec<_>>(),
         ))
     })
     .await?;
     use keel_smtp::settings::RelayTls;
+    let etrn_servers_json = serde_json::to_string_pretty(&s.etrn_download)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     render(&Smtp {
         chrome: Chrome::new(&st, &admin, "smtp", "SMTP server"),
         relay_host: s.relay_host.clone().unwrap_or_default(),
@@ -1068,6 +1081,11 @@ pub(crate) async fn smtp(
         },
         relay_ip_group: s.relay_ip_group.clone().unwrap_or_default(),
         exempt_ip_group: s.exempt_ip_group.clone().unwrap_or_default(),
+        etrn_servers_json,
+        etrn_has_auth: s.etrn_download.iter().any(|e| e.auth.is_some()),
+        etrn_at_text: s.etrn_download_at.join("\n"),
+        etrn_time_interval: s.etrn_download_time_interval.clone().unwrap_or_default(),
+        time_intervals: intervals,
         s,
         ip_groups: groups,
     })

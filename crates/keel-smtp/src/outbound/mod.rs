@@ -444,6 +444,7 @@ impl QueueRunner {
         });
         // guide §7.10: ETRN to the configured servers at start-up, then every interval.
         let mut last_etrn: Option<i64> = None;
+        let mut last_tick = self.inner.ctx.clock.unix();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -451,8 +452,24 @@ impl QueueRunner {
             let settings = self.settings();
             let now = self.inner.ctx.clock.unix();
             let interval = i64::try_from(settings.etrn_download_interval_secs).unwrap_or(i64::MAX);
+            // guide §20 "At HH:MM": a daily time passed since the last turn of this loop.
+            let at_due = {
+                let local = |t: i64| {
+                    chrono::DateTime::from_timestamp(t, 0)
+                        .map(|d| d.with_timezone(&chrono::Local).naive_local())
+                };
+                match (local(last_tick), local(now)) {
+                    (Some(after), Some(until)) => settings.etrn_download_at.iter().any(|a| {
+                        crate::settings::parse_time_of_day(a)
+                            .is_some_and(|t| crate::settings::daily_time_passed(t, after, until))
+                    }),
+                    _ => false,
+                }
+            };
+            last_tick = now;
             let etrn_due = !settings.etrn_download.is_empty()
-                && last_etrn.is_none_or(|t| interval > 0 && now.saturating_sub(t) >= interval);
+                && (at_due
+                    || last_etrn.is_none_or(|t| interval > 0 && now.saturating_sub(t) >= interval));
             if etrn_due {
                 // guide §20: rounds after the start-up one only inside "valid only at".
                 let open = last_etrn.is_none() || self.etrn_window_open(&settings).await;
