@@ -134,6 +134,10 @@ async fn scenario_virus_removed_discarded_and_scanner_down_is_451() {
         ..av(&clamd.address())
     };
     save_antivirus_settings(&*t.meta, &s).unwrap();
+    // guide §14.6 statistics: counted (other tests of this binary may add to the totals).
+    let counter = |k: &str| keel_core::stats::global().lifetime()[k];
+    let viruses_before = counter("viruses_found");
+    let checked_before = counter("av_messages_checked");
     let out = t
         .py(&format!(
             "{SEND}\nsend_raw('x@remote.test', ['alice@example.com'], with_attachment('a.com', 'application/octet-stream', EICAR))\n\
@@ -168,6 +172,11 @@ send_raw('x@remote.test', ['alice@example.com'], with_attachment('ok.txt', 'text
         .await;
     assert_eq!(out, ["error 554"]);
     assert_eq!(t.inbox("alice@example.com").await.len(), 2);
+    assert!(
+        counter("viruses_found") >= viruses_before + 2,
+        "two viruses counted"
+    );
+    assert!(counter("av_messages_checked") >= checked_before + 3);
 
     // Encrypted: delivered with a warning (guide §14.4 default).
     let out = t

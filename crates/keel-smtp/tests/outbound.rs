@@ -329,8 +329,18 @@ async fn item6_5xx_per_recipient_sends_failure_dsn_to_local_sender() {
         &[("bob@remote.test", None), ("nobody@remote.test", None)],
         None,
     );
+    // guide §24.6 statistics (other tests of this binary may add to the totals).
+    let counter = |k: &str| keel_core::stats::global().lifetime()[k];
+    let (sent, failed, dsn) = (
+        counter("messages_sent_remote"),
+        counter("deliveries_failed"),
+        counter("dsn_sent"),
+    );
     e.runner.run_once().await.expect("run");
     assert_eq!(e.state(&id), None, "both recipients final");
+    assert!(counter("messages_sent_remote") > sent);
+    assert!(counter("deliveries_failed") > failed);
+    assert!(counter("dsn_sent") > dsn);
     let tx = e.sink.transactions();
     assert_eq!(tx[0]["rcpts"].as_array().map(Vec::len), Some(1));
     let inbox = e.t.inbox("alice@example.com").await;

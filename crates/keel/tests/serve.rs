@@ -323,6 +323,15 @@ fn scenario_per_service_binding_ip_acl_and_connection_cap() {
     .is_err()));
     let st = s.keel(&["status"]);
     assert!(stdout(&st).contains(&bind), "{}", stdout(&st));
+    // guide §24.6: the refused connections are counted (saved every few seconds).
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            let out = s.keel(&["stats", "show", "--format", "json"]);
+            serde_json::from_str::<serde_json::Value>(&stdout(&out))
+                .is_ok_and(|v| stat(&v, "connections_rejected.http") >= 2)
+        }),
+        "the refused HTTP connections were not counted"
+    );
 }
 
 /// guide §6.1: start, stop and restart at run time; `keel status` shows the state.
