@@ -1161,3 +1161,69 @@ async fn reindex_endpoint_and_retention_setting_errors() {
         r.body
     );
 }
+
+/// guide §25.1, §25.9 through the API: rotation, size, kept files and debug categories,
+/// applied at once to the running logs, checked field by field, read-only for viewers.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_settings_rotation_and_debug_categories() {
+    let env = env();
+    let c = env.client().await.admin().await;
+    let r = c.get(&format!("{API}/log-settings")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["debug_categories"], json!([]));
+    assert_eq!(r.json()["mail"]["rotation"], "never");
+    let r = c
+        .patch(
+            &format!("{API}/log-settings"),
+            json!({ "mail": { "rotation": "daily", "keep": 7 }, "debug_categories": ["smtp-server", "queue"] }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["mail"]["rotation"], "daily");
+    assert_eq!(r.json()["mail"]["keep"], 7);
+    assert_eq!(r.json()["security"]["rotation"], "never", "others kept");
+    let live = env.state.logs.settings();
+    assert!(
+        live.debug_categories
+            .contains(&keel_core::log::DebugCategory::SmtpServer)
+    );
+    assert_eq!(live.mail.keep, 7, "applied to the running logs");
+    for (body, field) in [
+        (json!({ "mail": { "rotation": "yearly" } }), "mail"),
+        (
+            json!({ "debug_categories": ["no-such-category"] }),
+            "debug_categories",
+        ),
+        (json!({ "mail": { "keep": 5000 } }), "mail.keep"),
+        (json!({ "smtp": {} }), "smtp"),
+    ] {
+        let r = c.patch(&format!("{API}/log-settings"), body.clone()).await;
+        assert_eq!(
+            (r.status, r.field().as_str()),
+            (400, field),
+            "{body}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        c.get(&format!("{API}/log-settings")).await.json()["mail"]["keep"],
+        7,
+        "nothing half-saved"
+    );
+    assert!(
+        env.log(LogKind::Config)
+            .contains("update LogSettings set Name='logs'")
+    );
+    let mut v = env.client_at(env.serve(None).await, "viewer");
+    assert_eq!(v.login("viewer@example.com", PW).await.status, 200);
+    assert_eq!(v.get(&format!("{API}/log-settings")).await.status, 200);
+    assert_eq!(
+        v.patch(
+            &format!("{API}/log-settings"),
+            json!({ "debug_categories": [] })
+        )
+        .await
+        .status,
+        403
+    );
+}

@@ -20,7 +20,8 @@ use crate::http::{Authenticate, WebLogin, WebSession};
 /// Document kind of server-wide settings.
 const SETTING_KIND: &str = "server_setting";
 const GENERAL_KEY: &str = "general";
-const LOGS_KEY: &str = "logs";
+/// The same document the admin API changes (`PATCH /admin/api/v1/log-settings`).
+const LOGS_KEY: &str = keel_http::admin::LOG_SETTINGS_KEY;
 
 /// Server-wide settings (guide §7.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,9 +46,7 @@
 //! - **Certificates** (guide ch. 16, `certs`): list, view, generate, request, import (PEM or
 //!   PKCS#12), export, activate for the server or a domain, remove.
 //!
-//! Not yet here (issue 5): the other status pages (ch. 24), log rotation and
-//! debug-category endpoints. The web UI (crate::ui) is a client
-//! of these routes; `/setup-wizard` holds the configuration wizard (guide §2.5).
+//! The web UI (crate::ui) is a client of these routes; `/setup-wizard` holds the configuration wizard (guide §2.5).
 
 mod body;
 mod certs;
@@ -83,7 +81,9 @@ pub use session::{
     LOGIN_FAILURE_WINDOW_SECS, SESSION_COOKIE, load_admin_settings, save_admin_settings,
 };
 pub use stats::METRICS_PATH;
-pub use system::{DEFAULT_LOG_LINES, LOG_TAIL_BYTES, MAX_LOG_LINES};
+pub use system::{
+    DEFAULT_LOG_LINES, LOG_SETTINGS_KEY, LOG_SETTINGS_KIND, LOG_TAIL_BYTES, MAX_LOG_LINES,
+};
 pub use wizard::WizardState;
 
 // Shared with the web UI (crate::ui), which renders pages from the same operations.
@@ -92,7 +92,7 @@ pub(crate) use directory::{UserQuery, list_users};
 pub(crate) use filter::dkim_rows;
 pub(crate) use stats::current as current_statistics;
 pub(crate) use stats::traffic_chart;
-pub(crate) use system::{queue_search, service_rows, tail_lines};
+pub(crate) use system::{load_log_settings, queue_search, service_rows, tail_lines};
 pub(crate) use wizard::load_state as wizard_state;
 
 /// Where the versioned API lives.

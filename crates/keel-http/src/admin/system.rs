@@ -204,6 +204,85 @@ pub(super) fn routes(r: &mut Routes) {
         ("Clear a log (guide §25.1)", None, "Empty"),
         log_clear,
     );
+    r.add(
+        M::GET,
+        "/log-settings",
+        (
+            "Log settings (guide §25.1, §25.9): per log enabled, rotation, max_size, keep, syslog; debug_categories",
+            None,
+            "LogSettings",
+        ),
+        log_settings_get,
+    );
+    r.add(
+        M::PATCH,
+        "/log-settings",
+        (
+            "Change the log settings (rotation, size, kept files, syslog, debug categories); applied at once",
+            Some("LogSettings"),
+            "LogSettings",
+        ),
+        log_settings_patch,
+    );
+}
+
+/// Where the log settings are stored (the binary reads the same document at start and
+/// when the store changes).
+pub const LOG_SETTINGS_KIND: &str = "server_setting";
+/// See [`LOG_SETTINGS_KIND`].
+pub const LOG_SETTINGS_KEY: &str = "logs";
+/// Most rotated files kept per log.
+const MAX_KEPT_LOG_FILES: u32 = 1000;
+
+/// The stored log settings (defaults when never saved).
+pub(crate) fn load_log_settings(
+    meta: &dyn keel_store::MetaStore,
+) -> ApiResult<keel_core::log::LogSettings> {
+    Ok(match meta.get_doc(LOG_SETTINGS_KIND, LOG_SETTINGS_KEY)? {
+        Some(d) => serde_json::from_value(d.body)
+            .map_err(|e| ApiError::Internal(format!("stored log settings are invalid: {e}")))?,
+        None => keel_core::log::LogSettings::default(),
+    })
+}
+
+async fn log_settings_get(
+    State(st): State<AdminState>,
+) -> ApiResult<Json<keel_core::log::LogSettings>> {
+    let meta = st.meta.clone();
+    Ok(Json(
+        blocking(move || load_log_settings(meta.as_ref())).await?,
+    ))
+}
+
+async fn log_settings_patch(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<keel_core::log::LogSettings>> {
+    let (meta, b) = (st.meta.clone(), body.clone());
+    let new = blocking(move || {
+        let cur = load_log_settings(meta.as_ref())?;
+        let new: keel_core::log::LogSettings = apply_json_patch(&cur, &b)?;
+        for kind in LogKind::ALL {
+            if new.kind(kind).keep > MAX_KEPT_LOG_FILES {
+                return Err(ApiError::invalid(
+                    &format!("{}.keep", kind.as_str()),
+                    format!("at most {MAX_KEPT_LOG_FILES} rotated files are kept"),
+                ));
+            }
+        }
+        let v = serde_json::to_value(&new).map_err(|e| ApiError::Internal(e.to_string()))?;
+        meta.transact(&mut |txn: &mut dyn keel_store::DocTxn| {
+            txn.put(LOG_SETTINGS_KIND, LOG_SETTINGS_KEY, "", &v)
+                .map(|_| ())
+        })?;
+        Ok(new)
+    })
+    .await?;
+    // guide §25.9: debug categories and rotation apply at once.
+    st.logs.set_settings(new.clone());
+    st.audit(&admin, Op::Update, "LogSettings", "logs", Some(&body));
+    Ok(Json(new))
 }
 
 // ------------------------------------------------------------------------ services

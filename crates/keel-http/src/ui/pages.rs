@@ -871,6 +871,11 @@ struct Logs {
     chrome: Chrome,
     /// (log name, whether it is the one shown).
     names: Vec<(&'static str, bool)>,
+    /// guide §25.1: the settings of each log (name, enabled, rotation, max size, keep).
+    settings: Vec<(&'static str, bool, &'static str, u64, u32)>,
+    /// guide §25.9: the debug categories switched on, one a line, and every name.
+    debug_on: String,
+    debug_all: String,
     log: &'static str,
     q: String,
     lines: Vec<String>,
@@ -896,17 +901,50 @@ pub(crate) async fn logs(
     };
     let path = st.logs.path(kind);
     let needle = q.q.clone().filter(|s| !s.is_empty());
-    let lines = blocking(move || {
-        crate::admin::tail_lines(&path, LOG_VIEW_LINES, needle.as_deref())
-            .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.display())))
+    let meta = st.meta.clone();
+    let (lines, settings) = blocking(move || {
+        let lines = crate::admin::tail_lines(&path, LOG_VIEW_LINES, needle.as_deref())
+            .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.display())))?;
+        Ok((lines, crate::admin::load_log_settings(meta.as_ref())?))
     })
     .await?;
+    let rotation = |r: keel_core::log::Rotation| match r {
+        keel_core::log::Rotation::Never => "never",
+        keel_core::log::Rotation::Hourly => "hourly",
+        keel_core::log::Rotation::Daily => "daily",
+        keel_core::log::Rotation::Weekly => "weekly",
+        keel_core::log::Rotation::Monthly => "monthly",
+    };
     render(&Logs {
         chrome: Chrome::new(&st, &admin, "logs", "Logs"),
         names: LogKind::ALL
             .iter()
             .map(|k| (k.as_str(), *k == kind))
             .collect(),
+        settings: LogKind::ALL
+            .iter()
+            .map(|k| {
+                let ks = settings.kind(*k);
+                (
+                    k.as_str(),
+                    ks.enabled,
+                    rotation(ks.rotation),
+                    ks.max_size,
+                    ks.keep,
+                )
+            })
+            .collect(),
+        debug_on: settings
+            .debug_categories
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        debug_all: keel_core::log::DebugCategory::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         log: kind.as_str(),
         q: q.q.unwrap_or_default(),
         lines,

@@ -487,6 +487,20 @@ try {
     await shot('12-logs');
   });
 
+  await step('log settings: rotation and a debug category (guide §25.1, §25.9)', async () => {
+    await page.goto(`${BASE}/admin/logs`);
+    await page.selectOption('#ls-mail-rotation', 'weekly');
+    await page.fill('#ls-debug', 'smtp-server\nbogus-category');
+    await page.click('form[data-api] button[type="submit"]');
+    assert.match(await fieldError('#ls-debug'), /bogus-category|debug/);
+    await page.fill('#ls-debug', 'smtp-server');
+    await page.click('form[data-api] button[type="submit"]');
+    await noticeSays('Log settings saved.');
+    const s = (await apiGet('/log-settings')).data;
+    assert.equal(s.mail.rotation, 'weekly');
+    assert.deepEqual(s.debug_categories, ['smtp-server']);
+  });
+
   await step('traffic charts are drawn by the server (guide §24.5)', async () => {
     await page.click('nav >> text=Traffic charts');
     await page.waitForURL(/\/admin\/traffic/);
