@@ -243,3 +243,118 @@ async fn scenario_attachment_filter_removes_blocked_files() {
     let security = t.log(LogKind::Security);
     assert!(security.contains("Setup.EXE"), "{security}");
 }
+
+/// requirements-2 §14 scenario 2 "Virus, strip and notify": with "deliver with the
+/// attachment removed" and "forward the original to" an administrator address, the
+/// recipient gets the message without the EICAR part, the administrator gets the
+/// original byte for byte, and a local sender is told; a remote sender is not (no
+/// backscatter, guide §14.4).
+#[tokio::test(flavor = "multi_thread")]
+async fn scenario_virus_strip_and_notify() {
+    let clamd = FakeClamd::start();
+    let t = TestServer::start(SmtpSettings::default()).await;
+    for u in ["av@example.com", "bob@example.com"] {
+        t.directory
+            .add_user(keel_directory::NewUser::new(u, common::PASSWORD))
+            .unwrap();
+    }
+    let s = AntivirusSettings {
+        on_virus: VirusAction::RemoveAttachment,
+        forward_original: Some("av@example.com".into()),
+        notify_sender: true,
+        ..av(&clamd.address())
+    };
+    save_antivirus_settings(&*t.meta, &s).unwrap();
+    let out = t
+        .py(&format!(
+            "{SEND}\nsend_raw('bob@example.com', ['alice@example.com'], with_attachment('a.com', 'application/octet-stream', EICAR))\n\
+send_raw('x@remote.test', ['alice@example.com'], with_attachment('b.com', 'application/octet-stream', EICAR))"
+        ))
+        .await;
+    assert_eq!(out, ["sent", "sent"]);
+    let inbox = t.inbox("alice@example.com").await;
+    assert_eq!(inbox.len(), 2);
+    for m in &inbox {
+        assert!(contains(m, "see attached"));
+        assert!(contains(m, "it contained the virus Eicar-Signature"));
+        assert!(!contains(m, "filename=\"a.com\"") && !contains(m, "filename=\"b.com\""));
+    }
+    // The administrator's copies are the originals, still infected.
+    let copies = t.inbox("av@example.com").await;
+    assert_eq!(copies.len(), 2, "one original per infected message");
+    assert!(contains(&copies[0], "filename=\"a.com\""));
+    let eicar_b64 = "WDVPIVAlQEFQWzRcUFpYNTQoUF4pN0NDKTd9JEVJQ0FSLVNUQU5EQVJELUFOVElWSVJVUy1URVNULUZJTEUhJEgrSCo=";
+    assert!(
+        contains(&copies[0], eicar_b64),
+        "the infected part is unchanged"
+    );
+    // The local sender is told; nobody writes to the remote one.
+    let notes = t.inbox("bob@example.com").await;
+    assert_eq!(notes.len(), 1);
+    assert!(contains(
+        &notes[0],
+        "Your message to alice@example.com was filtered"
+    ));
+    assert!(contains(&notes[0], "It was delivered without these parts."));
+}
+
+/// requirements-2 §14 scenario 4, the rest: a MIME-type rule catches a part by its type
+/// whatever its name, an earlier "accept" rule lets `trusted.exe` through, and with "send
+/// a warning to the sender" a local sender is told.
+#[tokio::test(flavor = "multi_thread")]
+async fn scenario_attachment_filter_mime_rule_accept_rule_and_sender_warning() {
+    use keel_filter::antivirus::{AttachmentMatch, AttachmentRule};
+    let t = TestServer::start(SmtpSettings::default()).await;
+    t.directory
+        .add_user(keel_directory::NewUser::new(
+            "bob@example.com",
+            common::PASSWORD,
+        ))
+        .unwrap();
+    let rule = |kind, pattern: &str, action| AttachmentRule {
+        enabled: true,
+        description: String::new(),
+        kind,
+        pattern: pattern.into(),
+        action,
+    };
+    let mut s = AntivirusSettings::default();
+    s.attachments.enabled = true;
+    s.attachments.warn_sender = true;
+    s.attachments.rules = vec![
+        rule(
+            AttachmentMatch::FileName,
+            "trusted.exe",
+            AttachmentAction::Accept,
+        ),
+        rule(AttachmentMatch::FileName, "*.exe", AttachmentAction::Block),
+        rule(
+            AttachmentMatch::MimeType,
+            "application/x-msdownload",
+            AttachmentAction::Block,
+        ),
+    ];
+    save_antivirus_settings(&*t.meta, &s).unwrap();
+    let out = t
+        .py(&format!(
+            "{SEND}\nsend_raw('bob@example.com', ['alice@example.com'], with_attachment('report.pdf', 'application/x-msdownload', 'MZ...'))\n\
+send_raw('bob@example.com', ['alice@example.com'], with_attachment('trusted.exe', 'application/octet-stream', 'MZ...'))\n\
+send_raw('bob@example.com', ['alice@example.com'], with_attachment('a.txt', 'text/plain', 'plain text'))"
+        ))
+        .await;
+    assert_eq!(out, ["sent", "sent", "sent"]);
+    let inbox = t.inbox("alice@example.com").await;
+    assert_eq!(inbox.len(), 3);
+    assert!(contains(
+        &inbox[0],
+        "The attachment \"report.pdf\" (application/x-msdownload) was removed"
+    ));
+    assert!(
+        contains(&inbox[1], "filename=\"trusted.exe\""),
+        "accepted first"
+    );
+    assert!(contains(&inbox[2], "filename=\"a.txt\""));
+    let notes = t.inbox("bob@example.com").await;
+    assert_eq!(notes.len(), 1, "one warning, for the blocked part only");
+    assert!(contains(&notes[0], "attachment \"report.pdf\""));
+}
