@@ -854,6 +854,44 @@ async fn smtp_settings_patch_masks_the_relay_password() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["etrn_download_at"], json!(["06:30", "7:05"]));
+    // ETRN server passwords are shown masked and kept when sent back masked.
+    let server = |pw: &str| {
+        json!({ "etrn_download": [ { "host": "backup.example.net:25", "domains": ["example.com"],
+                 "auth": { "user": "keel", "password": pw } } ] })
+    };
+    let r = c
+        .patch(&format!("{API}/smtp-settings"), server("Etrn-secret-9"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["etrn_download"][0]["auth"]["password"], "xxxxxx");
+    assert!(!r.body.contains("Etrn-secret-9"));
+    let r = c
+        .patch(&format!("{API}/smtp-settings"), server("xxxxxx"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stored = keel_smtp::load_settings(env.state.meta.as_ref()).expect("settings");
+    assert_eq!(
+        stored.etrn_download[0]
+            .auth
+            .as_ref()
+            .map(|a| a.password.as_str()),
+        Some("Etrn-secret-9"),
+        "the masked value kept the stored password"
+    );
+    let r = c
+        .patch(
+            &format!("{API}/smtp-settings"),
+            json!({ "etrn_download": [ { "host": "other.example.net", "domains": ["example.com"],
+                     "auth": { "user": "keel", "password": "xxxxxx" } } ] }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field().as_str()),
+        (400, "etrn_download"),
+        "{}",
+        r.body
+    );
+    assert!(!env.all_logs().contains("Etrn-secret-9"));
     assert!(!env.all_logs().contains("Relay-secret-5"));
 }
 

@@ -413,6 +413,14 @@ fn smtp_view(s: &keel_smtp::SmtpSettings) -> ApiResult<Value> {
     if let Some(auth) = v.get_mut("relay_auth").and_then(Value::as_object_mut) {
         auth.insert("password".into(), Value::String(SECRET_MASK.into()));
     }
+    // guide §12.5: nor the ETRN servers' passwords.
+    if let Some(servers) = v.get_mut("etrn_download").and_then(Value::as_array_mut) {
+        for server in servers {
+            if let Some(auth) = server.get_mut("auth").and_then(Value::as_object_mut) {
+                auth.insert("password".into(), Value::String(SECRET_MASK.into()));
+            }
+        }
+    }
     Ok(v)
 }
 
@@ -437,6 +445,28 @@ async fn smtp_patch(
             && n.password == SECRET_MASK
         {
             n.password.clone_from(&c.password);
+        }
+        // The same for an ETRN server sent back as shown (matched by host).
+        for server in &mut new.etrn_download {
+            let host = server.host.clone();
+            if let Some(auth) = server.auth.as_mut()
+                && auth.password == SECRET_MASK
+            {
+                let stored = cur
+                    .etrn_download
+                    .iter()
+                    .find(|c| c.host == host)
+                    .and_then(|c| c.auth.as_ref());
+                match stored {
+                    Some(c) => auth.password.clone_from(&c.password),
+                    None => {
+                        return Err(ApiError::invalid(
+                            "etrn_download",
+                            format!("give the password of the ETRN server {host}"),
+                        ));
+                    }
+                }
+            }
         }
         for (field, g) in [
             ("relay_ip_group", &new.relay_ip_group),

@@ -1079,8 +1079,6 @@ struct Smtp {
     ip_groups: Vec<String>,
     /// guide §12.5 ETRN download: servers as JSON, times of day one a line.
     etrn_servers_json: String,
-    /// A server authenticates: its password is not put in the page.
-    etrn_has_auth: bool,
     etrn_at_text: String,
     etrn_time_interval: String,
     time_intervals: Vec<String>,
@@ -1106,8 +1104,24 @@ pub(crate) async fn smtp(
     })
     .await?;
     use keel_smtp::settings::RelayTls;
-    let etrn_servers_json = serde_json::to_string_pretty(&s.etrn_download)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // guide §12.5: passwords appear masked; sent back unchanged they keep the stored ones.
+    let mut servers =
+        serde_json::to_value(&s.etrn_download).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(list) = servers.as_array_mut() {
+        for server in list {
+            if let Some(auth) = server
+                .get_mut("auth")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                auth.insert(
+                    "password".into(),
+                    serde_json::Value::String(keel_core::log::SECRET_MASK.into()),
+                );
+            }
+        }
+    }
+    let etrn_servers_json =
+        serde_json::to_string_pretty(&servers).map_err(|e| ApiError::Internal(e.to_string()))?;
     render(&Smtp {
         chrome: Chrome::new(&st, &admin, "smtp", "SMTP server"),
         relay_host: s.relay_host.clone().unwrap_or_default(),
@@ -1120,7 +1134,6 @@ pub(crate) async fn smtp(
         relay_ip_group: s.relay_ip_group.clone().unwrap_or_default(),
         exempt_ip_group: s.exempt_ip_group.clone().unwrap_or_default(),
         etrn_servers_json,
-        etrn_has_auth: s.etrn_download.iter().any(|e| e.auth.is_some()),
         etrn_at_text: s.etrn_download_at.join("\n"),
         etrn_time_interval: s.etrn_download_time_interval.clone().unwrap_or_default(),
         time_intervals: intervals,
