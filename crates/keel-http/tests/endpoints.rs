@@ -891,6 +891,18 @@ async fn smtp_settings_patch_masks_the_relay_password() {
         "{}",
         r.body
     );
+    // The SMTP page shows the servers masked too (after the configuration wizard).
+    let r = c
+        .post(
+            &format!("{API}/setup-wizard"),
+            json!({ "hostname": "mail.example.com", "primary_domain": "example.com", "password": "Wizard-pass-123" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let page = c.get("/admin/smtp").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("backup.example.net:25"));
+    assert!(!page.body.contains("Etrn-secret-9"));
     assert!(!env.all_logs().contains("Etrn-secret-9"));
     assert!(!env.all_logs().contains("Relay-secret-5"));
 }

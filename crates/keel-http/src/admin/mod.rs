@@ -92,7 +92,7 @@ pub(crate) use directory::{UserQuery, list_users};
 pub(crate) use filter::dkim_rows;
 pub(crate) use stats::current as current_statistics;
 pub(crate) use stats::traffic_chart;
-pub(crate) use system::{load_log_settings, queue_search, service_rows, tail_lines};
+pub(crate) use system::{load_log_settings, queue_search, service_rows, smtp_view, tail_lines};
 pub(crate) use wizard::load_state as wizard_state;
 
 /// Where the versioned API lives.

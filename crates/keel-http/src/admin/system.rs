@@ -408,7 +408,7 @@ async fn service_action(
 // --------------------------------------------------------------------------- SMTP
 
 /// The settings as shown: the relay password is never sent back (guide §12.2).
-fn smtp_view(s: &keel_smtp::SmtpSettings) -> ApiResult<Value> {
+pub(crate) fn smtp_view(s: &keel_smtp::SmtpSettings) -> ApiResult<Value> {
     let mut v = serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(auth) = v.get_mut("relay_auth").and_then(Value::as_object_mut) {
         auth.insert("password".into(), Value::String(SECRET_MASK.into()));

@@ -1104,22 +1104,9 @@ pub(crate) async fn smtp(
     })
     .await?;
     use keel_smtp::settings::RelayTls;
-    // guide §12.5: passwords appear masked; sent back unchanged they keep the stored ones.
-    let mut servers =
-        serde_json::to_value(&s.etrn_download).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let Some(list) = servers.as_array_mut() {
-        for server in list {
-            if let Some(auth) = server
-                .get_mut("auth")
-                .and_then(serde_json::Value::as_object_mut)
-            {
-                auth.insert(
-                    "password".into(),
-                    serde_json::Value::String(keel_core::log::SECRET_MASK.into()),
-                );
-            }
-        }
-    }
+    // guide §12.5: passwords appear masked, as the API shows them; sent back unchanged
+    // they keep the stored ones.
+    let servers = crate::admin::smtp_view(&s)?["etrn_download"].take();
     let etrn_servers_json =
         serde_json::to_string_pretty(&servers).map_err(|e| ApiError::Internal(e.to_string()))?;
     render(&Smtp {
