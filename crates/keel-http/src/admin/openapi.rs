@@ -76,6 +76,10 @@ const SCHEMAS: &[(&str, &str)] = &[
         "{\"series\", \"label\", \"range\", \"step_secs\", \"points\": [[bucket start (unix), count]]}",
     ),
     ("Svg", "An SVG image (image/svg+xml)."),
+    (
+        "LogSettings",
+        "keel_core::log::LogSettings (guide §25.1, §25.9): per log (config, mail, security, warning, operations, error, spam, debug) {\"enabled\", \"rotation\": never|hourly|daily|weekly|monthly, \"max_size\", \"keep\", \"syslog\"}, and \"debug_categories\": [name].",
+    ),
     ("Group", "keel_directory::Group."),
     ("GroupList", "{\"groups\": [Group]}"),
     ("NewGroup", "keel_directory::NewGroup."),
