@@ -39,6 +39,9 @@ pub(crate) enum AdminCommand {
     /// User templates (guide §8.10).
     #[command(subcommand)]
     Template(TemplateCmd),
+    /// Folder access rights (guide ch. 26, RFC 4314) of a user's or a public folder.
+    #[command(subcommand)]
+    Acl(AclCmd),
     /// Aliases (guide §12.3).
     #[command(subcommand)]
     Alias(AliasCmd),
@@ -343,6 +346,27 @@ pub(crate) enum Encoding {
     /// ISO 8859-1 (Latin-1).
     #[value(name = "latin1")]
     Latin1,
+}
+
+/// Folder ACLs; the folder is `owner/Folder`: `alice@example.com/Projects`, or
+/// `#public@example.com/Info` for a public folder of example.com.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AclCmd {
+    /// Show who has which rights on a folder (RFC 4314 letters).
+    Show {
+        folder: String,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Set rights: letters (`lrs`), `+letters`/`-letters`, or `read`, `read-write`, `full`.
+    /// The identifier is a user, `$group@domain` or `anyone`.
+    Set {
+        folder: String,
+        identifier: String,
+        rights: String,
+    },
+    /// Remove an identifier's entry.
+    Remove { folder: String, identifier: String },
 }
 
 /// User templates (guide §8.10).
@@ -972,6 +996,46 @@ fn pretty<T: Serialize>(v: &T) -> String {
     s
 }
 
+fn acl_cmd(env: &Env, cmd: AclCmd) -> Result<Option<String>> {
+    let mb = &env.mailboxes;
+    let show = |folder: &str, out: Format| -> Result<()> {
+        let list = mb.get_acl(None, folder)?;
+        let rows: Vec<(String, String)> = list
+            .into_iter()
+            .map(|(id, r)| (id, r.to_string()))
+            .collect();
+        print_out(out, &rows, |rows| {
+            rows.iter()
+                .map(|(id, r)| format!("{id:<36} {r}\n"))
+                .collect()
+        })
+    };
+    Ok(match cmd {
+        AclCmd::Show { folder, out } => {
+            show(&folder, out.format)?;
+            None
+        }
+        AclCmd::Set {
+            folder,
+            identifier,
+            rights,
+        } => {
+            let letters = match keel_mail::Level::parse(rights.trim()) {
+                Some(level) => level.rights().to_string(),
+                None => rights.trim().to_owned(),
+            };
+            mb.set_acl(None, &folder, &identifier, &letters)?;
+            show(&folder, Format::Text)?;
+            Some(format!("acl set {folder} {identifier}"))
+        }
+        AclCmd::Remove { folder, identifier } => {
+            mb.delete_acl(None, &folder, &identifier)?;
+            show(&folder, Format::Text)?;
+            Some(format!("acl remove {folder} {identifier}"))
+        }
+    })
+}
+
 fn template_cmd(env: &Env, cmd: TemplateCmd) -> Result<Option<String>> {
     let d = &env.directory;
     Ok(match cmd {
@@ -1311,6 +1375,7 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
         AdminCommand::User(c) => user_cmd(env, c)?,
         AdminCommand::Group(c) => group_cmd(env, c)?,
         AdminCommand::Template(c) => template_cmd(env, c)?,
+        AdminCommand::Acl(c) => acl_cmd(env, c)?,
         AdminCommand::Alias(c) => match c {
             AliasCmd::Add {
                 alias,

@@ -2115,3 +2115,110 @@ print("done")
     drop(s);
     drop(tmp_data);
 }
+
+/// Issue 4 item 3, for the administrator: folder ACLs from the CLI and the admin API
+/// (guide ch. 26, RFC 4314). alice's folder is shared with bob by `keel acl set` (a guide
+/// level), bob's imaplib sees it with the rights given; the API shows and changes the ACL,
+/// refuses bad rights at the field, and removing the entry takes the folder away again.
+#[test]
+fn folder_acls_from_the_cli_and_the_admin_api() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let password = s.admin_password();
+    for (u, pw) in [("alice", "Alice-pass-1"), ("bob", "Bob-pass-12")] {
+        let out = s.keel(&["user", "add", &format!("{u}@example.com"), "--password", pw]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let imap = s.port("imap").to_string();
+    let run = |script: &str| {
+        let out = Command::new("python3")
+            .args(["-c", script, &imap])
+            .output()
+            .unwrap();
+        (stdout(&out), stderr(&out))
+    };
+    let (out, err) = run(r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("alice", "Alice-pass-1")
+print(m.create("Projects")[0])
+m.logout()
+"#);
+    assert!(out.contains("OK"), "{out}{err}");
+    let out = s.keel(&["acl", "set", "alice@example.com/Projects", "bob", "read"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("bob@example.com"), "{}", stdout(&out));
+    let bob = r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("bob", "Bob-pass-12")
+typ, data = m.list('"Other Users/alice@example.com"', "*")
+print("LIST", typ, [d.decode() for d in data if d])
+typ, data = m.myrights('"Other Users/alice@example.com/Projects"')
+print("MYRIGHTS", typ, [d.decode() for d in data if d])
+m.logout()
+"#;
+    let (out, err) = run(bob);
+    assert!(
+        out.contains("Other Users/alice@example.com/Projects"),
+        "{out}{err}"
+    );
+    assert!(
+        out.contains("MYRIGHTS OK") && out.contains(" lr"),
+        "{out}{err}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (curl, csrf) = admin_curl(&s, &tmp.path().join("jar"), &password);
+    let base = format!("https://127.0.0.1:{}/admin/api/v1/acl", s.port("https"));
+    let (code, body) = curl(&[&format!("{base}?folder=alice@example.com/Projects")]);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["entries"][0]["identifier"], "alice@example.com");
+    assert_eq!(v["entries"][1]["identifier"], "bob@example.com");
+    assert_eq!(v["entries"][1]["rights"], "lr");
+    let put = |json: &str| {
+        curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            &format!("x-csrf-token: {csrf}"),
+            "--data-binary",
+            json,
+            &base,
+        ])
+    };
+    let (code, body) =
+        put(r#"{"folder": "alice@example.com/Projects", "identifier": "bob", "rights": "+qz"}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("\"field\":\"rights\""), "{body}");
+    let (code, body) =
+        put(r#"{"folder": "alice@example.com/Projects", "identifier": "bob", "rights": "+swi"}"#);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"rights\":\"lrswi\""), "{body}");
+    let (code, body) =
+        put(r#"{"folder": "alice@example.com/Nowhere", "identifier": "bob", "rights": "lr"}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("\"field\":\"folder\""), "{body}");
+    let (code, body) = curl(&[
+        "-X",
+        "DELETE",
+        "-H",
+        &format!("x-csrf-token: {csrf}"),
+        &format!("{base}?folder=alice@example.com/Projects&identifier=bob@example.com"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("bob@example.com"), "{body}");
+    let (out, err) = run(bob);
+    assert!(!out.contains("Projects"), "{out}{err}");
+    let log = std::fs::read_to_string(s.data.join("logs/config.log")).unwrap();
+    assert!(
+        log.contains("acl set alice@example.com/Projects bob"),
+        "{log}"
+    );
+    assert!(
+        log.contains("update FolderAcl set Name='alice@example.com/Projects'"),
+        "{log}"
+    );
+}

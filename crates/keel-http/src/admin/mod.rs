@@ -48,6 +48,7 @@
 //!
 //! The web UI (crate::ui) is a client of these routes; `/setup-wizard` holds the configuration wizard (guide §2.5).
 
+mod acl;
 mod body;
 mod certs;
 mod directory;
@@ -448,6 +449,7 @@ fn build() -> Routes {
     filter::routes(&mut r);
     retention::routes(&mut r);
     templates::routes(&mut r);
+    acl::routes(&mut r);
     stats::routes(&mut r);
     wizard::routes(&mut r);
     certs::routes(&mut r);

@@ -77,6 +77,14 @@ const SCHEMAS: &[(&str, &str)] = &[
     ),
     ("Svg", "An SVG image (image/svg+xml)."),
     (
+        "Acl",
+        "{\"folder\": \"owner/Folder\", \"entries\": [{\"identifier\", \"rights\": RFC 4314 letters}]} (the owner first, with every right)",
+    ),
+    (
+        "AclChange",
+        "{\"folder\": \"owner/Folder\", \"identifier\": user, $group or anyone, \"rights\": letters, +letters, -letters, or read|read-write|full}",
+    ),
+    (
         "LogSettings",
         "keel_core::log::LogSettings (guide §25.1, §25.9): per log (config, mail, security, warning, operations, error, spam, debug) {\"enabled\", \"rotation\": never|hourly|daily|weekly|monthly, \"max_size\", \"keep\", \"syslog\"}, and \"debug_categories\": [name].",
     ),
