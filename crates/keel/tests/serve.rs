@@ -2176,6 +2176,17 @@ m.logout()
     assert_eq!(v["entries"][0]["identifier"], "alice@example.com");
     assert_eq!(v["entries"][1]["identifier"], "bob@example.com");
     assert_eq!(v["entries"][1]["rights"], "lr");
+    let (code, body) = curl(&[&base]);
+    assert_eq!(code, 200, "{body}");
+    let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        all["folders"][0]["folder"], "alice@example.com/Projects",
+        "{all}"
+    );
+    assert_eq!(
+        all["folders"][0]["entries"][0]["identifier"],
+        "bob@example.com"
+    );
     let put = |json: &str| {
         curl(&[
             "-X",

@@ -23,7 +23,7 @@ pub(super) fn routes(r: &mut Routes) {
         Method::GET,
         "/acl",
         (
-            "The ACL of a folder (?folder=owner/Folder, e.g. alice@example.com/Projects or #public@example.com/Info; RFC 4314)",
+            "The ACL of a folder (?folder=owner/Folder, e.g. alice@example.com/Projects or #public@example.com/Info; RFC 4314); without ?folder every folder with explicit entries",
             None,
             "Acl",
         ),
@@ -94,6 +94,30 @@ fn folder_of(q: &AclQuery) -> ApiResult<String> {
         })
 }
 
+/// Every folder with explicit ACL entries (the `folder_acl` documents), as
+/// `{"folders": [{"folder", "entries"}]}`.
+fn all_acls(st: &AdminState) -> ApiResult<Value> {
+    let docs = st.meta.list_docs(keel_mail::FOLDER_ACL_KIND, None)?;
+    let mut folders: Vec<Value> = docs
+        .into_iter()
+        .map(|d| {
+            let owner = d.body["owner"].as_str().unwrap_or_default();
+            let name = d.body["name"].as_str().unwrap_or_default();
+            let entries: Vec<Value> = d.body["entries"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|e| json!({ "identifier": e["id"], "rights": e["rights"] }))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({ "folder": format!("{owner}/{name}"), "entries": entries })
+        })
+        .collect();
+    folders.sort_by(|a, b| a["folder"].as_str().cmp(&b["folder"].as_str()));
+    Ok(json!({ "folders": folders }))
+}
+
 async fn show(
     State(st): State<AdminState>,
     q: Result<Query<AclQuery>, QueryRejection>,
@@ -101,9 +125,11 @@ async fn show(
     let q = q
         .map(|Query(q)| q)
         .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))?;
-    let folder = folder_of(&q)?;
     let st2 = st.clone();
-    Ok(Json(blocking(move || entries(&st2, &folder)).await?))
+    match q.folder.clone().filter(|f| !f.trim().is_empty()) {
+        Some(folder) => Ok(Json(blocking(move || entries(&st2, &folder)).await?)),
+        None => Ok(Json(blocking(move || all_acls(&st2)).await?)),
+    }
 }
 
 #[derive(Deserialize)]

@@ -78,7 +78,7 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("Svg", "An SVG image (image/svg+xml)."),
     (
         "Acl",
-        "{\"folder\": \"owner/Folder\", \"entries\": [{\"identifier\", \"rights\": RFC 4314 letters}]} (the owner first, with every right)",
+        "{\"folder\": \"owner/Folder\", \"entries\": [{\"identifier\", \"rights\": RFC 4314 letters}]} (the owner first, with every right); without ?folder {\"folders\": [{\"folder\", \"entries\"}]}",
     ),
     (
         "AclChange",
