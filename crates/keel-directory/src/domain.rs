@@ -7,7 +7,8 @@ use crate::docs::{self, DOMAIN, Docs, PRIMARY_DOMAIN, PrimarySetting, SETTING, T
 use crate::error::{DirResult, DirectoryError};
 use crate::model::{
     CLEANOUT_DELETED_ITEMS_DAYS, CLEANOUT_JUNK_DAYS, DELETED_ITEMS_RECOVERY_DAYS, Domain,
-    DomainPatch, MAX_CLEANOUT_DAYS, MAX_RECOVERY_DAYS, NewDomain,
+    DomainPatch, FOLDER_NAMES, MAX_CLEANOUT_DAYS, MAX_RECOVERY_DAYS, NewDomain,
+    SPECIAL_FOLDER_USES,
 };
 
 fn norm_domain(name: &str) -> DirResult<String> {
@@ -85,7 +86,96 @@ fn check_domain_fields(tx: &mut Tx<'_>, dom: &mut Domain) -> DirResult<()> {
             check_days(key, v.as_u64(), max)?;
         }
     }
+    if let Some(v) = dom.settings.get_mut(FOLDER_NAMES) {
+        check_folder_names(v)?;
+        if v.as_object().is_some_and(serde_json::Map::is_empty) {
+            dom.settings.remove(FOLDER_NAMES);
+        }
+    }
     Ok(())
+}
+
+/// Checks (and trims) the special-use folder names of a domain: known uses only, each a
+/// usable top-level or nested folder name, all different; empty or null entries are
+/// dropped (the default applies).
+fn check_folder_names(v: &mut serde_json::Value) -> DirResult<()> {
+    let invalid =
+        |field: String, message: String| DirectoryError::InvalidSetting { field, message };
+    let Some(map) = v.as_object_mut() else {
+        return Err(invalid(
+            FOLDER_NAMES.to_owned(),
+            format!(
+                "{FOLDER_NAMES} must be an object from special use ({}) to folder name",
+                SPECIAL_FOLDER_USES.join(", ")
+            ),
+        ));
+    };
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut drop = Vec::new();
+    for (key, value) in map.iter_mut() {
+        let field = format!("{FOLDER_NAMES}.{key}");
+        if !SPECIAL_FOLDER_USES.contains(&key.as_str()) {
+            return Err(invalid(
+                field,
+                format!(
+                    "unknown special use {key:?}; the uses are {}",
+                    SPECIAL_FOLDER_USES.join(", ")
+                ),
+            ));
+        }
+        let mut name = match value {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s.trim().to_owned(),
+            _ => return Err(invalid(field, "a folder name must be a string".into())),
+        };
+        if name.is_empty() {
+            drop.push(key.clone());
+            continue;
+        }
+        if let Some(reason) = unusable_folder_name(&name) {
+            return Err(invalid(field, format!("{name:?} cannot be used: {reason}")));
+        }
+        // RFC 9051 §5.1: the INBOX component is case-insensitive; keep it spelled `INBOX`.
+        if let Some(rest) = name.get(5..).filter(|r| r.starts_with('/'))
+            && name[..5].eq_ignore_ascii_case("INBOX")
+        {
+            name = format!("INBOX{rest}");
+        }
+        if let Some((other, _)) = seen.iter().find(|(_, n)| n.eq_ignore_ascii_case(&name)) {
+            return Err(invalid(
+                field,
+                format!("{name:?} is already the {other} folder; each use needs its own folder"),
+            ));
+        }
+        seen.push((key.clone(), name.clone()));
+        *value = serde_json::Value::String(name);
+    }
+    for key in drop {
+        map.remove(&key);
+    }
+    Ok(())
+}
+
+/// Why a name cannot be a special-use folder (RFC 9051 §5.1; keel-mail's folder rules:
+/// the shared namespaces' roots are reserved, RFC 2342).
+fn unusable_folder_name(name: &str) -> Option<&'static str> {
+    let top = name.split('/').next().unwrap_or("");
+    if name.len() > 200 {
+        Some("it is longer than 200 bytes")
+    } else if name.split('/').any(str::is_empty) {
+        Some("it has an empty hierarchy level")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains control characters")
+    } else if name.contains(['*', '%']) {
+        Some("it contains a wildcard character (* or %)")
+    } else if name.eq_ignore_ascii_case("INBOX") {
+        Some("INBOX is not a special-use folder")
+    } else if top.eq_ignore_ascii_case("Other Users") || top.eq_ignore_ascii_case("Public Folders")
+    {
+        Some("its top level is reserved for shared folders")
+    } else {
+        None
+    }
 }
 
 /// Checks a day count setting: a whole number from 0 to `max`.
@@ -192,7 +282,20 @@ impl Directory {
             }
             if let Some(s) = &patch.settings {
                 for (k, v) in s {
-                    dom.settings.insert(k.clone(), v.clone());
+                    match (dom.settings.get_mut(k), v) {
+                        // Folder names merge per use; a null or empty name restores the
+                        // default of that use.
+                        (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new))
+                            if k == FOLDER_NAMES =>
+                        {
+                            for (use_key, name) in new {
+                                old.insert(use_key.clone(), name.clone());
+                            }
+                        }
+                        _ => {
+                            dom.settings.insert(k.clone(), v.clone());
+                        }
+                    }
                 }
             }
             check_domain_fields(tx, &mut dom)?;

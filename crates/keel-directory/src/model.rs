@@ -51,6 +51,13 @@ pub const CLEANOUT_DELETED_ITEMS_DAYS: &str = "cleanout_deleted_items_days";
 /// Domain setting: clean-out of the Junk E-mail folder and its subfolders, 0 = off
 /// (guide §7.5).
 pub const CLEANOUT_JUNK_DAYS: &str = "cleanout_junk_days";
+/// Domain setting: the names of the special-use folders new accounts get, an object from
+/// use (one of [`SPECIAL_FOLDER_USES`]) to folder name; a use left out keeps the guide's
+/// name (issue 4; guide §7.5 names; RFC 6154).
+pub const FOLDER_NAMES: &str = "folder_names";
+/// The special uses whose folder name a domain may set (RFC 6154 §2 attributes without
+/// the backslash, lower-case).
+pub const SPECIAL_FOLDER_USES: [&str; 5] = ["sent", "drafts", "trash", "junk", "archive"];
 /// The longest deleted-item retention (guide §7.4: a larger value cannot be saved).
 pub const MAX_RECOVERY_DAYS: u32 = 365;
 /// The longest clean-out age accepted (about 100 years; a typo guard, not a guide rule).
@@ -76,6 +83,15 @@ impl Domain {
     /// The domain's Junk E-mail clean-out age in days; 0 = off.
     pub fn cleanout_junk_days(&self) -> u32 {
         self.day_setting(CLEANOUT_JUNK_DAYS)
+    }
+    /// The folder name this domain sets for a special use (`"sent"`, … of
+    /// [`SPECIAL_FOLDER_USES`]); `None` keeps the default.
+    pub fn folder_name(&self, special_use: &str) -> Option<&str> {
+        self.settings
+            .get(FOLDER_NAMES)?
+            .get(special_use)?
+            .as_str()
+            .filter(|s| !s.is_empty())
     }
 }
 

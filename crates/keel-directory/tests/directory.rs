@@ -237,6 +237,64 @@ fn domain_settings_are_stored_and_merged() {
     assert_eq!(DomainForwarding::parse("host:0"), None);
 }
 
+fn folder_names(d: &Directory, v: serde_json::Value) -> DirResult<Domain> {
+    let mut s = std::collections::BTreeMap::new();
+    s.insert(FOLDER_NAMES.to_string(), v);
+    d.set_domain(
+        "example.com",
+        DomainPatch {
+            settings: Some(s),
+            ..Default::default()
+        },
+    )
+}
+
+// issue 4: special-use folder names per domain, merged per use, checked at the field.
+#[test]
+fn special_folder_names_per_domain() {
+    let env = scenario();
+    let d = &env.dir;
+    let dom = folder_names(d, serde_json::json!({"sent": " Sent ", "junk": "Spam"})).unwrap();
+    assert_eq!(dom.folder_name("sent"), Some("Sent"));
+    assert_eq!(dom.folder_name("trash"), None);
+    let dom = folder_names(d, serde_json::json!({"trash": "inbox/Trash", "junk": null})).unwrap();
+    assert_eq!(dom.folder_name("sent"), Some("Sent"), "merged per use");
+    assert_eq!(dom.folder_name("trash"), Some("INBOX/Trash"));
+    assert_eq!(dom.folder_name("junk"), None, "null restores the default");
+    for (bad, field) in [
+        (
+            serde_json::json!({"outbox": "Outbox"}),
+            "folder_names.outbox",
+        ),
+        (serde_json::json!({"junk": "INBOX"}), "folder_names.junk"),
+        (serde_json::json!({"junk": "Sent"}), "folder_names.sent"),
+        (
+            serde_json::json!({"archive": "Old/*"}),
+            "folder_names.archive",
+        ),
+        (
+            serde_json::json!({"archive": "Public Folders/X"}),
+            "folder_names.archive",
+        ),
+        (serde_json::json!({"drafts": "A//B"}), "folder_names.drafts"),
+        (serde_json::json!({"drafts": 5}), "folder_names.drafts"),
+        (serde_json::json!("Sent"), "folder_names"),
+    ] {
+        match folder_names(d, bad.clone()) {
+            Err(DirectoryError::InvalidSetting { field: f, message }) => {
+                assert_eq!(f, field, "{bad}: {message}")
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    let dom = folder_names(d, serde_json::json!({"sent": "", "trash": null})).unwrap();
+    assert!(
+        !dom.settings.contains_key(FOLDER_NAMES),
+        "{:?}",
+        dom.settings
+    );
+}
+
 // guide §7.7: at most one domain per listening IP.
 #[test]
 fn one_listening_ip_binds_one_domain() {

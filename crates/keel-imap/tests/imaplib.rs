@@ -26,7 +26,7 @@ async fn scenario_y1_login_names_imaplib() {
     s.python("y1_login_names").await;
     // POP3 lists INBOX only (guide §6.2): the moved message is no longer there.
     assert_eq!(s.count("alice@example.com", "INBOX"), 1);
-    assert_eq!(s.count("alice@example.com", "Archive"), 1);
+    assert_eq!(s.count("alice@example.com", "Projects"), 1);
 }
 
 // requirements-1 §Y.3: the domain alias delivers but never logs in.

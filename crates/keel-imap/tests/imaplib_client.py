@@ -57,14 +57,14 @@ def scenario_y1_login_names(port, _tls):
     m = imaplib.IMAP4(HOST, port, timeout=10)
     expect_no(m.login, "alice", PW.upper(), contains="AUTHENTICATIONFAILED")
     m.logout()
-    # Move the first message to Archive (the Rust side then checks INBOX, which is all
+    # Move the first message to Projects (the Rust side then checks INBOX, which is all
     # that POP3 LIST shows, guide §6.2).
     m = login(port, "alice")
-    ok(m.create("Archive"))
+    ok(m.create("Projects"))
     ok(m.select("INBOX"))
-    typ, data = m.uid("MOVE", "1", "Archive")
+    typ, data = m.uid("MOVE", "1", "Projects")
     assert typ == "OK", (typ, data)
-    ok(m.select("Archive"))
+    ok(m.select("Projects"))
     data = ok(m.search(None, "ALL"))
     assert data == [b"1"], data
     m.logout()

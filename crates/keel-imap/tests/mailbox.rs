@@ -36,6 +36,7 @@ async fn list_special_use_children_and_patterns() {
         ("Drafts", "\\Drafts"),
         ("\"Deleted Items\"", "\\Trash"),
         ("\"Junk E-mail\"", "\\Junk"),
+        ("Archive", "\\Archive"),
     ] {
         assert!(
             u.iter().any(|l| l.ends_with(name) && l.contains(attr)),
@@ -55,7 +56,7 @@ async fn list_special_use_children_and_patterns() {
     assert_eq!(u.len(), 1, "{u:?}");
     // LIST-EXTENDED: SPECIAL-USE selection, RETURN (STATUS), SUBSCRIBED.
     let u = c.ok("LIST (SPECIAL-USE) \"\" *").await;
-    assert_eq!(u.len(), 4, "{u:?}");
+    assert_eq!(u.len(), 5, "{u:?}");
     s.deliver("alice@example.com", "one", "hello\r\n");
     let u = c
         .ok("LIST \"\" INBOX RETURN (STATUS (MESSAGES UNSEEN SIZE))")

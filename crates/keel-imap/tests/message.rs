@@ -152,15 +152,15 @@ async fn search_keys_esearch_and_searchres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_move_and_expunge() {
     let (s, mut c) = with_mail().await;
-    c.ok("CREATE Archive").await;
-    let (_, t) = c.ok_line("COPY 1:2 Archive").await;
+    c.ok("CREATE Projects").await;
+    let (_, t) = c.ok_line("COPY 1:2 Projects").await;
     assert!(t.contains("[COPYUID ") && t.contains(" 1:2 1:2]"), "{t}");
     let t = c.no("COPY 1 Nowhere").await;
     assert!(t.contains("[TRYCREATE]"), "{t}");
-    let u = c.ok("UID MOVE 3 Archive").await;
+    let u = c.ok("UID MOVE 3 Projects").await;
     assert!(has(&u, "* OK [COPYUID ") && has(&u, " 3 3]"), "{u:?}");
     assert!(has(&u, "* 3 EXPUNGE"), "{u:?}");
-    assert_eq!(s.count("alice@example.com", "Archive"), 3);
+    assert_eq!(s.count("alice@example.com", "Projects"), 3);
     c.ok("STORE 1:2 +FLAGS.SILENT (\\Deleted)").await;
     let u = c.ok("UID EXPUNGE 2").await;
     assert_eq!(u, vec!["* 2 EXPUNGE"]);
@@ -169,7 +169,7 @@ async fn copy_move_and_expunge() {
     assert_eq!(s.count("alice@example.com", "INBOX"), 0);
     // QRESYNC: VANISHED instead of EXPUNGE (RFC 7162 §3.2.10).
     c.ok("ENABLE QRESYNC").await;
-    c.ok("SELECT Archive").await;
+    c.ok("SELECT Projects").await;
     c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
     let u = c.ok("EXPUNGE").await;
     assert_eq!(u, vec!["* VANISHED 1"]);

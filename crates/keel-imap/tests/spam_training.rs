@@ -88,8 +88,8 @@ m.logout()
     // Moving within ordinary folders teaches nothing.
     let script = format!(
         r#"{PRELUDE}
-m.create('Archive'); m.select('INBOX')
-typ, data = m.uid('MOVE', '1:*', 'Archive'); assert typ == 'OK', data
+m.create('Projects'); m.select('INBOX')
+typ, data = m.uid('MOVE', '1:*', 'Projects'); assert typ == 'OK', data
 m.logout()
 "#
     );

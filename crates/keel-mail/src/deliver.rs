@@ -8,6 +8,7 @@ use keel_directory::{DirectoryError, Quota};
 use keel_store::{BlobId, NewMessage};
 
 use crate::quota::{self, QUOTA_WARNING_INTERVAL_SECS, QuotaKind, QuotaStatus, WarningParams};
+use crate::special::SpecialUse;
 use crate::{MAIL_STATE_KIND, MailError, MailResult, Mailboxes, account_key};
 
 /// A message to deliver to local users.
@@ -62,6 +63,13 @@ pub enum DeliveryError {
     Store(String),
 }
 
+/// Where [`Mailboxes::deliver_to`] files a message.
+#[derive(Clone, Copy)]
+enum Destination<'a> {
+    Named(&'a str),
+    Special(SpecialUse),
+}
+
 struct Target {
     slot: usize,
     account: String,
@@ -87,6 +95,21 @@ impl Mailboxes {
     /// §13.4). The default folders are created first; a folder the user deleted is created
     /// again; when it cannot be created the message goes to the INBOX (never lost).
     pub fn deliver_into(&self, msg: &Delivery, folder: &str) -> MailResult<Vec<RecipientOutcome>> {
+        self.deliver_to(msg, Destination::Named(folder))
+    }
+
+    /// Like [`Mailboxes::deliver_into`], into each recipient's folder of a special use
+    /// (e.g. tagged spam into Junk, guide §13.1), whatever its domain or the recipient
+    /// named it (special.rs).
+    pub fn deliver_to_special(
+        &self,
+        msg: &Delivery,
+        special_use: SpecialUse,
+    ) -> MailResult<Vec<RecipientOutcome>> {
+        self.deliver_to(msg, Destination::Special(special_use))
+    }
+
+    fn deliver_to(&self, msg: &Delivery, folder: Destination) -> MailResult<Vec<RecipientOutcome>> {
         let mut outcomes: Vec<RecipientOutcome> = Vec::new();
         let mut targets: Vec<Target> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
@@ -185,11 +208,19 @@ impl Mailboxes {
         blob: &BlobId,
         size: u64,
         internal_date: i64,
-        folder: &str,
+        folder: Destination,
     ) -> Result<(Delivered, u64), DeliveryError> {
         let store_err = |e: MailError| DeliveryError::Store(e.to_string());
         // Default folders are created on first delivery (guide §8.2).
         let mut inbox = self.inbox(&t.account).map_err(store_err)?;
+        let named;
+        let folder = match folder {
+            Destination::Named(n) => n,
+            Destination::Special(u) => {
+                named = self.special_folder(&t.account, u).map_err(store_err)?;
+                named.as_str()
+            }
+        };
         if folder != crate::INBOX {
             match self.delivery_folder(&t.account, folder) {
                 Ok(f) => inbox = f,

@@ -2,11 +2,12 @@
 
 use keel_store::{Folder, FolderKind, StoreError};
 
+use crate::special::SpecialUse;
 use crate::{MailError, MailResult, Mailboxes, account_key};
 
 /// The INBOX; its name is case-insensitive (RFC 9051 §5.1).
 pub const INBOX: &str = "INBOX";
-/// Sent mail (guide §7.5 names; RFC 6154 `\Sent`).
+/// Sent mail (guide §7.5 names; RFC 6154 `\Sent`): the default, see [`SpecialUse`].
 pub const SENT_ITEMS: &str = "Sent Items";
 /// Drafts (RFC 6154 `\Drafts`).
 pub const DRAFTS: &str = "Drafts";
@@ -14,22 +15,20 @@ pub const DRAFTS: &str = "Drafts";
 pub const DELETED_ITEMS: &str = "Deleted Items";
 /// Junk mail (RFC 6154 `\Junk`; requirements-1 §0 item 12: one junk folder).
 pub const JUNK: &str = "Junk E-mail";
-/// The folders every mailbox has (guide §7.5, §8.2), created on first delivery.
-pub const DEFAULT_FOLDERS: [&str; 5] = [INBOX, SENT_ITEMS, DRAFTS, DELETED_ITEMS, JUNK];
+/// Archive (RFC 6154 `\Archive`; issue 4).
+pub const ARCHIVE: &str = "Archive";
+/// The folders a mailbox of a domain with default names gets (guide §7.5, §8.2, issue 4),
+/// created on first delivery or login.
+pub const DEFAULT_FOLDERS: [&str; 6] = [INBOX, SENT_ITEMS, DRAFTS, DELETED_ITEMS, JUNK, ARCHIVE];
 /// Hierarchy separator of folder names.
 pub const HIERARCHY_SEPARATOR: char = '/';
 /// Longest accepted folder name, in bytes.
 pub const MAX_FOLDER_NAME_BYTES: usize = 512;
 
-/// The RFC 6154 special-use attribute of a default folder name, if any.
+/// The RFC 6154 special-use attribute of a recognised folder name, if any (an account's
+/// own names come from [`Mailboxes::special_folders`]).
 pub fn special_use(name: &str) -> Option<&'static str> {
-    match name {
-        SENT_ITEMS => Some("\\Sent"),
-        DRAFTS => Some("\\Drafts"),
-        DELETED_ITEMS => Some("\\Trash"),
-        JUNK => Some("\\Junk"),
-        _ => None,
-    }
+    SpecialUse::of_recognised_name(name).map(SpecialUse::attribute)
 }
 
 /// Spells the top-level `INBOX` component canonically: `inbox` and `Inbox/Sub` name the
@@ -136,29 +135,48 @@ impl Mailboxes {
             .ok_or(MailError::NoSuchFolderId(folder_id))
     }
 
-    /// Creates the missing default folders of an account (guide §7.5, §8.2).
+    /// Creates the missing default folders of an account: INBOX and one folder per
+    /// special use, named as its domain says (guide §7.5, §8.2, issue 4). The special
+    /// folders created are recorded as the account's choices, so renaming the domain's
+    /// defaults later leaves existing accounts as they are (special.rs).
     pub fn ensure_default_folders(&self, user: &str) -> MailResult<()> {
         let account = account_key(user);
         let existing = self.inner.meta.list_folders(&account)?;
         self.remember(&existing);
+        let special = self.special_folders(&account)?;
         let mut created = false;
-        for name in DEFAULT_FOLDERS {
+        let mut chosen = Vec::new();
+        let wanted = std::iter::once((INBOX.to_owned(), None)).chain(
+            SpecialUse::ALL
+                .into_iter()
+                .map(|u| (special.name(u).to_owned(), Some(u))),
+        );
+        for (name, special_use) in wanted {
             if existing.iter().any(|f| f.name == name) {
                 continue;
+            }
+            for sup in superiors(&name) {
+                if !existing.iter().any(|f| f.name == sup) {
+                    self.create_if_missing(&account, sup)?;
+                }
             }
             match self
                 .inner
                 .meta
-                .create_folder(&account, name, FolderKind::Mail)
+                .create_folder(&account, &name, FolderKind::Mail)
             {
                 Ok(f) => {
                     self.remember(std::slice::from_ref(&f));
                     created = true;
+                    chosen.extend(special_use.map(|u| (name.clone(), u)));
                 }
                 // Created concurrently by another session: fine.
                 Err(StoreError::Conflict { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        for (name, u) in chosen {
+            self.set_special_use(&account, &name, &[u])?;
         }
         if created {
             self.notify(&account, None);
@@ -340,6 +358,8 @@ impl Mailboxes {
                     other => other.into(),
                 })?;
         }
+        // RFC 6154 leaves it open; the folder keeps the use the account chose for it.
+        self.rename_special_uses(&account, &from, &to)?;
         self.notify(&account, None);
         Ok(())
     }
@@ -402,6 +422,7 @@ impl Mailboxes {
         self.drop_acl(folder.id);
         self.forget(folder.id);
         self.release_blobs(orphans);
+        self.forget_special_uses(&account, &name)?;
         self.notify(&account, None);
         Ok(())
     }
@@ -444,6 +465,8 @@ mod tests {
         assert_eq!(special_use(DRAFTS), Some("\\Drafts"));
         assert_eq!(special_use(DELETED_ITEMS), Some("\\Trash"));
         assert_eq!(special_use(JUNK), Some("\\Junk"));
+        assert_eq!(special_use(ARCHIVE), Some("\\Archive"));
+        assert_eq!(special_use("Trash"), Some("\\Trash"));
         assert_eq!(special_use(INBOX), None);
     }
 }

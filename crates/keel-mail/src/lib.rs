@@ -84,6 +84,7 @@ mod notify;
 mod quota;
 mod reindex;
 mod retention;
+mod special;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -101,7 +102,7 @@ pub use acl::{
 pub use deliver::{Delivered, Delivery, DeliveryError, RecipientOutcome};
 pub use error::{MailError, MailResult};
 pub use folders::{
-    DEFAULT_FOLDERS, DELETED_ITEMS, DRAFTS, HIERARCHY_SEPARATOR, INBOX, JUNK,
+    ARCHIVE, DEFAULT_FOLDERS, DELETED_ITEMS, DRAFTS, HIERARCHY_SEPARATOR, INBOX, JUNK,
     MAX_FOLDER_NAME_BYTES, SENT_ITEMS, special_use,
 };
 pub use keel_store::{
@@ -111,6 +112,7 @@ pub use notify::{FollowGuard, MaildropLock, NOTIFY_CAPACITY};
 pub use quota::{QUOTA_WARNING_INTERVAL_SECS, QUOTA_WARNING_PERCENT, QuotaKind, QuotaStatus};
 pub use reindex::{FolderReindexReport, ReindexReport, UnreadableMessage};
 pub use retention::{CLEANOUT_INTERVAL, CLEANOUT_MAX_PER_FOLDER, CleanoutReport, parse_since};
+pub use special::{SPECIAL_USE_KIND, SpecialFolders, SpecialUse};
 
 /// MetaStore document kind holding per-user mail state (e.g. the last quota warning time).
 pub const MAIL_STATE_KIND: &str = "mail_state";

@@ -26,7 +26,8 @@ use std::time::Duration;
 use keel_directory::{Domain, User};
 use keel_store::StoreError;
 
-use crate::folders::{DELETED_ITEMS, HIERARCHY_SEPARATOR, JUNK};
+use crate::folders::HIERARCHY_SEPARATOR;
+use crate::special::SpecialUse;
 use crate::{MailError, MailResult, Mailboxes, account_key};
 
 /// Items deleted per folder per clean-out run at most (guide §7.5, "to avoid overload").
@@ -147,12 +148,12 @@ impl Mailboxes {
         }
         let oldest = self.inner.clock.unix() - i64::from(days) * DAY;
         self.ensure_default_folders(&account)?;
-        let trash =
-            self.folder(&account, DELETED_ITEMS)?
-                .ok_or_else(|| MailError::NoSuchFolder {
-                    user: account.clone(),
-                    name: DELETED_ITEMS.to_owned(),
-                })?;
+        let trash_name = self.special_folder(&account, SpecialUse::Trash)?;
+        let trash = match self.folder(&account, &trash_name)? {
+            Some(f) => f,
+            // The user deleted it: recovery brings it back.
+            None => self.create_folder(&account, &trash_name)?,
+        };
         let restored = self
             .inner
             .meta
@@ -193,21 +194,24 @@ impl Mailboxes {
         let Some((user, domain)) = self.domain_of_user(&account)? else {
             return Err(MailError::NoSuchUser(account));
         };
-        // guide §7.5, §8.2 step 8: the user's setting overrides the domain's.
+        // guide §7.5, §8.2 step 8: the user's setting overrides the domain's. The folders
+        // are the account's Trash and Junk, whatever their names (special.rs).
+        let special = self.special_folders(&account)?;
         let plan = [
             (
-                DELETED_ITEMS,
+                SpecialUse::Trash,
                 user.cleanout_deleted_items_days
                     .unwrap_or_else(|| domain.cleanout_deleted_items_days()),
             ),
             (
-                JUNK,
+                SpecialUse::Junk,
                 user.cleanout_junk_days
                     .unwrap_or_else(|| domain.cleanout_junk_days()),
             ),
         ];
         let now = self.inner.clock.unix();
-        for (root, days) in plan {
+        for (special_use, days) in plan {
+            let root = special.name(special_use);
             if days == 0 {
                 continue;
             }

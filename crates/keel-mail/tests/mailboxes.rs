@@ -148,7 +148,112 @@ fn default_folders_created_on_first_delivery() {
         assert!(names.iter().any(|n| n == d), "{d} missing from {names:?}");
     }
     let specials: Vec<_> = names.iter().filter_map(|n| special_use(n)).collect();
-    assert_eq!(specials.len(), 4);
+    assert_eq!(specials.len(), 5);
+}
+
+// issue 4: special-use folder names configurable per domain; the account keeps the
+// folders it got when the domain's names change later; spam goes to its Junk folder.
+#[test]
+fn special_folders_follow_the_domain_names_and_stay_with_the_account() {
+    let e = env();
+    let set_names = |v: serde_json::Value| {
+        let mut s = std::collections::BTreeMap::new();
+        s.insert(keel_directory::FOLDER_NAMES.to_owned(), v);
+        e.mail
+            .directory()
+            .set_domain(
+                "example.com",
+                keel_directory::DomainPatch {
+                    settings: Some(s),
+                    ..Default::default()
+                },
+            )
+            .expect("set folder names");
+    };
+    set_names(
+        serde_json::json!({"sent": "Sent", "trash": "Trash", "junk": "Spam",
+        "archive": "Archiv/Mail"}),
+    );
+    let a = e.user("a", UNLIMITED);
+    e.deliver(&msg(1), &[&a]);
+    let names: Vec<String> = e
+        .mail
+        .folders(&a)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Archiv",
+            "Archiv/Mail",
+            "Drafts",
+            "INBOX",
+            "Sent",
+            "Spam",
+            "Trash"
+        ],
+    );
+    let s = e.mail.special_folders(&a).unwrap();
+    assert_eq!(s.name(SpecialUse::Junk), "Spam");
+    assert_eq!(s.uses_of("Archiv/Mail"), vec![SpecialUse::Archive]);
+    assert!(s.uses_of("Archiv").is_empty());
+
+    // Spam goes to the account's Junk folder.
+    e.mail
+        .deliver_to_special(
+            &Delivery {
+                raw: msg(2),
+                recipients: vec![a.clone()],
+                internal_date: T0,
+            },
+            SpecialUse::Junk,
+        )
+        .unwrap();
+    let spam = e.mail.folder(&a, "Spam").unwrap().unwrap();
+    assert_eq!(e.mail.messages(spam.id).unwrap().len(), 1);
+
+    // New names for the domain: the existing account keeps its folders, a new one gets
+    // the new names.
+    set_names(serde_json::json!({"junk": "Junk"}));
+    assert_eq!(e.mail.special_folder(&a, SpecialUse::Junk).unwrap(), "Spam");
+    let b = e.user("b", UNLIMITED);
+    e.deliver(&msg(3), &[&b]);
+    assert_eq!(e.mail.special_folder(&b, SpecialUse::Junk).unwrap(), "Junk");
+    assert!(e.mail.folder(&b, "Junk").unwrap().is_some());
+
+    // The account's choice follows RENAME and is dropped by DELETE.
+    e.mail.rename_folder(&a, "Spam", "Unwanted").unwrap();
+    assert_eq!(
+        e.mail.special_folder(&a, SpecialUse::Junk).unwrap(),
+        "Unwanted"
+    );
+    e.mail.delete_folder(&a, "Unwanted").unwrap();
+    e.mail.create_folder(&a, "Unwanted").unwrap();
+    let s = e.mail.special_folders(&a).unwrap();
+    assert!(s.uses_of("Unwanted").is_empty());
+    assert_eq!(
+        s.name(SpecialUse::Junk),
+        "Junk",
+        "falls back to the domain's name"
+    );
+}
+
+// issue 4: the guide's names are recognised as the same special uses (an account from
+// before the domain changed its names, or migrated with them).
+#[test]
+fn guide_names_are_recognised_special_uses() {
+    let e = env();
+    let a = e.user("a", UNLIMITED);
+    for n in ["Sent Items", "Deleted Items", "Junk E-mail"] {
+        e.mail.create_folder(&a, n).unwrap();
+    }
+    let s = e.mail.special_folders(&a).unwrap();
+    assert_eq!(s.name(SpecialUse::Sent), "Sent Items");
+    assert_eq!(s.name(SpecialUse::Trash), "Deleted Items");
+    assert_eq!(s.name(SpecialUse::Junk), "Junk E-mail");
+    assert_eq!(s.uses_of("Trash"), vec![SpecialUse::Trash]);
 }
 
 #[test]

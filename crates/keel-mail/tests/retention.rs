@@ -310,6 +310,7 @@ fn clean_out_deletes_old_items_and_empty_subfolders() {
     assert_eq!(
         e.names(ALICE),
         vec![
+            "Archive",
             "Deleted Items",
             "Deleted Items/Kept",
             "Drafts",
@@ -348,5 +349,46 @@ fn clean_out_deletes_old_items_and_empty_subfolders() {
     assert_eq!(
         e.mail.meta().tombstone_accounts().expect("a"),
         vec![BOB.to_owned()]
+    );
+}
+
+// issue 4: the clean-out and recovery use the account's Trash and Junk whatever the
+// domain calls them.
+#[test]
+fn clean_out_and_recovery_follow_the_domains_folder_names() {
+    let e = env();
+    e.domain_days(&[
+        (DELETED_ITEMS_RECOVERY_DAYS, 30.into()),
+        (CLEANOUT_JUNK_DAYS, 5.into()),
+        (CLEANOUT_DELETED_ITEMS_DAYS, 5.into()),
+        (
+            keel_directory::FOLDER_NAMES,
+            serde_json::json!({"trash": "Trash", "junk": "Spam"}),
+        ),
+    ])
+    .expect("settings");
+    e.mail.ensure_default_folders(ALICE).expect("defaults");
+    e.fill(ALICE, "Spam", 2);
+    e.fill(ALICE, "Trash", 1);
+    e.fill(ALICE, JUNK, 1); // a plain folder with the guide's name: a second junk folder
+    e.clock.advance(Duration::from_secs(6 * DAY));
+    let r = e.mail.clean_out_user(ALICE).expect("clean-out");
+    assert_eq!(r.items_deleted, 3, "{r}");
+    assert_eq!(e.count(ALICE, "Spam"), 0);
+    assert_eq!(e.count(ALICE, "Trash"), 0);
+    assert_eq!(
+        e.count(ALICE, JUNK),
+        1,
+        "only the account's Junk folder is cleaned"
+    );
+    let restored = e
+        .mail
+        .recover_deleted(ALICE, 0)
+        .expect("recover deleted items");
+    assert_eq!(restored, 3);
+    assert_eq!(
+        e.count(ALICE, "Trash"),
+        3,
+        "recovered into the domain's Trash"
     );
 }

@@ -241,10 +241,31 @@ pub(crate) struct DomainOpts {
     /// Delete items older than N days in Junk E-mail and its subfolders; 0 = off.
     #[arg(long, value_name = "DAYS")]
     cleanout_junk_days: Option<u32>,
+    /// Name of a special folder new mailboxes get, USE=NAME with USE one of sent, drafts,
+    /// trash, junk, archive (e.g. `--folder-name junk=Spam`); `USE=` restores the default
+    /// (repeatable; RFC 6154).
+    #[arg(long = "folder-name", value_name = "USE=NAME", value_parser = parse_folder_name)]
+    folder_names: Vec<(String, String)>,
+}
+
+/// `USE=NAME` of `--folder-name`.
+fn parse_folder_name(s: &str) -> Result<(String, String), String> {
+    let (key, name) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected USE=NAME, e.g. junk=Spam, not {s:?}"))?;
+    let key = key.trim().to_ascii_lowercase();
+    if !keel_directory::SPECIAL_FOLDER_USES.contains(&key.as_str()) {
+        return Err(format!(
+            "unknown special use {key:?}; the uses are {}",
+            keel_directory::SPECIAL_FOLDER_USES.join(", ")
+        ));
+    }
+    Ok((key, name.trim().to_owned()))
 }
 
 impl DomainOpts {
-    /// The retention settings given, as a settings patch (`None` when none was given).
+    /// The retention and folder-name settings given, as a settings patch (`None` when none
+    /// was given).
     fn retention_settings(&self) -> Option<std::collections::BTreeMap<String, serde_json::Value>> {
         let map: std::collections::BTreeMap<String, serde_json::Value> = [
             (
@@ -260,6 +281,18 @@ impl DomainOpts {
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k.to_owned(), serde_json::Value::from(v))))
         .collect();
+        let mut map = map;
+        if !self.folder_names.is_empty() {
+            let names: serde_json::Map<String, serde_json::Value> = self
+                .folder_names
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                .collect();
+            map.insert(
+                keel_directory::FOLDER_NAMES.to_owned(),
+                serde_json::Value::Object(names),
+            );
+        }
         (!map.is_empty()).then_some(map)
     }
 }

@@ -94,19 +94,19 @@ typ, _ = c.uid("STORE", "2", "+FLAGS", r"(\Flagged $Important)")
 assert typ == "OK"
 typ, _ = c.uid("STORE", "3", "+FLAGS", r"(\Seen)")
 assert typ == "OK"
-c.create("Archive")
-typ, _ = c.uid("COPY", "1", "Archive")
+c.create("Projects")
+typ, _ = c.uid("COPY", "1", "Projects")
 assert typ == "OK"
 c.logout()
 "#;
 
-/// Prints, for INBOX and Archive: UIDVALIDITY, UIDNEXT, and per message its UID, sorted
+/// Prints, for INBOX and Projects: UIDVALIDITY, UIDNEXT, and per message its UID, sorted
 /// flags and the SHA-256 of its full body (FETCH BODY.PEEK[]).
 const DESCRIBE: &str = r#"
 import hashlib, imaplib, re, sys
 c = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]), timeout=20)
 c.login(sys.argv[2], sys.argv[3])
-for box in ["INBOX", "Archive"]:
+for box in ["INBOX", "Projects"]:
     typ, st = c.status(box, "(UIDVALIDITY UIDNEXT MESSAGES)")
     assert typ == "OK", st
     print(box, st[0].decode().split("(", 1)[1].rstrip(")"))

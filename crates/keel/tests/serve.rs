@@ -1130,7 +1130,7 @@ c.quit()
 }
 
 /// requirements-1 acceptance 1 through the binary: login-name rules over IMAP
-/// (imaplib), and a message alice moves from INBOX to Archive over IMAP no longer
+/// (imaplib), and a message alice moves from INBOX to Projects over IMAP no longer
 /// appears in POP3 LIST (POP3 sees INBOX only, guide §6.2).
 #[test]
 fn scenario_login_names_and_case_rules_imap_move_hides_from_pop3() {
@@ -1178,12 +1178,12 @@ assert login("alice", "ALICE-PASS-1") is None
 assert login("bob", "Bob-pass-123") is None
 assert login("bob@other.test", "Bob-pass-123")
 m = login("alice@example.com", "Alice-pass-1")
-m.create("Archive")
+m.create("Projects")
 typ, data = m.select("INBOX")
 assert data[0] == b"2", data
 typ, data = m.uid("SEARCH", None, "SUBJECT", "n1")
 uid = data[0].split()[0]
-typ, data = m.uid("MOVE", uid, "Archive")
+typ, data = m.uid("MOVE", uid, "Projects")
 assert typ == "OK", (typ, data)
 m.logout()
 p = poplib.POP3("127.0.0.1", pop, timeout=20)
@@ -2232,4 +2232,105 @@ m.logout()
         log.contains("update FolderAcl set Name='alice@example.com/Projects'"),
         "{log}"
     );
+}
+
+/// Issue 4: the special-use folder names of a domain, set with `keel domain set
+/// --folder-name` and through the admin API (curl); imaplib's LIST (SPECIAL-USE) of a new
+/// mailbox shows them, a bad name is refused at its field.
+#[test]
+fn special_folder_names_per_domain_from_the_cli_and_the_admin_api() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let password = s.admin_password();
+    let out = s.keel(&[
+        "domain",
+        "set",
+        "example.com",
+        "--folder-name",
+        "junk=Spam",
+        "--folder-name",
+        "sent=Sent",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.keel(&[
+        "domain",
+        "set",
+        "example.com",
+        "--folder-name",
+        "outbox=Out",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown special use"),
+        "{}",
+        stderr(&out)
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (curl, csrf) = admin_curl(&s, &tmp.path().join("jar"), &password);
+    let url = format!(
+        "https://127.0.0.1:{}/admin/api/v1/domains/example.com",
+        s.port("https")
+    );
+    let patch = |json: &str| {
+        curl(&[
+            "-X",
+            "PATCH",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            &format!("x-csrf-token: {csrf}"),
+            "--data-binary",
+            json,
+            &url,
+        ])
+    };
+    let (code, body) = patch(r#"{"settings":{"folder_names":{"trash":"INBOX"}}}"#);
+    assert_eq!(code, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["field"], "settings.folder_names.trash", "{body}");
+    let (code, body) = patch(r#"{"settings":{"folder_names":{"trash":"Trash"}}}"#);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["settings"]["folder_names"],
+        serde_json::json!({"junk": "Spam", "sent": "Sent", "trash": "Trash"}),
+        "the CLI's names stay: {body}"
+    );
+
+    let out = s.keel(&[
+        "user",
+        "add",
+        "carol@example.com",
+        "--password",
+        "Carol-pass-1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("carol", "Carol-pass-1")
+typ, data = m.list()
+typ, data = m._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
+for line in m._untagged_response(typ, data, "LIST")[1]:
+    print(line.decode())
+m.logout()
+"#,
+            &s.port("imap").to_string(),
+        ])
+        .output()
+        .unwrap();
+    let listed = stdout(&out);
+    for want in [
+        r#"\Junk) "/" Spam"#,
+        r#"\Sent) "/" Sent"#,
+        r#"\Trash) "/" Trash"#,
+        r#"\Drafts) "/" Drafts"#,
+        r#"\Archive) "/" Archive"#,
+    ] {
+        assert!(listed.contains(want), "{want} in {listed}{}", stderr(&out));
+    }
+    assert!(!listed.contains("Junk E-mail"), "{listed}");
 }

@@ -454,7 +454,8 @@ async fn domain_patch(
 }
 
 /// An invalid domain setting named by its key is named by its path in the request
-/// (`settings.deleted_items_recovery_days`), so the web page shows the error next to it.
+/// (`settings.deleted_items_recovery_days`, `settings.folder_names.junk`), so the web page
+/// shows the error next to it.
 fn settings_field(e: ApiError, body: &Fields) -> ApiError {
     match e {
         ApiError::Invalid {
@@ -463,7 +464,7 @@ fn settings_field(e: ApiError, body: &Fields) -> ApiError {
         } if body
             .get("settings")
             .and_then(Value::as_object)
-            .is_some_and(|s| s.contains_key(&f)) =>
+            .is_some_and(|s| s.contains_key(f.split('.').next().unwrap_or(&f))) =>
         {
             ApiError::Invalid {
                 message,

@@ -165,6 +165,34 @@ struct DomainPage {
     recovery_days: u32,
     cleanout_deleted_days: u32,
     cleanout_junk_days: u32,
+    folder_names: Vec<FolderNameField>,
+}
+
+/// One special-use folder name of the domain form (issue 4).
+struct FolderNameField {
+    key: &'static str,
+    label: &'static str,
+    value: String,
+    default: &'static str,
+}
+
+fn folder_name_fields(domain: &Domain) -> Vec<FolderNameField> {
+    use keel_mail::SpecialUse;
+    SpecialUse::ALL
+        .into_iter()
+        .map(|u| FolderNameField {
+            key: u.key(),
+            label: match u {
+                SpecialUse::Sent => "Sent mail",
+                SpecialUse::Drafts => "Drafts",
+                SpecialUse::Trash => "Deleted items (Trash)",
+                SpecialUse::Junk => "Junk mail",
+                SpecialUse::Archive => "Archive",
+            },
+            value: domain.folder_name(u.key()).unwrap_or_default().to_owned(),
+            default: u.default_name(),
+        })
+        .collect()
 }
 
 pub(crate) async fn domain(
@@ -186,6 +214,7 @@ pub(crate) async fn domain(
         recovery_days: domain.deleted_items_recovery_days(),
         cleanout_deleted_days: domain.cleanout_deleted_items_days(),
         cleanout_junk_days: domain.cleanout_junk_days(),
+        folder_names: folder_name_fields(&domain),
         domain,
         users,
     })

@@ -1,26 +1,13 @@
-//! Per-user IMAP state kept in MetaStore documents: subscriptions (RFC 9051 §6.3.7) and
-//! special-use attributes set with `CREATE ... (USE (...))` (RFC 6154 §3).
-//!
-//! Each is one document per user (kind [`SUBSCRIPTIONS_KIND`] / [`SPECIAL_USE_KIND`], key =
-//! the user key): a JSON array of names, and a JSON array of `[name, attribute]` pairs.
-//! Read-modify-write happens inside one [`keel_mail::MetaStore::transact`].
+//! Per-user IMAP state kept in MetaStore documents: subscriptions (RFC 9051 §6.3.7), one
+//! document per user (kind [`SUBSCRIPTIONS_KIND`], key = the user key) holding a JSON array
+//! of names; read-modify-write happens inside one [`keel_mail::MetaStore::transact`].
+//! Special-use choices (`CREATE … (USE (…))`, RFC 6154 §3) live in keel-mail (special.rs),
+//! because delivery and the clean-out use them too.
 
 use keel_mail::{MailResult, Mailboxes};
 
 /// Document kind of a user's subscribed mailbox names.
 pub const SUBSCRIPTIONS_KIND: &str = "imap_subscriptions";
-/// Document kind of a user's special-use attributes.
-pub const SPECIAL_USE_KIND: &str = "imap_special_use";
-
-/// The guide's folder names and the RFC 6154 attribute each stands for; `Archive` is the
-/// conventional name of `\Archive`.
-pub(crate) fn default_special_use(name: &str) -> Option<&'static str> {
-    keel_mail::special_use(name).or(match name {
-        "Archive" => Some("\\Archive"),
-        _ => None,
-    })
-}
-
 pub(crate) fn subscriptions(mb: &Mailboxes, user: &str) -> MailResult<Vec<String>> {
     let doc = mb.meta().get_doc(SUBSCRIPTIONS_KIND, user)?;
     Ok(doc
@@ -78,59 +65,6 @@ fn update_names(mb: &Mailboxes, user: &str, f: impl Fn(&mut Vec<String>)) -> Mai
         names.sort();
         names.dedup();
         tx.put(SUBSCRIPTIONS_KIND, user, "", &names.into())?;
-        Ok(())
-    })?;
-    Ok(())
-}
-
-/// Special-use attributes set by CREATE (name → attribute).
-pub(crate) fn special_uses(mb: &Mailboxes, user: &str) -> MailResult<Vec<(String, String)>> {
-    let doc = mb.meta().get_doc(SPECIAL_USE_KIND, user)?;
-    Ok(doc
-        .and_then(|d| {
-            d.body.as_array().map(|a| {
-                a.iter()
-                    .filter_map(|pair| {
-                        let p = pair.as_array()?;
-                        Some((
-                            p.first()?.as_str()?.to_owned(),
-                            p.get(1)?.as_str()?.to_owned(),
-                        ))
-                    })
-                    .collect()
-            })
-        })
-        .unwrap_or_default())
-}
-
-pub(crate) fn set_special_use(
-    mb: &Mailboxes,
-    user: &str,
-    name: &str,
-    attrs: &[String],
-) -> MailResult<()> {
-    mb.meta().transact(&mut |tx| {
-        let mut pairs: Vec<Vec<String>> = tx
-            .get(SPECIAL_USE_KIND, user)?
-            .and_then(|d| {
-                d.body.as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|p| {
-                            let p = p.as_array()?;
-                            Some(vec![
-                                p.first()?.as_str()?.to_owned(),
-                                p.get(1)?.as_str()?.to_owned(),
-                            ])
-                        })
-                        .collect()
-                })
-            })
-            .unwrap_or_default();
-        pairs.retain(|p| p.first().map(String::as_str) != Some(name));
-        for a in attrs {
-            pairs.push(vec![name.to_owned(), a.clone()]);
-        }
-        tx.put(SPECIAL_USE_KIND, user, "", &pairs.into())?;
         Ok(())
     })?;
     Ok(())

@@ -56,7 +56,8 @@ use crate::codec::{
     Code, Command, CommandBody, Data, EncodeOptions, Event, Limits, ReceiveError, Receiver,
     Response, StatusKind, StatusResponse,
 };
-pub use docs::{SPECIAL_USE_KIND, SUBSCRIPTIONS_KIND};
+pub use docs::SUBSCRIPTIONS_KIND;
+pub use keel_mail::SPECIAL_USE_KIND;
 pub(crate) use selected::Selected;
 
 /// Runs the parsing FETCH (ENVELOPE, BODYSTRUCTURE, `BODY[section]`, BINARY), SEARCH

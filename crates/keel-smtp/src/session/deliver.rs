@@ -50,12 +50,9 @@ impl Session {
             Some(v) => v.apply(&body),
             None => body,
         };
-        // guide §13.1, §13.4: tagged spam goes to the recipients' Junk E-mail folder.
-        let folder = if verdict.as_ref().is_some_and(|v| v.file_in_junk()) {
-            keel_mail::JUNK
-        } else {
-            keel_mail::INBOX
-        };
+        // guide §13.1, §13.4: tagged spam goes to each recipient's Junk folder (its name
+        // is the recipient's or its domain's, keel-mail special.rs).
+        let junk = verdict.as_ref().is_some_and(|v| v.file_in_junk());
         // guide §14.5, ch. 14: attachment filter, then antivirus, before the 250.
         let body = match &self.tx {
             Some(tx) => self.content_scan(tx, body).await?,
@@ -112,9 +109,15 @@ impl Session {
                 recipients: users,
                 internal_date: now,
             };
-            let outcomes = blocking(move || mb.deliver_into(&delivery, folder))
-                .await?
-                .map_err(|e| internal("local delivery", e))?;
+            let outcomes = blocking(move || {
+                if junk {
+                    mb.deliver_to_special(&delivery, keel_mail::SpecialUse::Junk)
+                } else {
+                    mb.deliver(&delivery)
+                }
+            })
+            .await?
+            .map_err(|e| internal("local delivery", e))?;
             for o in outcomes {
                 match o.result {
                     Ok(_) => delivered += 1,

@@ -2,7 +2,8 @@
 //! EXPUNGE (RFC 9051 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1).
 //!
 //! Spam training (guide §13.4, requirements-1 §0.9, §25.8): copying or moving messages
-//! into `Junk E-mail` teaches the Bayes classifier they are spam; from `Junk E-mail` into
+//! into the account's Junk folder (`Junk E-mail` by default, or the domain's or the
+//! account's name for `\Junk`) teaches the Bayes classifier they are spam; from it into
 //! the INBOX, that they are not. COPY counts as well as MOVE, because clients without
 //! MOVE (RFC 6851) move with COPY + STORE \Deleted + EXPUNGE, and the copy is the part
 //! that says where the message went. Training runs after the reply, off the async
@@ -10,7 +11,7 @@
 //! Moving out of Junk into any other folder (e.g. Deleted Items) teaches nothing.
 
 use keel_core::log::SpamEvent;
-use keel_mail::{INBOX, JUNK, MailError, Right};
+use keel_mail::{INBOX, MailError, Right, SpecialUse};
 use keel_store::BlobId;
 
 use crate::codec::{Code, MailboxName, SequenceSet, StatusResponse};
@@ -94,10 +95,13 @@ impl Session {
                     .into_iter()
                     .find(|f| f.id == src)
                     .map(|f| f.name);
-                let training = source
-                    .as_ref()
-                    .filter(|_| own_dest)
-                    .and_then(|n| training_label(n, &dest.name).map(|spam| (spam, n.clone())));
+                let training = match source.as_ref().filter(|_| own_dest) {
+                    Some(n) => {
+                        let junk = mb.special_folder(&user, SpecialUse::Junk)?;
+                        training_label(n, &dest.name, &junk).map(|spam| (spam, n.clone()))
+                    }
+                    None => None,
+                };
                 Ok((
                     dest.uid_validity,
                     pairs,
@@ -195,11 +199,12 @@ impl Session {
 /// not learned, and a warning says so).
 const MAX_TRAINED_PER_COMMAND: usize = 1000;
 
-/// `Some(true)`: learn as spam; `Some(false)`: learn as ham (module notes).
-pub(crate) fn training_label(source: &str, dest: &str) -> Option<bool> {
-    if dest == JUNK && source != JUNK {
+/// `Some(true)`: learn as spam; `Some(false)`: learn as ham (module notes). `junk` is the
+/// account's Junk folder, whatever its name (keel-mail special.rs).
+pub(crate) fn training_label(source: &str, dest: &str, junk: &str) -> Option<bool> {
+    if dest == junk && source != junk {
         Some(true)
-    } else if source == JUNK && dest == INBOX {
+    } else if source == junk && dest == INBOX {
         Some(false)
     } else {
         None
@@ -261,14 +266,19 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_mail::JUNK;
 
     #[test]
     fn training_directions() {
-        assert_eq!(training_label("INBOX", JUNK), Some(true));
-        assert_eq!(training_label("Archive", JUNK), Some(true));
-        assert_eq!(training_label(JUNK, "INBOX"), Some(false));
-        assert_eq!(training_label(JUNK, "Deleted Items"), None);
-        assert_eq!(training_label(JUNK, JUNK), None);
-        assert_eq!(training_label("INBOX", "Archive"), None);
+        assert_eq!(training_label("INBOX", JUNK, JUNK), Some(true));
+        assert_eq!(training_label("Archive", JUNK, JUNK), Some(true));
+        assert_eq!(training_label(JUNK, "INBOX", JUNK), Some(false));
+        assert_eq!(training_label(JUNK, "Deleted Items", JUNK), None);
+        assert_eq!(training_label(JUNK, JUNK, JUNK), None);
+        assert_eq!(training_label("INBOX", "Archive", JUNK), None);
+        // A domain that calls it `Spam`.
+        assert_eq!(training_label("INBOX", "Spam", "Spam"), Some(true));
+        assert_eq!(training_label("Spam", "INBOX", "Spam"), Some(false));
+        assert_eq!(training_label("INBOX", JUNK, "Spam"), None);
     }
 }

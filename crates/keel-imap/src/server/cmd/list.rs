@@ -61,7 +61,9 @@ struct Listing {
     /// Shared folders the user may see but not read (`l` without `r`): no LIST-STATUS.
     unreadable: Vec<i64>,
     subscribed: Vec<String>,
-    special: Vec<(String, String)>,
+    special: keel_mail::SpecialFolders,
+    /// Folders of other accounts (their special uses are their owners').
+    shared: Vec<i64>,
 }
 
 impl Listing {
@@ -70,19 +72,16 @@ impl Listing {
         self.folders.iter().any(|f| f.name.starts_with(&prefix))
     }
 
-    fn special_use(&self, name: &str) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .special
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, a)| a.clone())
-            .collect();
-        if v.is_empty()
-            && let Some(a) = docs::default_special_use(name)
-        {
-            v.push(a.to_owned());
+    /// RFC 6154 §2 attributes of a personal folder (keel-mail special.rs decides).
+    fn special_use(&self, folder: &Folder) -> Vec<String> {
+        if self.shared.contains(&folder.id) {
+            return Vec::new();
         }
-        v
+        self.special
+            .uses_of(&folder.name)
+            .into_iter()
+            .map(|u| u.attribute().to_owned())
+            .collect()
     }
 }
 
@@ -97,7 +96,9 @@ impl Session {
                 .collect();
             let mut virtual_parents: Vec<String> = Vec::new();
             let mut unreadable = Vec::new();
+            let mut shared = Vec::new();
             for (visible, f, rights) in mb.shared_folders(&user)? {
+                shared.push(f.id);
                 if !rights.has(keel_mail::Right::Read) {
                     unreadable.push(f.id);
                 }
@@ -119,7 +120,8 @@ impl Session {
                 virtual_parents,
                 unreadable,
                 subscribed: docs::subscriptions(mb, &user)?,
-                special: docs::special_uses(mb, &user)?,
+                special: mb.special_folders(&user)?,
+                shared,
             })
         })
         .await
@@ -168,7 +170,7 @@ impl Session {
                     continue;
                 }
             }
-            let special = listing.special_use(&f.name);
+            let special = listing.special_use(f);
             if sel_special && special.is_empty() {
                 continue;
             }

@@ -2,15 +2,11 @@
 //! (§6.3.5), RENAME (§6.3.6), SUBSCRIBE/UNSUBSCRIBE (§6.3.7-8), STATUS (§6.3.11, STATUS=SIZE
 //! RFC 8438, HIGHESTMODSEQ RFC 7162 §3.1.6), GETQUOTAROOT/GETQUOTA (RFC 9208 §4.2-4.3).
 
-use keel_mail::{Folder, HIERARCHY_SEPARATOR, MailError, Namespace, Right, split_name};
+use keel_mail::{Folder, HIERARCHY_SEPARATOR, MailError, Namespace, Right, SpecialUse, split_name};
 
 use crate::codec::{Code, Data, MailboxName, QuotaResource, StatusItem, StatusValue};
 use crate::server::docs;
 use crate::server::{CmdResult, Reply, Session, ok};
-
-/// The special uses a client may set with CREATE (RFC 6154 §2); `\All` and `\Flagged`
-/// are virtual mailboxes this server does not build.
-const SETTABLE_USES: [&str; 5] = ["\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"];
 
 /// The single quota root: the whole account (RFC 9208 §3.1).
 const QUOTA_ROOT: &str = "";
@@ -40,8 +36,9 @@ impl Session {
         }
         let mut uses = Vec::new();
         for u in special_use {
-            match SETTABLE_USES.iter().find(|s| s.eq_ignore_ascii_case(&u)) {
-                Some(s) => uses.push((*s).to_owned()),
+            // RFC 6154 §2: `\All` and `\Flagged` are virtual mailboxes not built here.
+            match SpecialUse::from_attribute(&u) {
+                Some(s) => uses.push(s),
                 // RFC 6154 §3: an attribute the server cannot set.
                 None => {
                     return Err(
@@ -61,7 +58,7 @@ impl Session {
         self.blocking(move |mb| {
             mb.create_folder(&user, &name)?;
             if !uses.is_empty() {
-                docs::set_special_use(mb, &user, &name, &uses)?;
+                mb.set_special_use(&user, &name, &uses)?;
             }
             Ok(())
         })
