@@ -294,6 +294,21 @@ try {
     assert.equal(r.data.settings.cleanout_junk_days, 14, JSON.stringify(r.data));
   });
 
+  await step('name the domain\'s special folders on its page', async () => {
+    await page.goto(`${BASE}/admin/domains/ui-test.example`);
+    assert.equal(await page.getAttribute('#e-folder-junk', 'placeholder'), 'Junk E-mail');
+    await page.fill('#e-folder-junk', 'INBOX');
+    await page.click('form[data-method="PATCH"] button[type="submit"]');
+    assert.match(await fieldError('#e-folder-junk'), /not a special-use folder/);
+    await page.fill('#e-folder-junk', 'Spam');
+    await page.click('form[data-method="PATCH"] button[type="submit"]');
+    await noticeSays('Domain saved.');
+    assert.equal(await page.inputValue('#e-folder-junk'), 'Spam');
+    assert.equal(await page.inputValue('#e-folder-sent'), '');
+    const r = await apiGet('/domains/ui-test.example');
+    assert.deepEqual(r.data.settings.folder_names, { junk: 'Spam' }, JSON.stringify(r.data));
+  });
+
   await step('recover deleted items and reindex from the user page', async () => {
     await page.goto(`${BASE}/admin/users/jane@ui-test.example`);
     assert.equal(await page.locator('#recover-off').count(), 0);
