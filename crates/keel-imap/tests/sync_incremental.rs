@@ -349,6 +349,12 @@ async fn select_of_a_large_folder_reads_only_the_changes_the_second_time() {
     a.ok("STORE 6 +FLAGS.SILENT (\\Seen)").await;
     a.ok("UID EXPUNGE 5").await;
     s.deliver(3001);
+    // b shares the cached rows with a; a's changes did not leak into b's snapshot, so b
+    // learns them as untagged responses (copy on write, select.rs).
+    let u = b.ok("NOOP").await;
+    assert!(has(&u, "* 6 FETCH (FLAGS (\\Seen)"), "{u:?}");
+    assert!(has(&u, "* 5 EXPUNGE"), "{u:?}");
+    assert!(has(&u, "* 3000 EXISTS"), "{u:?}");
     let mut c = Client::login(s.addr, "alice").await;
     let u = c.ok("SELECT INBOX").await;
     assert!(has(&u, "* 3000 EXISTS"), "{u:?}");

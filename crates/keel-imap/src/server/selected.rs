@@ -2,6 +2,8 @@
 //! (RFC 9051 §2.3.1.2) and change propagation from the account's change log (DESIGN §2,
 //! RFC 9051 §7.4-§7.5, RFC 7162 §3.2.10).
 
+use std::sync::Arc;
+
 use keel_mail::{ChangeKind, MailError, MessageMeta};
 
 use super::{Reply, Session};
@@ -20,8 +22,10 @@ pub(crate) struct Msg {
 pub(crate) struct Selected {
     pub(crate) folder_id: i64,
     pub(crate) read_only: bool,
-    /// Messages in sequence-number order (seq = index + 1).
-    pub(crate) msgs: Vec<Msg>,
+    /// Messages in sequence-number order (seq = index + 1). Shared with the process-wide
+    /// row cache of large folders (select.rs) until the session changes it, so SELECT does
+    /// not copy the folder; writers use [`Selected::msgs_mut`].
+    pub(crate) msgs: Arc<Vec<Msg>>,
     /// The account change-log position already reflected in `msgs`.
     pub(crate) seen_modseq: u64,
     /// How many of `msgs` are marked `expunged` (not yet announced), so commands need not
@@ -37,6 +41,11 @@ pub(crate) fn wire_flags(flags: &[String]) -> Vec<Flag> {
 }
 
 impl Selected {
+    /// The messages for writing (copied first while the snapshot is shared).
+    pub(crate) fn msgs_mut(&mut self) -> &mut Vec<Msg> {
+        Arc::make_mut(&mut self.msgs)
+    }
+
     pub(crate) fn exists(&self) -> u32 {
         u32::try_from(self.msgs.len()).unwrap_or(u32::MAX)
     }
@@ -269,7 +278,7 @@ impl Session {
             Delta::Full(fresh) => {
                 let mut by_uid: std::collections::HashMap<u32, MessageMeta> =
                     fresh.into_iter().map(|m| (m.uid, m)).collect();
-                for (i, m) in sel.msgs.iter_mut().enumerate() {
+                for (i, m) in Arc::make_mut(&mut sel.msgs).iter_mut().enumerate() {
                     match by_uid.remove(&m.meta.uid) {
                         Some(f) => update(i, m, f, &mut out),
                         None if !m.expunged => {
@@ -287,7 +296,7 @@ impl Session {
                 for row in rows {
                     match sel.index_of(row.uid) {
                         Some(i) => {
-                            if let Some(m) = sel.msgs.get_mut(i).filter(|m| !m.expunged) {
+                            if let Some(m) = sel.msgs_mut().get_mut(i).filter(|m| !m.expunged) {
                                 update(i, m, row, &mut out);
                             }
                         }
@@ -301,7 +310,7 @@ impl Session {
                 for uid in expunged {
                     if let Some(m) = sel
                         .index_of(uid)
-                        .and_then(|i| sel.msgs.get_mut(i))
+                        .and_then(|i| Arc::make_mut(&mut sel.msgs).get_mut(i))
                         .filter(|m| !m.expunged)
                     {
                         m.expunged = true;
@@ -331,11 +340,11 @@ impl Session {
                     }
                 }
             }
-            sel.msgs.retain(|m| !m.expunged);
+            sel.msgs_mut().retain(|m| !m.expunged);
             sel.pending_expunges = 0;
         }
         if !added.is_empty() {
-            sel.msgs.extend(added.into_iter().map(|meta| Msg {
+            sel.msgs_mut().extend(added.into_iter().map(|meta| Msg {
                 meta,
                 expunged: false,
             }));

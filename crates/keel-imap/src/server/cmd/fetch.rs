@@ -289,7 +289,7 @@ impl Session {
                     .await?;
                 if let Some(sel) = &mut self.selected {
                     for (i, fl, modseq) in updated {
-                        if let Some(m) = sel.msgs.get_mut(i) {
+                        if let Some(m) = sel.msgs_mut().get_mut(i) {
                             m.meta.flags = fl;
                             m.meta.modseq = modseq;
                             flags_changed.insert(i);

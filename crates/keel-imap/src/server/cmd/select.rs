@@ -33,7 +33,9 @@ const CACHE_MAX_ROWS: usize = 300_000;
 /// only what changed since the rows were cached instead of every row: the change log says
 /// what changed (DESIGN §2), exactly as [`Session::sync`] does for a selected folder. An
 /// entry is checked against the folder's change log at every use, so it is never stale,
-/// also when other processes or nodes write to the store.
+/// also when other processes or nodes write to the store. The sessions share the cached
+/// rows (`Arc`) until one changes its snapshot, so SELECT of an unchanged large folder
+/// copies nothing and does not grow with the folder (issue 4 §8c).
 struct FolderCache {
     entries: HashMap<i64, Cached>,
     rows: usize,
@@ -49,7 +51,8 @@ struct Cached {
     account: String,
     /// The change-log position the rows reflect (at least).
     modseq: u64,
-    rows: Arc<Vec<MessageMeta>>,
+    /// The rows as sessions hold them (never marked expunged here).
+    rows: Arc<Vec<Msg>>,
     used: u64,
 }
 
@@ -111,35 +114,47 @@ impl FolderCache {
 /// Brings cached rows (reflecting `since`) up to date with the change log: `changed` are
 /// the rows changed since (UID order), `expunged` the UIDs expunged since. Changes already
 /// in the rows are applied again harmlessly.
-fn apply_rows(rows: &mut Vec<MessageMeta>, changed: Vec<MessageMeta>, expunged: &[u32]) {
+fn apply_rows(rows: &mut Vec<Msg>, changed: Vec<MessageMeta>, expunged: &[u32]) {
     if !expunged.is_empty() {
         let gone: std::collections::HashSet<u32> = expunged.iter().copied().collect();
-        rows.retain(|m| !gone.contains(&m.uid));
+        rows.retain(|m| !gone.contains(&m.meta.uid));
     }
     for row in changed {
-        match rows.binary_search_by_key(&row.uid, |m| m.uid) {
+        match rows.binary_search_by_key(&row.uid, |m| m.meta.uid) {
             Ok(i) => {
                 if let Some(m) = rows.get_mut(i) {
-                    *m = row;
+                    m.meta = row;
                 }
             }
             // UIDs only grow (RFC 9051 §2.3.1.1): a new row goes at the end; one below the
             // largest UID was added and expunged meanwhile and is not there any more.
-            Err(i) if i == rows.len() => rows.push(row),
+            Err(i) if i == rows.len() => rows.push(Msg {
+                meta: row,
+                expunged: false,
+            }),
             Err(_) => {}
         }
     }
 }
 
+fn fresh_msgs(rows: Vec<MessageMeta>) -> Vec<Msg> {
+    rows.into_iter()
+        .map(|meta| Msg {
+            meta,
+            expunged: false,
+        })
+        .collect()
+}
+
 /// The snapshot SELECT starts from: the folder's rows in UID order, from [`FolderCache`]
 /// plus the changes since when the change log allows it, else read whole. `top` is the
 /// account's change-log position read before the folder.
-fn snapshot(mb: &Mailboxes, folder: &Folder, top: u64) -> MailResult<Vec<Msg>> {
+fn snapshot(mb: &Mailboxes, folder: &Folder, top: u64) -> MailResult<Arc<Vec<Msg>>> {
     let cached = folder_cache().take_from(folder.id, mb.meta());
     let rows = match cached.map(|c| refresh(mb, folder, c)).transpose()? {
         Some(Some(c)) => c,
         _ => {
-            let rows = Arc::new(mb.messages(folder.id)?);
+            let rows = Arc::new(fresh_msgs(mb.messages(folder.id)?));
             Cached {
                 store: Arc::downgrade(mb.meta()),
                 account: folder.account.clone(),
@@ -149,14 +164,7 @@ fn snapshot(mb: &Mailboxes, folder: &Folder, top: u64) -> MailResult<Vec<Msg>> {
             }
         }
     };
-    let msgs = rows
-        .rows
-        .iter()
-        .map(|meta| Msg {
-            meta: meta.clone(),
-            expunged: false,
-        })
-        .collect();
+    let msgs = Arc::clone(&rows.rows);
     folder_cache().put(folder.id, rows);
     Ok(msgs)
 }
@@ -389,7 +397,7 @@ mod tests {
 
     #[test]
     fn cached_rows_follow_the_change_log() {
-        let mut rows = vec![row(1, &[], 1), row(2, &[], 2), row(3, &[], 3)];
+        let mut rows = fresh_msgs(vec![row(1, &[], 1), row(2, &[], 2), row(3, &[], 3)]);
         // Expunge 2, flag 3, add 4 and 5; a row below the largest UID that is not there
         // (added and expunged meanwhile) stays out; re-applying is harmless.
         let changed = vec![row(3, &["\\Seen"], 5), row(4, &[], 6), row(5, &[], 7)];
@@ -398,7 +406,7 @@ mod tests {
         apply_rows(&mut rows, vec![row(2, &[], 8)], &[]);
         let got: Vec<(u32, usize, u64)> = rows
             .iter()
-            .map(|m| (m.uid, m.flags.len(), m.modseq))
+            .map(|m| (m.meta.uid, m.meta.flags.len(), m.meta.modseq))
             .collect();
         assert_eq!(got, [(1, 0, 1), (3, 1, 5), (4, 0, 6), (5, 0, 7)]);
     }
@@ -414,7 +422,7 @@ mod tests {
             store: Weak::<keel_store::sqlite::SqliteStore>::new(),
             account: "a".into(),
             modseq: 1,
-            rows: Arc::new((1..=n as u32).map(|u| row(u, &[], 1)).collect()),
+            rows: Arc::new(fresh_msgs((1..=n as u32).map(|u| row(u, &[], 1)).collect())),
             used: 0,
         };
         c.put(1, entry(10)); // too small to keep
