@@ -249,3 +249,62 @@ async fn opened_folders_name_shared_and_public_folders() {
         vec![open(&["carol@example.com"], 1, "Public Folders/Info")]
     );
 }
+
+// RFC 7162 §3.2.5.1 on a shared folder: mod-sequences are the owner's, so a QRESYNC
+// SELECT of another user's folder reports what the owner's log says changed since, with
+// VANISHED (EARLIER) for the messages expunged meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qresync_select_of_a_shared_folder_reports_the_owners_changes() {
+    let s = TestServer::start().await;
+    s.mailboxes
+        .create_folder("alice@example.com", "Projects")
+        .unwrap();
+    for i in 1..=3 {
+        s.mailboxes
+            .append(
+                "alice@example.com",
+                "Projects",
+                format!("Subject: p{i}\r\n\r\nx\r\n").as_bytes(),
+                &[],
+                T0,
+            )
+            .unwrap();
+    }
+    let mut alice = Client::login(s.addr, "alice@example.com").await;
+    alice.ok("SETACL Projects bob@other.test lrs").await;
+    // Bob makes his own changes first, so his log is ahead of alice's.
+    s.deliver("bob@other.test", "one", "x\r\n");
+    s.deliver("bob@other.test", "two", "x\r\n");
+    let mut bob = Client::login(s.addr, "bob@other.test").await;
+    bob.ok("ENABLE QRESYNC").await;
+    let lines = bob
+        .ok("SELECT \"Other Users/alice@example.com/Projects\"")
+        .await;
+    let code = |lines: &[String], key: &str| -> u64 {
+        lines
+            .iter()
+            .find_map(|l| {
+                let rest = l.split_once(&format!("[{key} "))?.1;
+                rest.split(']').next()?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no {key} in {lines:?}"))
+    };
+    let validity = code(&lines, "UIDVALIDITY");
+    let modseq = code(&lines, "HIGHESTMODSEQ");
+    bob.ok("UNSELECT").await;
+    alice.ok("SELECT Projects").await;
+    alice.ok("STORE 1 +FLAGS (\\Flagged)").await;
+    alice.ok("UID STORE 2 +FLAGS (\\Deleted)").await;
+    alice.ok("UID EXPUNGE 2").await;
+    let lines = bob
+        .ok(&format!(
+            "SELECT \"Other Users/alice@example.com/Projects\" (QRESYNC ({validity} {modseq}))"
+        ))
+        .await;
+    assert!(has(&lines, "* VANISHED (EARLIER) 2"), "{lines:?}");
+    assert!(
+        has(&lines, "* 1 FETCH (UID 1 FLAGS (\\Flagged)"),
+        "{lines:?}"
+    );
+    assert!(has(&lines, "* 2 EXISTS"), "{lines:?}");
+}

@@ -240,3 +240,16 @@ impl Mailboxes {
         Ok(report)
     }
 }
+
+impl Mailboxes {
+    /// Recounts a folder's counters (`messages`, `unseen`, `bytes`, `uid_next`,
+    /// `highest_modseq`) and its account's quota usage from the rows, without reading any
+    /// message (requirements-3 §5.4: "automatic detection of mismatches when a folder is
+    /// opened"; IMAP SELECT calls this when its rows disagree with the counters). Returns
+    /// the folder's counters before and after.
+    pub fn repair_counters(&self, folder: &keel_store::Folder) -> MailResult<FolderReindex> {
+        let fixed = self.inner.meta.reindex_folder(folder.id, &[])?;
+        self.inner.meta.reindex_account(&folder.account)?;
+        Ok(fixed)
+    }
+}

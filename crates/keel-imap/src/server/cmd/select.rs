@@ -226,18 +226,53 @@ impl Session {
         }
         let user = self.account().unwrap_or_default();
         let name = mailbox.as_str().to_owned();
-        let (folder, msgs, top) = self
+        let (folder, msgs, top, repaired) = self
             .blocking(move |mb| {
                 // The log position first: changes racing with the load are reported again,
-                // and the snapshot diff makes that harmless.
-                let top = mb.meta().highest_modseq(&user)?;
-                let folder = mb
-                    .folder(&user, &name)?
-                    .ok_or(MailError::NoSuchFolder { user, name })?;
+                // and the snapshot diff makes that harmless. The log is the folder owner's
+                // (another account's for shared and public folders), so for those the
+                // position is read again once the owner is known, and the folder after it.
+                let mut top = mb.meta().highest_modseq(&user)?;
+                let missing = || MailError::NoSuchFolder {
+                    user: user.clone(),
+                    name: name.clone(),
+                };
+                let mut folder = mb.folder(&user, &name)?.ok_or_else(missing)?;
+                if folder.account != user {
+                    top = mb.meta().highest_modseq(&folder.account)?;
+                    folder = mb.folder(&user, &name)?.ok_or_else(missing)?;
+                }
                 let msgs = snapshot(mb, &folder, top)?;
-                Ok((folder, msgs, top))
+                // requirements-3 §5.4: the counters are derived data; when they disagree
+                // with the rows (and nothing changed meanwhile) they are recounted.
+                let mut repaired = None;
+                let rows = u32::try_from(msgs.len()).unwrap_or(u32::MAX);
+                let max_uid = msgs.last().map_or(0, |m| m.meta.uid);
+                if (rows != folder.messages || folder.uid_next <= max_uid)
+                    && mb.meta().highest_modseq(&folder.account)? == top
+                {
+                    let fixed = mb.repair_counters(&folder)?;
+                    repaired = Some(format!(
+                        "Folder {} had counters that disagree with its messages \
+                         ({} messages, UIDNEXT {} stored; {} messages, UIDNEXT {} counted); \
+                         recounted from its messages",
+                        crate::server::shared::open_folder_name(&user, &folder),
+                        fixed.before.messages,
+                        fixed.before.uid_next,
+                        fixed.after.messages,
+                        fixed.after.uid_next
+                    ));
+                    folder = mb.folder(&user, &name)?.ok_or_else(missing)?;
+                }
+                Ok((folder, msgs, top, repaired))
             })
             .await?;
+        if let Some(line) = repaired {
+            tracing::warn!("{line}");
+            if let Some(logs) = &self.ctx.logs {
+                logs.error(&line);
+            }
+        }
         let first_unseen = msgs
             .iter()
             .position(|m| !m.meta.flags.iter().any(|f| f == "\\Seen"));
@@ -294,8 +329,9 @@ impl Session {
             .qresync
             .filter(|q| q.uidvalidity == folder.uid_validity)
         {
-            // RFC 7162 §3.2.5.1: what changed since the client's modseq.
-            let account = self.account().unwrap_or_default();
+            // RFC 7162 §3.2.5.1: what changed since the client's modseq, in the log of the
+            // folder's owner (mod-sequences are the owner's, also for shared folders).
+            let account = folder.account.clone();
             let since = q.modseq;
             let changes = self
                 .blocking(move |mb| Ok(mb.meta().changes_since(&account, since)?))
