@@ -23,6 +23,8 @@ pub(crate) const LOCKOUT: &str = "lockout";
 pub(crate) const USERSTAT: &str = "userstat";
 
 pub(crate) const PRIMARY_DOMAIN: &str = "primary_domain";
+/// Key of the public-folder scope setting (guide §7.1 "Advanced", §26.1).
+pub(crate) const PUBLIC_FOLDER_SCOPE: &str = "public_folder_scope";
 pub(crate) const SECURITY_POLICY: &str = "security_policy";
 
 /// Read access shared by the store (outside transactions) and a transaction.

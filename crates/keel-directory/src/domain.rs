@@ -3,11 +3,13 @@
 use keel_core::address::is_valid_domain;
 
 use crate::Directory;
-use crate::docs::{self, DOMAIN, Docs, PRIMARY_DOMAIN, PrimarySetting, SETTING, Tx};
+use crate::docs::{
+    self, DOMAIN, Docs, PRIMARY_DOMAIN, PUBLIC_FOLDER_SCOPE, PrimarySetting, SETTING, Tx,
+};
 use crate::error::{DirResult, DirectoryError};
 use crate::model::{
     CLEANOUT_DELETED_ITEMS_DAYS, CLEANOUT_JUNK_DAYS, DELETED_ITEMS_RECOVERY_DAYS, Domain,
-    DomainPatch, FOLDER_NAMES, MAX_CLEANOUT_DAYS, MAX_RECOVERY_DAYS, NewDomain,
+    DomainPatch, FOLDER_NAMES, MAX_CLEANOUT_DAYS, MAX_RECOVERY_DAYS, NewDomain, PublicFolderScope,
     SPECIAL_FOLDER_USES,
 };
 
@@ -349,6 +351,21 @@ impl Directory {
                 &PrimarySetting { domain: n.clone() },
             )
         })
+    }
+
+    /// Whether public folders are kept per domain (the default) or shared by every domain
+    /// (guide §7.1 "Advanced", §26.1).
+    pub fn public_folder_scope(&self) -> DirResult<PublicFolderScope> {
+        Ok(
+            docs::get::<PublicFolderScope>(&mut self.reader(), SETTING, PUBLIC_FOLDER_SCOPE)?
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Sets the public-folder scope. The folders of the other scope stay in the store but
+    /// are not shown while this one applies (requirements-2 §26).
+    pub fn set_public_folder_scope(&self, scope: PublicFolderScope) -> DirResult<()> {
+        self.txn(|tx| tx.put(SETTING, PUBLIC_FOLDER_SCOPE, "", &scope))
     }
 
     /// The primary domain, if any domain exists.

@@ -95,6 +95,17 @@ impl Domain {
     }
 }
 
+/// Where public folders live (guide §7.1 "Advanced", §26.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublicFolderScope {
+    /// Each domain has its own public folders, seen by its users only (the default).
+    #[default]
+    PerDomain,
+    /// One set of public folders for the users of every domain.
+    Global,
+}
+
 /// When forwarded mail is sent (guide §7.10).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,

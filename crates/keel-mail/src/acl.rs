@@ -74,15 +74,17 @@
 //!   read for everyone who sees the folder. That is why the default public-folder rights
 //!   are `lr` without `s`; FETCH by a user without `s` never sets `\Seen`.
 //! - Negative rights (`-identifier`, RFC 4314 §2) are not supported; SETACL refuses them.
-//! - The global public-folder scope (guide §26.1.1 "Advanced") is not implemented: public
-//!   folders are always per domain.
+//! - Public folders are per domain (owner `#public@<domain>`) unless the directory's
+//!   public-folder scope is global (guide §7.1 "Advanced", §26.1), then every domain's users
+//!   see the folders of [`GLOBAL_PUBLIC_OWNER`]. The folders of the other scope stay in the
+//!   store, unseen, until the scope is switched back (requirements-2 §26).
 //! - An ACL is stored per folder (MetaStore document [`FOLDER_ACL_KIND`], key = folder id);
 //!   subfolders do not inherit it. Deleting the folder through [`Mailboxes`] deletes it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use keel_directory::{AdminRights, DirectoryError};
+use keel_directory::{AdminRights, DirectoryError, PublicFolderScope};
 use keel_store::{Folder, FolderKind};
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +99,8 @@ pub const OTHER_USERS_PREFIX: &str = "Other Users/";
 pub const PUBLIC_PREFIX: &str = "Public Folders/";
 /// Account name prefix of public-folder owners: `#public@<domain>`.
 pub const PUBLIC_OWNER_PREFIX: &str = "#public@";
+/// The public-folder owner shared by every domain when public folders are global.
+pub const GLOBAL_PUBLIC_OWNER: &str = "#public@*";
 /// The identifier that matches every signed-in user (RFC 4314 §2).
 pub const ANYONE: &str = "anyone";
 
@@ -395,6 +399,32 @@ fn no_such(user: &str, name: &str) -> MailError {
 }
 
 impl Mailboxes {
+    /// The account whose public folders `user` sees: its domain's, or the global one
+    /// (guide §26.1.1).
+    pub fn public_owner_for(&self, user: &str) -> MailResult<String> {
+        self.public_owner_of_domain(domain_of(&account_key(user)))
+    }
+
+    /// The public-folder owner for a domain under the scope in force: `#public@<domain>`,
+    /// or [`GLOBAL_PUBLIC_OWNER`] when public folders are global.
+    pub fn public_owner_of_domain(&self, domain: &str) -> MailResult<String> {
+        Ok(match self.inner.directory.public_folder_scope()? {
+            PublicFolderScope::Global => GLOBAL_PUBLIC_OWNER.to_owned(),
+            PublicFolderScope::PerDomain => public_owner(domain),
+        })
+    }
+
+    /// Whether `user` administers the public folders of `owner`: per domain, a public-folder
+    /// admin of that domain; global, one of any domain (guide §26.1.2).
+    fn administers_public_folders(&self, user: &str, owner: &str) -> MailResult<bool> {
+        let domain = match owner.strip_prefix(PUBLIC_OWNER_PREFIX) {
+            Some("*") => domain_of(&account_key(user)).to_owned(),
+            Some(d) => d.to_owned(),
+            None => return Ok(false),
+        };
+        self.is_public_folder_admin(user, &domain)
+    }
+
     /// Whether `user` administers the public folders of `domain` (module docs).
     pub fn is_public_folder_admin(&self, user: &str, domain: &str) -> MailResult<bool> {
         let account = account_key(user);
@@ -456,11 +486,12 @@ impl Mailboxes {
         if folder.account == account {
             return Ok(Rights::ALL);
         }
-        if let Some(domain) = folder.account.strip_prefix(PUBLIC_OWNER_PREFIX) {
-            if !domain.eq_ignore_ascii_case(domain_of(&account)) {
-                return Ok(Rights::NONE); // per-domain public folders (guide §26.1.1)
+        if folder.account.starts_with(PUBLIC_OWNER_PREFIX) {
+            // Only the public folders of the scope in force are seen (guide §26.1.1).
+            if folder.account != self.public_owner_for(&account)? {
+                return Ok(Rights::NONE);
             }
-            if self.is_public_folder_admin(&account, domain)? {
+            if self.administers_public_folders(&account, &folder.account)? {
                 return Ok(Rights::ALL);
             }
         }
@@ -486,9 +517,9 @@ impl Mailboxes {
             }
             parent = sup;
         }
-        if let Some(domain) = owner.strip_prefix(PUBLIC_OWNER_PREFIX)
-            && domain.eq_ignore_ascii_case(domain_of(&account_key(user)))
-            && self.is_public_folder_admin(user, domain)?
+        if owner.starts_with(PUBLIC_OWNER_PREFIX)
+            && owner == self.public_owner_for(user)?
+            && self.administers_public_folders(user, owner)?
         {
             return Ok(Rights::ALL);
         }
@@ -500,9 +531,12 @@ impl Mailboxes {
     /// reported as missing. Names of the shared namespaces that name no folder fail with
     /// [`MailError::NoSuchFolder`].
     pub fn access(&self, user: &str, visible: &str) -> MailResult<Access> {
-        let Some((owner, name, namespace)) = split_name(user, visible) else {
+        let Some((mut owner, name, namespace)) = split_name(user, visible) else {
             return Err(no_such(user, visible));
         };
+        if namespace == Namespace::Public {
+            owner = self.public_owner_for(user)?;
+        }
         let folder = self.inner.meta.get_folder(&owner, &name)?;
         if let Some(f) = &folder {
             self.remember(std::slice::from_ref(f));
@@ -624,7 +658,7 @@ impl Mailboxes {
                 ));
             }
         }
-        let public = public_owner(domain_of(&account));
+        let public = self.public_owner_for(&account)?;
         let folders = self.inner.meta.list_folders(&public)?;
         self.remember(&folders);
         for f in folders {
@@ -658,13 +692,20 @@ impl Mailboxes {
                 .folder
                 .ok_or_else(|| no_such(u, visible))?),
             None => {
-                // Administrator form: `owner` then the owner's name, as `alice@x/Folder`
-                // or `#public@x/Folder`.
+                // Administrator form: `owner` then the owner's name, as `alice@x/Folder`,
+                // `#public@x/Folder`, or `#public/Folder` for the public folders of the
+                // primary domain (all domains' when global, guide §26.1.1).
                 let (owner, name) = visible
                     .split_once(HIERARCHY_SEPARATOR)
                     .ok_or_else(|| no_such("", visible))?;
-                self.folder(owner, name)?
-                    .ok_or_else(|| no_such(owner, name))
+                let owner = if owner.eq_ignore_ascii_case("#public") {
+                    let primary = self.inner.directory.primary_domain()?.unwrap_or_default();
+                    self.public_owner_of_domain(&primary)?
+                } else {
+                    owner.to_owned()
+                };
+                self.folder(&owner, name)?
+                    .ok_or_else(|| no_such(&owner, name))
             }
         }
     }

@@ -95,9 +95,9 @@ use keel_core::clock::SharedClock;
 use keel_directory::Directory;
 
 pub use acl::{
-    ANYONE, Access, FOLDER_ACL_KIND, Level, Namespace, OTHER_USERS_PREFIX, PUBLIC_OWNER_PREFIX,
-    PUBLIC_PREFIX, Right, Rights, UnknownRight, flag_allowed, is_reserved_name, permitted_flags,
-    public_owner, split_name, visible_name,
+    ANYONE, Access, FOLDER_ACL_KIND, GLOBAL_PUBLIC_OWNER, Level, Namespace, OTHER_USERS_PREFIX,
+    PUBLIC_OWNER_PREFIX, PUBLIC_PREFIX, Right, Rights, UnknownRight, flag_allowed,
+    is_reserved_name, permitted_flags, public_owner, split_name, visible_name,
 };
 pub use deliver::{Delivered, Delivery, DeliveryError, RecipientOutcome};
 pub use error::{MailError, MailResult};

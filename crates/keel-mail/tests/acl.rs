@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_core::clock::ManualClock;
-use keel_directory::{AdminRights, Directory, HashParams, NewDomain, NewGroup, NewUser, UserPatch};
+use keel_directory::{
+    AdminRights, Directory, HashParams, NewDomain, NewGroup, NewUser, PublicFolderScope, UserPatch,
+};
 use keel_mail::*;
 use keel_store::file::FileBlobStore;
 use keel_store::sqlite::SqliteStore;
@@ -348,4 +350,75 @@ fn administrator_form_names_owner_and_folder() {
         e.mail.get_acl(None, "alice@example.com/Nope"),
         Err(MailError::NoSuchFolder { .. })
     ));
+}
+
+// guide §7.1 "Advanced", §26.1.1; requirements-2 §26: public folders shared by every
+// domain; switching the scope hides the other scope's folders until switched back.
+#[test]
+fn global_public_folders_are_shared_by_every_domain() {
+    let e = env();
+    let d = e.mail.directory();
+    for admin in [ALICE, DAVE] {
+        d.set_user(
+            admin,
+            UserPatch {
+                public_folder_admin: Some(true),
+                ..UserPatch::default()
+            },
+        )
+        .unwrap();
+    }
+    e.mail.create_visible(ALICE, "Public Folders/Info").unwrap();
+    let names = |user: &str| -> Vec<String> {
+        e.mail
+            .shared_folders(user)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.0)
+            .collect()
+    };
+    assert_eq!(names(BOB), vec!["Public Folders/Info"]);
+    assert!(names(DAVE).is_empty());
+
+    d.set_public_folder_scope(PublicFolderScope::Global)
+        .unwrap();
+    assert_eq!(e.mail.public_owner_for(BOB).unwrap(), GLOBAL_PUBLIC_OWNER);
+    assert!(names(BOB).is_empty(), "the per-domain folders are hidden");
+    assert!(
+        e.mail
+            .access(BOB, "Public Folders/Info")
+            .unwrap()
+            .folder
+            .is_none()
+    );
+    // A public-folder admin of any domain creates; every domain's users read.
+    e.mail
+        .create_visible(DAVE, "Public Folders/Company")
+        .unwrap();
+    assert_eq!(names(BOB), vec!["Public Folders/Company"]);
+    let a = e
+        .mail
+        .require(BOB, "Public Folders/Company", Right::Read)
+        .unwrap();
+    assert_eq!(a.owner, GLOBAL_PUBLIC_OWNER);
+    assert_eq!(a.rights, Level::Read.rights());
+    assert_eq!(
+        e.mail
+            .access(ALICE, "Public Folders/Company")
+            .unwrap()
+            .rights,
+        Rights::ALL
+    );
+    assert!(matches!(
+        e.mail.create_visible(BOB, "Public Folders/Mine"),
+        Err(MailError::NoPermission { right: 'k', .. })
+    ));
+    // The administrator's `#public/Folder` form names the scope in force.
+    d.set_primary_domain("example.com").unwrap();
+    assert!(e.mail.get_acl(None, "#public/Company").is_ok());
+
+    d.set_public_folder_scope(PublicFolderScope::PerDomain)
+        .unwrap();
+    assert_eq!(names(BOB), vec!["Public Folders/Info"]);
+    assert!(names(DAVE).is_empty());
 }

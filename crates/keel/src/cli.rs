@@ -42,6 +42,9 @@ pub(crate) enum AdminCommand {
     /// Folder access rights (guide ch. 26, RFC 4314) of a user's or a public folder.
     #[command(subcommand)]
     Acl(AclCmd),
+    /// Public folders per domain or shared by every domain (guide §7.1 Advanced, §26.1).
+    #[command(subcommand)]
+    PublicFolders(PublicFoldersCmd),
     /// Aliases (guide §12.3).
     #[command(subcommand)]
     Alias(AliasCmd),
@@ -400,6 +403,17 @@ pub(crate) enum AclCmd {
     },
     /// Remove an identifier's entry.
     Remove { folder: String, identifier: String },
+}
+
+/// The public-folder scope (guide §7.1 "Advanced", §26.1).
+#[derive(Debug, Subcommand)]
+pub(crate) enum PublicFoldersCmd {
+    /// Show whether public folders are per domain or global.
+    Show,
+    /// Keep public folders separate for each domain (the default).
+    PerDomain,
+    /// Share one set of public folders with the users of every domain.
+    Global,
 }
 
 /// User templates (guide §8.10).
@@ -1409,6 +1423,39 @@ fn execute(env: &Env, cmd: AdminCommand) -> Result<Option<String>> {
         AdminCommand::Group(c) => group_cmd(env, c)?,
         AdminCommand::Template(c) => template_cmd(env, c)?,
         AdminCommand::Acl(c) => acl_cmd(env, c)?,
+        AdminCommand::PublicFolders(c) => {
+            use keel_directory::PublicFolderScope;
+            let dir = env.mailboxes.directory();
+            let describe = |scope: PublicFolderScope| match scope {
+                PublicFolderScope::PerDomain => "Public folders are separate for each domain.",
+                PublicFolderScope::Global => "Public folders are shared by all domains.",
+            };
+            let set = |scope: PublicFolderScope| -> Result<Option<String>> {
+                let before = dir.public_folder_scope()?;
+                dir.set_public_folder_scope(scope)?;
+                println!("{}", describe(scope));
+                if before != scope {
+                    println!(
+                        "The public folders made while they were {} are hidden until you \
+                         switch back.",
+                        if before == PublicFolderScope::Global {
+                            "global"
+                        } else {
+                            "per domain"
+                        }
+                    );
+                }
+                Ok(Some(format!("public folders {scope:?}")))
+            };
+            match c {
+                PublicFoldersCmd::Show => {
+                    println!("{}", describe(dir.public_folder_scope()?));
+                    None
+                }
+                PublicFoldersCmd::PerDomain => set(PublicFolderScope::PerDomain)?,
+                PublicFoldersCmd::Global => set(PublicFolderScope::Global)?,
+            }
+        }
         AdminCommand::Alias(c) => match c {
             AliasCmd::Add {
                 alias,

@@ -2334,3 +2334,134 @@ m.logout()
     }
     assert!(!listed.contains("Junk E-mail"), "{listed}");
 }
+
+/// guide §7.1 "Advanced", §26.1 through the binary: `keel public-folders global` makes one
+/// set of public folders for every domain. A public-folder admin of example.com creates
+/// one over IMAP, a user of other.test reads it (imaplib) and gets a message delivered to
+/// it through an alias of his own domain (smtplib); the admin API (curl) switches back to
+/// per-domain folders and the folder is hidden from other.test again.
+#[test]
+fn global_public_folders_from_the_cli_and_the_admin_api() {
+    let s = Server::start_fresh(&["--hostname", "mail.example.com"]);
+    let password = s.admin_password();
+    for args in [
+        &["domain", "add", "other.test"][..],
+        &[
+            "user",
+            "add",
+            "alice@example.com",
+            "--password",
+            "Alice-pass-1",
+            "--public-folder-admin",
+            "true",
+        ],
+        &[
+            "user",
+            "add",
+            "dave@other.test",
+            "--password",
+            "Dave-pass-12",
+        ],
+        &["alias", "add", "news@other.test", "#public/Company"],
+    ] {
+        let out = s.keel(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let out = s.keel(&["public-folders", "show"]);
+    assert!(
+        stdout(&out).contains("separate for each domain"),
+        "{}",
+        stdout(&out)
+    );
+    let out = s.keel(&["public-folders", "global"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("shared by all domains"),
+        "{}",
+        stdout(&out)
+    );
+
+    let imap = s.port("imap").to_string();
+    let smtp = s.port("smtp").to_string();
+    let run = |script: &str| {
+        let out = Command::new("python3")
+            .args(["-c", script, &imap, &smtp])
+            .output()
+            .unwrap();
+        (stdout(&out), stderr(&out))
+    };
+    let (out, err) = run(r#"
+import imaplib, smtplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("alice@example.com", "Alice-pass-1")
+print("CREATE", m.create('"Public Folders/Company"')[0])
+print("APPEND", m.append('"Public Folders/Company"', None, None,
+      b"From: alice@example.com\r\nSubject: welcome all\r\n\r\nhello\r\n")[0])
+m.logout()
+with smtplib.SMTP("127.0.0.1", int(sys.argv[2]), timeout=20) as c:
+    c.sendmail("x@remote.test", ["news@other.test"],
+               "From: x@remote.test\r\nTo: news@other.test\r\nSubject: via alias\r\n\r\nhi\r\n")
+print("SENT")
+"#);
+    assert!(
+        out.contains("CREATE OK") && out.contains("APPEND OK") && out.contains("SENT"),
+        "{out}{err}"
+    );
+    let dave = r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("dave@other.test", "Dave-pass-12")
+typ, data = m.list('"Public Folders"', "*")
+print("LIST", [d.decode() for d in data if d])
+typ, data = m.select('"Public Folders/Company"', readonly=True)
+print("SELECT", typ, data)
+if typ == "OK":
+    typ, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    print("FETCH", [d[1].decode().strip() for d in data if isinstance(d, tuple)])
+    typ, data = m.append('"Public Folders/Company"', None, None, b"Subject: x\r\n\r\nx\r\n")
+    print("APPEND", typ)
+m.logout()
+"#;
+    let (out, err) = run(dave);
+    assert!(out.contains("Public Folders/Company"), "{out}{err}");
+    assert!(out.contains("SELECT OK [b'2']"), "{out}{err}");
+    assert!(
+        out.contains("Subject: welcome all") && out.contains("Subject: via alias"),
+        "{out}{err}"
+    );
+    assert!(out.contains("APPEND NO"), "read-only for users: {out}{err}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (curl, csrf) = admin_curl(&s, &tmp.path().join("jar"), &password);
+    let url = format!(
+        "https://127.0.0.1:{}/admin/api/v1/public-folders",
+        s.port("https")
+    );
+    let (code, body) = curl(&[&url]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"scope\":\"global\""), "{body}");
+    let put = |json: &str| {
+        curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            &format!("x-csrf-token: {csrf}"),
+            "--data-binary",
+            json,
+            &url,
+        ])
+    };
+    let (code, body) = put(r#"{"scope":"everywhere"}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("\"field\":\"scope\""), "{body}");
+    let (code, body) = put(r#"{"scope":"per-domain"}"#);
+    assert_eq!(code, 200, "{body}");
+    let (out, err) = run(dave);
+    assert!(
+        !out.contains("Public Folders/Company"),
+        "hidden again: {out}{err}"
+    );
+    assert!(out.contains("SELECT NO"), "{out}{err}");
+}

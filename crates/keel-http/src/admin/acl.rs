@@ -49,6 +49,57 @@ pub(super) fn routes(r: &mut Routes) {
         ),
         remove,
     );
+    r.add(
+        Method::GET,
+        "/public-folders",
+        (
+            "Whether public folders are per domain or shared by every domain (guide §7.1 Advanced, §26.1)",
+            None,
+            "PublicFolderSettings",
+        ),
+        public_folders,
+    );
+    r.add(
+        Method::PUT,
+        "/public-folders",
+        (
+            "Set the public-folder scope: {\"scope\": \"per-domain\"|\"global\"}; the folders of the other scope are hidden until switched back",
+            Some("PublicFolderSettings"),
+            "PublicFolderSettings",
+        ),
+        set_public_folders,
+    );
+}
+
+fn scope_view(scope: keel_directory::PublicFolderScope) -> Value {
+    json!({
+        "scope": scope,
+        "note": "Switching the scope hides the public folders made under the other one until it is switched back.",
+    })
+}
+
+async fn public_folders(State(st): State<AdminState>) -> ApiResult<Json<Value>> {
+    let d = st.directory.clone();
+    let scope = blocking(move || Ok(d.public_folder_scope()?)).await?;
+    Ok(Json(scope_view(scope)))
+}
+
+async fn set_public_folders(
+    State(st): State<AdminState>,
+    Extension(admin): Extension<AdminCtx>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    #[derive(Deserialize)]
+    struct Change {
+        scope: Value,
+    }
+    let c: Change = decode_with_keys(&body, &["scope"])?;
+    let scope: keel_directory::PublicFolderScope = serde_json::from_value(c.scope)
+        .map_err(|_| ApiError::invalid("scope", "the scope is per-domain or global"))?;
+    let d = st.directory.clone();
+    blocking(move || Ok(d.set_public_folder_scope(scope)?)).await?;
+    st.audit(&admin, Op::Update, "PublicFolders", "scope", Some(&body));
+    Ok(Json(scope_view(scope)))
 }
 
 fn acl_error(e: MailError, field: &str) -> ApiError {

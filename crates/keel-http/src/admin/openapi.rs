@@ -85,6 +85,10 @@ const SCHEMAS: &[(&str, &str)] = &[
         "{\"folder\": \"owner/Folder\", \"identifier\": user, $group or anyone, \"rights\": letters, +letters, -letters, or read|read-write|full}",
     ),
     (
+        "PublicFolderSettings",
+        "{\"scope\": \"per-domain\" (each domain its own public folders, the default) | \"global\" (one set for every domain)} (guide §7.1 Advanced, §26.1).",
+    ),
+    (
         "LogSettings",
         "keel_core::log::LogSettings (guide §25.1, §25.9): per log (config, mail, security, warning, operations, error, spam, debug) {\"enabled\", \"rotation\": never|hourly|daily|weekly|monthly, \"max_size\", \"keep\", \"syslog\"}, and \"debug_categories\": [name].",
     ),

@@ -141,6 +141,7 @@ pub(crate) async fn wizard(
 struct Domains {
     chrome: Chrome,
     domains: Vec<Domain>,
+    public_global: bool,
 }
 
 pub(crate) async fn domains(
@@ -148,10 +149,12 @@ pub(crate) async fn domains(
     Extension(admin): Extension<AdminCtx>,
 ) -> PageResult {
     let d = st.directory.clone();
-    let domains = blocking(move || Ok(d.list_domains()?)).await?;
+    let (domains, scope) =
+        blocking(move || Ok((d.list_domains()?, d.public_folder_scope()?))).await?;
     render(&Domains {
         chrome: Chrome::new(&st, &admin, "domains", "Domains"),
         domains,
+        public_global: scope == keel_directory::PublicFolderScope::Global,
     })
 }
 

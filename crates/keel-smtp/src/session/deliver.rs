@@ -151,9 +151,11 @@ impl Session {
                 raw.extend_from_slice(received.as_bytes());
                 raw.extend_from_slice(&body);
                 let mb = self.ctx().mailboxes.clone();
-                let owner = format!("#public@{domain}");
+                let d = domain.clone();
                 let p = path.clone();
                 let res = blocking(move || {
+                    // Per domain or global, as the directory says (guide §26.1.1).
+                    let owner = mb.public_owner_of_domain(&d)?;
                     if mb.folder(&owner, &p)?.is_none() {
                         mb.create_folder(&owner, &p)?;
                     }

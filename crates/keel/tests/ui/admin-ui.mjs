@@ -294,6 +294,23 @@ try {
     assert.equal(r.data.settings.cleanout_junk_days, 14, JSON.stringify(r.data));
   });
 
+  await step('public folders shared by all domains, then per domain again (guide §7.1)', async () => {
+    await page.goto(`${BASE}/admin/domains`);
+    assert.equal(await page.inputValue('#pf-scope'), 'per-domain');
+    await page.selectOption('#pf-scope', 'global');
+    await page.click('form[data-api="/admin/api/v1/public-folders"] button[type="submit"]');
+    await noticeSays('Public folder setting saved.');
+    let r = await apiGet('/public-folders');
+    assert.equal(r.data.scope, 'global', JSON.stringify(r.data));
+    await page.goto(`${BASE}/admin/domains`);
+    assert.equal(await page.inputValue('#pf-scope'), 'global');
+    await page.selectOption('#pf-scope', 'per-domain');
+    await page.click('form[data-api="/admin/api/v1/public-folders"] button[type="submit"]');
+    await noticeSays('Public folder setting saved.');
+    r = await apiGet('/public-folders');
+    assert.equal(r.data.scope, 'per-domain', JSON.stringify(r.data));
+  });
+
   await step('name the domain\'s special folders on its page', async () => {
     await page.goto(`${BASE}/admin/domains/ui-test.example`);
     assert.equal(await page.getAttribute('#e-folder-junk', 'placeholder'), 'Junk E-mail');
