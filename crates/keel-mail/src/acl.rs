@@ -79,7 +79,8 @@
 //!   see the folders of [`GLOBAL_PUBLIC_OWNER`]. The folders of the other scope stay in the
 //!   store, unseen, until the scope is switched back (requirements-2 §26).
 //! - An ACL is stored per folder (MetaStore document [`FOLDER_ACL_KIND`], key = folder id);
-//!   subfolders do not inherit it. Deleting the folder through [`Mailboxes`] deletes it.
+//!   a new folder starts with a copy of its parent's (later changes to the parent do not
+//!   propagate). Deleting the folder through [`Mailboxes`] deletes it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -829,6 +830,29 @@ impl Mailboxes {
         })?;
         // Sessions of other accounts that follow this folder re-read their rights.
         self.notify(&folder.account, None);
+        Ok(())
+    }
+
+    /// Gives a new folder the ACL of its nearest superior that has one, so that a folder
+    /// created inside a shared or public folder is shared the same way (as Dovecot and
+    /// Cyrus do; RFC 4314 leaves it to the server). Folders without such a superior keep
+    /// the default.
+    pub(crate) fn inherit_acl(&self, folder: &Folder) -> MailResult<()> {
+        let mut name = folder.name.as_str();
+        while let Some((sup, _)) = name.rsplit_once(HIERARCHY_SEPARATOR) {
+            if let Some(parent) = self.inner.meta.get_folder(&folder.account, sup)? {
+                if let Some(doc) = self.read_acl(parent.id)? {
+                    let entries = doc
+                        .entries
+                        .into_iter()
+                        .filter_map(|e| Rights::parse(&e.rights).ok().map(|r| (e.id, r)))
+                        .collect();
+                    self.write_acl(folder, entries)?;
+                }
+                return Ok(());
+            }
+            name = sup;
+        }
         Ok(())
     }
 

@@ -274,6 +274,7 @@ impl Mailboxes {
                 other => other.into(),
             })?;
         self.remember(std::slice::from_ref(&folder));
+        self.inherit_acl(&folder)?;
         self.notify(&account, Some(folder.highest_modseq));
         Ok(folder)
     }
@@ -286,7 +287,7 @@ impl Mailboxes {
         {
             Ok(f) => {
                 self.remember(std::slice::from_ref(&f));
-                Ok(())
+                self.inherit_acl(&f)
             }
             Err(StoreError::Conflict { .. }) => Ok(()),
             Err(e) => Err(e.into()),

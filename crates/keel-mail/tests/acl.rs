@@ -422,3 +422,38 @@ fn global_public_folders_are_shared_by_every_domain() {
     assert_eq!(names(BOB), vec!["Public Folders/Info"]);
     assert!(names(DAVE).is_empty());
 }
+
+// A folder created inside a shared folder starts with the parent's ACL, so the user who
+// may create there (RFC 4314 `k`) sees what he created; later changes do not propagate.
+#[test]
+fn new_subfolders_start_with_the_parents_acl() {
+    let e = env();
+    e.mail.create_folder(ALICE, "Projects").unwrap();
+    e.mail
+        .set_acl(Some(ALICE), "Projects", BOB, "lrswipk")
+        .unwrap();
+    let sub = "Other Users/alice@example.com/Projects/2026";
+    e.mail.create_visible(BOB, sub).unwrap();
+    assert_eq!(e.mail.access(BOB, sub).unwrap().rights, rights("lrswipk"));
+    // Superiors created on the way inherit too; the owner's own creations as well.
+    e.mail.create_folder(ALICE, "Projects/2027/Q1").unwrap();
+    for name in ["Projects/2027", "Projects/2027/Q1"] {
+        let visible = format!("Other Users/alice@example.com/{name}");
+        assert_eq!(
+            e.mail.access(BOB, &visible).unwrap().rights,
+            rights("lrswipk"),
+            "{name}"
+        );
+    }
+    e.mail.set_acl(Some(ALICE), "Projects", BOB, "lr").unwrap();
+    assert_eq!(e.mail.access(BOB, sub).unwrap().rights, rights("lrswipk"));
+    // A folder outside any shared one stays private.
+    e.mail.create_folder(ALICE, "Private/Notes").unwrap();
+    assert!(
+        e.mail
+            .access(BOB, "Other Users/alice@example.com/Private/Notes")
+            .unwrap()
+            .folder
+            .is_none()
+    );
+}
