@@ -1560,7 +1560,14 @@ fn snapshot(meta: &dyn MetaStore) -> Snapshot {
         .accounts()
         .expect("accounts")
         .iter()
-        .map(|a| meta.export_account(a).expect("export_account"))
+        .map(|a| {
+            let mut dump = meta.export_account(a).expect("export_account");
+            // Tombstone ids are store-local (nothing refers to them).
+            for t in &mut dump.tombstones {
+                t.id = 0;
+            }
+            dump
+        })
         .collect();
     let queue = meta.export_queue().expect("export_queue");
     (docs, accounts, queue, meta.counters().expect("counters"))
@@ -1625,6 +1632,19 @@ fn populate(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
         .expect("bob");
     meta.append_messages(bob.id, &[message(blobs, b"Subject: bob\r\n\r\nx\r\n", &[])])
         .expect("append bob");
+    // A deleted item kept for recovery (guide §7.4): a tombstone holding its blob.
+    let kept = meta
+        .append_messages(
+            bob.id,
+            &[message(
+                blobs,
+                b"Subject: kept\r\n\r\nx\r\n",
+                &["\\Deleted"],
+            )],
+        )
+        .expect("append bob");
+    meta.expunge_retaining(bob.id, &[kept[0].0], 1_750_000_000)
+        .expect("expunge retaining");
     meta.create_folder("carol@example.com", "INBOX", FolderKind::Mail)
         .expect("carol");
     meta.move_account_folders("carol@example.com", "bob@example.com", "Carol")
@@ -1984,6 +2004,18 @@ impl MetaStore for MemSource {
     }
     fn usage(&self, account: &str) -> crate::StoreResult<Usage> {
         Ok(self.account(account).map(|a| a.usage).unwrap_or_default())
+    }
+    fn tombstones(&self, account: &str, since: i64) -> crate::StoreResult<Vec<crate::Tombstone>> {
+        Ok(self
+            .account(account)
+            .map(|a| {
+                a.tombstones
+                    .iter()
+                    .filter(|t| t.expunged_at >= since)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
     }
     fn blob_refcount(&self, _: &BlobId) -> crate::StoreResult<u64> {
         Err(read_only())

@@ -462,6 +462,10 @@ pub struct AccountDump {
     pub folders: Vec<FolderDump>,
     /// The account's change log in modseq order (rows of deleted folders included).
     pub changes: Vec<Change>,
+    /// Expunged messages kept for "Recover deleted items" (guide §7.4), oldest first; their
+    /// ids are not kept (nothing refers to them).
+    #[serde(default)]
+    pub tombstones: Vec<Tombstone>,
 }
 
 /// A queued message with the state [`QueuedMessage`] does not carry. The claim lease is
@@ -865,6 +869,7 @@ pub trait MetaStore: Send + Sync + 'static {
             usage: self.usage(account)?,
             folders,
             changes: self.changes_since(account, 0)?,
+            tombstones: self.tombstones(account, i64::MIN)?,
         })
     }
     /// Every queued message with its warned mark, ordered by `next_attempt`, then id.
@@ -892,7 +897,7 @@ pub trait MetaStore: Send + Sync + 'static {
         Err(unsupported("import_docs"))
     }
     /// Inserts one account's metadata exactly as dumped (folder ids, UIDVALIDITY, next UID,
-    /// UIDs, flags, modseqs, change log, usage) in one transaction. Folder byte counters
+    /// UIDs, flags, modseqs, change log, usage, tombstones) in one transaction. Folder byte counters
     /// are the sums of the message sizes. `Conflict` if the account or a folder id exists.
     fn import_account(&self, dump: &AccountDump) -> StoreResult<()> {
         let _ = dump;

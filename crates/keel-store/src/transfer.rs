@@ -6,7 +6,7 @@
 //! target backends can be paired. It keeps every identifier a client or another table
 //! relies on: folder ids, UIDVALIDITY, next UID, UIDs, flags, modseqs (RFC 7162 CONDSTORE
 //! state stays valid: a client's cached HIGHESTMODSEQ still means the same), the change
-//! log, quota usage, document versions, queue items with per-recipient state, and the
+//! log, quota usage, deleted items kept for recovery (tombstones, with their blobs), document versions, queue items with per-recipient state, and the
 //! counters that must never go backwards.
 //!
 //! Order (the ingest rule of DESIGN §4, blob before metadata): for each account its blobs
@@ -63,6 +63,8 @@ pub struct CopySummary {
     pub messages: u64,
     /// Change-log rows copied.
     pub changes: u64,
+    /// Deleted items kept for recovery copied (guide §7.4).
+    pub tombstones: u64,
     /// Queued messages copied.
     pub queued: u64,
     /// Distinct blobs written to the target (or found there already).
@@ -129,6 +131,10 @@ pub fn copy_store(
                 report(Stage::Mail, done, total.max(done), sum.blob_bytes);
             }
         }
+        // Deleted items kept for recovery (guide §7.4) keep their bytes too.
+        for t in &dump.tombstones {
+            copy_blob(src_blobs, dst_blobs, &t.blob, &mut copied, &mut sum)?;
+        }
         dst_meta.import_account(&dump)?;
         sum.accounts += 1;
         sum.folders += dump.folders.len() as u64;
@@ -138,6 +144,7 @@ pub fn copy_store(
             .map(|f| f.messages.len() as u64)
             .sum::<u64>();
         sum.changes += dump.changes.len() as u64;
+        sum.tombstones += dump.tombstones.len() as u64;
     }
 
     for item in &queue {

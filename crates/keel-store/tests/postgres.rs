@@ -21,7 +21,7 @@ use keel_store::{
     AccountDump, BlobId, BlobStore, Change, ChangeKind, DerivedSize, Doc, DocTxn, Folder,
     FolderKind, MessageMeta, MetaStore, NewMessage, QueueCompletion, QueueDump, QueueOutcome,
     QueueRcptState, QueuedMessage, QueuedRecipient, RecipientUpdate, StoreCounters, StoreError,
-    StoreResult, Usage, check, collect_orphan_blobs, transfer,
+    StoreResult, Tombstone, Usage, check, collect_orphan_blobs, transfer,
 };
 
 #[allow(dead_code, unused_imports, unreachable_pub)]

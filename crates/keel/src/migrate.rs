@@ -86,12 +86,13 @@ pub(crate) fn run(data: &DataDir, args: &MigrateArgs) -> Result<ExitCode> {
     })?;
     bar.finish();
     println!(
-        "Copied {} documents, {} accounts, {} folders, {} messages, {} change-log rows, {} queued messages, {} blobs ({}).",
+        "Copied {} documents, {} accounts, {} folders, {} messages, {} change-log rows, {} deleted items kept for recovery, {} queued messages, {} blobs ({}).",
         summary.documents,
         summary.accounts,
         summary.folders,
         summary.messages,
         summary.changes,
+        summary.tombstones,
         summary.queued,
         summary.blobs,
         human_bytes(summary.blob_bytes)

@@ -100,6 +100,21 @@ assert typ == "OK"
 c.logout()
 "#;
 
+/// Deletes and expunges the INBOX messages whose subject contains argv[4].
+const EXPUNGE: &str = r#"
+import imaplib, sys
+c = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]), timeout=20)
+c.login(sys.argv[2], sys.argv[3])
+c.select("INBOX")
+typ, data = c.uid("SEARCH", None, "SUBJECT", sys.argv[4])
+assert typ == "OK" and data[0], data
+typ, _ = c.uid("STORE", data[0].decode().replace(" ", ","), "+FLAGS", r"(\Deleted)")
+assert typ == "OK"
+typ, data = c.expunge()
+assert typ == "OK" and data[0] is not None, data
+c.logout()
+"#;
+
 /// Prints, for INBOX and Projects: UIDVALIDITY, UIDNEXT, and per message its UID, sorted
 /// flags and the SHA-256 of its full body (FETCH BODY.PEEK[]).
 const DESCRIBE: &str = r#"
@@ -166,6 +181,27 @@ fn an_embedded_installation_migrates_to_postgresql() {
             "Fred-pass-12".into(),
         ],
     );
+    // A deleted item kept for recovery (guide §7.4) travels with the store.
+    let out = s.keel(&["domain", "set", "example.com", "--recovery-days", "30"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    python(
+        SEND,
+        &[
+            s.port("smtp").to_string(),
+            "fred@example.com".into(),
+            "1".into(),
+            "gone".into(),
+        ],
+    );
+    python(
+        EXPUNGE,
+        &[
+            s.port("imap").to_string(),
+            "fred".into(),
+            "Fred-pass-12".into(),
+            "gone".into(),
+        ],
+    );
     let before = describe(s.port("imap"), "fred", "Fred-pass-12");
     assert!(before.contains("\\Flagged"), "{before}");
 
@@ -196,9 +232,13 @@ fn an_embedded_installation_migrates_to_postgresql() {
         "progress shown: {}",
         stderr(&out)
     );
-    // The bodies are in PostgreSQL now: 4 delivered messages, one blob each.
+    // The bodies are in PostgreSQL now: 5 delivered messages (one deleted but kept for
+    // recovery), one blob each.
     let blobs = psql(&schema.url, "SELECT count(*) FROM blobs");
-    assert_eq!(blobs.trim(), "4", "{blobs}");
+    assert_eq!(blobs.trim(), "5", "{blobs}");
+    assert!(text.contains("1 deleted items kept for recovery"), "{text}");
+    let stones = psql(&schema.url, "SELECT count(*) FROM tombstones");
+    assert_eq!(stones.trim(), "1", "{stones}");
 
     // A second run finds the target in use.
     let out = keel(&data, &["migrate", "--to", &schema.url]);
@@ -236,7 +276,14 @@ fn an_embedded_installation_migrates_to_postgresql() {
         ],
     );
     let later = describe(node.port("imap"), "fred", "Fred-pass-12");
-    assert!(later.contains("UIDNEXT 6"), "{later}");
+    assert!(later.contains("UIDNEXT 7"), "{later}");
+    // The deleted item is recoverable on the new store.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let out = node.keel(&["user", "recover", "fred@example.com", "--since", &yesterday]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Recovered 1"), "{}", stdout(&out));
     let out = node.keel(&["check"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("OK"), "{}", stdout(&out));
@@ -259,7 +306,7 @@ fn an_embedded_installation_migrates_to_postgresql() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let out = keel(&node_data, &["check"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_eq!(psql(&schema.url, "SELECT count(*) FROM blobs").trim(), "5");
+    assert_eq!(psql(&schema.url, "SELECT count(*) FROM blobs").trim(), "6");
     drop(tmp);
 }
 

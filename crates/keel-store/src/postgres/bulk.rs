@@ -208,6 +208,9 @@ impl PgStore {
                 checked_blob(&m.blob)?;
             }
         }
+        for stone in &dump.tombstones {
+            checked_blob(&stone.blob)?;
+        }
         self.write(|t| import_account(t, dump))
     }
 
@@ -349,6 +352,28 @@ fn import_account(t: &mut Tx<'_>, dump: &AccountDump) -> StoreResult<()> {
                 &change_kind_str(&ch.kind),
             ],
             conflict("change", format!("{account} modseq {}", ch.modseq)),
+        )?;
+    }
+    let stone_st = prepare(
+        t,
+        "INSERT INTO tombstones
+             (account, folder_name, blob, size, flags, internal_date, expunged_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )?;
+    for stone in &dump.tombstones {
+        run(
+            t,
+            &stone_st,
+            &[
+                account,
+                &stone.folder,
+                &stone.blob.0,
+                &to_i64(stone.size, "message size")?,
+                &encode_flags(&normalize_flags(&stone.flags))?,
+                &stone.internal_date,
+                &stone.expunged_at,
+            ],
+            conflict("tombstone", format!("{account} {}", stone.blob.0)),
         )?;
     }
     Ok(())

@@ -175,6 +175,9 @@ impl SqliteStore {
                 checked_blob(&m.blob)?;
             }
         }
+        for t in &dump.tombstones {
+            checked_blob(&t.blob)?;
+        }
         self.write(|c| import_account(c, dump))
     }
 
@@ -338,6 +341,26 @@ fn import_account(c: &Connection, dump: &AccountDump) -> StoreResult<()> {
                 "change",
                 format!("{account} modseq {}", ch.modseq),
             ))?;
+    }
+    let mut stone_st = c
+        .prepare_cached(
+            "INSERT INTO tombstones
+                 (account, folder_name, blob, size, flags, internal_date, expunged_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .db()?;
+    for t in &dump.tombstones {
+        stone_st
+            .execute(params![
+                account,
+                t.folder,
+                t.blob.0,
+                to_i64(t.size, "size")?,
+                encode_flags(&normalize_flags(&t.flags))?,
+                t.internal_date,
+                t.expunged_at
+            ])
+            .db()?;
     }
     Ok(())
 }
