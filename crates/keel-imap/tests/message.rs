@@ -26,13 +26,15 @@ async fn fetch_envelope_bodystructure_and_sections() {
         u[0],
         "* 2 FETCH (ENVELOPE (\"Tue, 14 Nov 2023 22:13:20 +0000\" \"=?utf-8?q?Gr=C3=BC=C3=9Fe?= report\" ((\"Ann Example\" NIL \"ann\" \"example.org\")) ((\"Ann Example\" NIL \"ann\" \"example.org\")) ((\"Ann Example\" NIL \"ann\" \"example.org\")) ((NIL NIL \"alice\" \"example.com\")(\"Bob\" NIL \"bob\" \"other.test\")) NIL NIL NIL \"<m1@example.org>\"))"
     );
+    // body-fld-lines counts line breaks: the text part's second line ends at its
+    // delimiter, whose CRLF belongs to the boundary (RFC 2046 §5.1.1), so 1 line.
     let u = c.ok("FETCH 2 BODYSTRUCTURE").await;
     assert_eq!(
         u[0],
-        "* 2 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 43 2 NIL NIL NIL NIL)(\"APPLICATION\" \"PDF\" (\"NAME\" \"r.pdf\") NIL NIL \"BASE64\" 12 NIL (\"ATTACHMENT\" (\"FILENAME\" \"r.pdf\")) NIL NIL) \"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL))"
+        "* 2 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 43 1 NIL NIL NIL NIL)(\"APPLICATION\" \"PDF\" (\"NAME\" \"r.pdf\") NIL NIL \"BASE64\" 12 NIL (\"ATTACHMENT\" (\"FILENAME\" \"r.pdf\")) NIL NIL) \"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL))"
     );
     let u = c.ok("FETCH 2 BODY").await;
-    assert!(u[0].starts_with("* 2 FETCH (BODY ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 43 2)"), "{u:?}");
+    assert!(u[0].starts_with("* 2 FETCH (BODY ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 43 1)"), "{u:?}");
     let u = c
         .ok("FETCH 2 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (Subject)])")
         .await;

@@ -333,10 +333,19 @@ impl<'a> Part<'a> {
                 self.subtype.to_ascii_uppercase(),
             )
         };
+        let mut params = imap_params(&self.params);
+        // RFC 2046 §4.1.2 (kept by RFC 6657 §4): text/plain without a charset parameter is
+        // US-ASCII, shown as for a part without Content-Type (RFC 2045 §5.2).
+        if self.ctype == "text"
+            && self.subtype == "plain"
+            && !params.iter().any(|(k, _)| k == "CHARSET")
+        {
+            params.push(("CHARSET".into(), "us-ascii".into()));
+        }
         BodyStructure::Single(SinglePart {
             media_type: ctype,
             media_subtype: subtype,
-            params: imap_params(&self.params),
+            params,
             id: text_field(self.header, "Content-ID"),
             description: text_field(self.header, "Content-Description"),
             encoding,
@@ -401,14 +410,12 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
     parts
 }
 
-/// Lines of a body in its transfer encoding (RFC 9051 §7.5.2 `body-fld-lines`).
+/// Lines of a body in its transfer encoding (RFC 9051 §7.5.2 `body-fld-lines`): the
+/// line breaks it contains. A line ends with CRLF (RFC 5322 §2.1), and the CRLF before a
+/// boundary belongs to the boundary (RFC 2046 §5.1.1), so a part's last line, cut off by
+/// its delimiter, is not counted (as Dovecot and Cyrus count).
 fn count_lines(body: &[u8]) -> u64 {
-    let n = body.iter().filter(|&&b| b == b'\n').count() as u64;
-    if body.last().is_some_and(|&b| b != b'\n') {
-        n + 1
-    } else {
-        n
-    }
+    body.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 fn imap_params(p: &[(String, String)]) -> Vec<(String, String)> {
@@ -478,19 +485,11 @@ fn nonempty(v: Option<Vec<u8>>) -> Option<Vec<u8>> {
 }
 
 /// ENVELOPE (RFC 9051 §7.5.2) from a header block. Date, subject, in-reply-to and
-/// message-id are the raw values; addresses are parsed by mail-parser.
+/// message-id are the raw values; addresses come from [`super::address`].
 pub(crate) fn envelope(header: &[u8]) -> Envelope {
-    let parsed = mail_parser::MessageParser::default().parse_headers(header);
     let list = |name: &str| -> Vec<Address> {
-        parsed
-            .as_ref()
-            .and_then(|m| {
-                m.headers()
-                    .iter()
-                    .find(|h| h.name.as_str().eq_ignore_ascii_case(name))
-                    .and_then(|h| h.value.as_address())
-            })
-            .map(addresses)
+        field(header, name)
+            .map(|v| super::address::address_list(&v))
             .unwrap_or_default()
     };
     let from = list("From");
@@ -513,60 +512,6 @@ pub(crate) fn envelope(header: &[u8]) -> Envelope {
         bcc: list("Bcc"),
         in_reply_to: nonempty(field(header, "In-Reply-To")),
         message_id: nonempty(field(header, "Message-ID")),
-    }
-}
-
-/// A display name for the wire: ASCII as is, else re-encoded as an RFC 2047 word.
-fn encode_name(name: &str) -> Vec<u8> {
-    if name.is_ascii() {
-        name.as_bytes().to_vec()
-    } else {
-        format!(
-            "=?utf-8?b?{}?=",
-            crate::codec::base64_encode(name.as_bytes())
-        )
-        .into_bytes()
-    }
-}
-
-fn one_address(a: &mail_parser::Addr<'_>) -> Option<Address> {
-    let addr = a.address.as_deref()?;
-    let (mailbox, host) = match addr.rsplit_once('@') {
-        Some((m, h)) => (m.to_owned(), h.to_owned()),
-        // RFC 9051 §7.5.2: a missing host is the empty string... keep local-only addresses.
-        None => (addr.to_owned(), String::new()),
-    };
-    Some(Address {
-        name: a.name.as_deref().map(encode_name),
-        adl: None,
-        mailbox: Some(mailbox.into_bytes()),
-        host: Some(host.into_bytes()),
-    })
-}
-
-fn addresses(a: &mail_parser::Address<'_>) -> Vec<Address> {
-    match a {
-        mail_parser::Address::List(l) => l.iter().filter_map(one_address).collect(),
-        mail_parser::Address::Group(groups) => {
-            let mut out = Vec::new();
-            for g in groups {
-                match &g.name {
-                    // RFC 9051 §7.5.2 group syntax: start (NIL host), members, end.
-                    Some(name) => {
-                        out.push(Address {
-                            name: None,
-                            adl: None,
-                            mailbox: Some(encode_name(name)),
-                            host: None,
-                        });
-                        out.extend(g.addresses.iter().filter_map(one_address));
-                        out.push(Address::default());
-                    }
-                    None => out.extend(g.addresses.iter().filter_map(one_address)),
-                }
-            }
-            out
-        }
     }
 }
 
@@ -597,6 +542,14 @@ mod tests {
             b"Content-Type: text/plain\r\n\r\n"
         );
         assert!(p.section(MULTI, &sec(vec![3], None)).is_none());
+        // body-fld-lines counts line breaks: "hello" before its delimiter has none.
+        match p.structure() {
+            BodyStructure::Multi { parts, .. } => match &parts[0] {
+                BodyStructure::Single(s) => assert_eq!(s.kind, SinglePartKind::Text { lines: 0 }),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //!   ([`ImapLimits::max_failed_commands`]) and the autologout timer (RFC 9051 §5.4: at least
 //!   30 minutes).
 
+mod address;
 mod binary;
 mod cmd;
 mod compress;

@@ -163,18 +163,7 @@ fn load_body(raw: &[u8]) -> Body {
     };
     let mut text = String::new();
     if let Some(m) = &parsed {
-        for i in 0..m.text_body_count() {
-            if let Some(t) = m.body_text(i) {
-                text.push_str(&t);
-                text.push('\n');
-            }
-        }
-        for i in 0..m.html_body_count() {
-            if let Some(t) = m.body_html(i) {
-                text.push_str(&t);
-                text.push('\n');
-            }
-        }
+        push_texts(m, &mut text);
     }
     if text.is_empty() {
         text = String::from_utf8_lossy(mime::Part::message(raw).body).into_owned();
@@ -186,6 +175,34 @@ fn load_body(raw: &[u8]) -> Body {
     Body {
         text: text.to_lowercase(),
         sent,
+    }
+}
+
+/// The text and HTML bodies of a message, then each attached message (message/rfc822):
+/// its header fields and, recursively, its texts. The body of a message includes what is
+/// attached to it (RFC 9051 §6.4.4 BODY, TEXT). The structure check in [`load_body`]
+/// bounds the nesting.
+fn push_texts(m: &mail_parser::Message<'_>, text: &mut String) {
+    for i in 0..m.text_body_count() {
+        if let Some(t) = m.body_text(i) {
+            text.push_str(&t);
+            text.push('\n');
+        }
+    }
+    for i in 0..m.html_body_count() {
+        if let Some(t) = m.body_html(i) {
+            text.push_str(&t);
+            text.push('\n');
+        }
+    }
+    for inner in m.attachments().filter_map(|a| a.message()) {
+        for (name, value) in mime::fields(header_block(inner.raw_message())) {
+            text.push_str(&name);
+            text.push_str(": ");
+            text.push_str(&decode_value(&value));
+            text.push('\n');
+        }
+        push_texts(inner, text);
     }
 }
 
@@ -460,6 +477,20 @@ mod tests {
         // Without the structure check mail-parser overflows the stack here.
         let body = load_body(m.as_bytes());
         assert!(body.text.contains("needle in the body"));
+    }
+
+    #[test]
+    fn body_text_includes_attached_messages() {
+        // RFC 9051 §6.4.4: an attached message is part of the outer message's body.
+        let m = b"Subject: fwd\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+                  Content-Type: text/plain\r\n\r\nsee below\r\n--b\r\n\
+                  Content-Type: message/rfc822\r\n\r\nFrom: Frank <f@x.test>\r\n\
+                  Subject: =?UTF-8?Q?Caf=C3=A9?=\r\n\r\nmeet at noon\r\n--b--\r\n";
+        let body = load_body(m);
+        assert!(body.text.contains("see below"), "{}", body.text);
+        assert!(body.text.contains("meet at noon"), "{}", body.text);
+        assert!(body.text.contains("from: frank"), "{}", body.text);
+        assert!(body.text.contains("café"), "{}", body.text);
     }
 
     fn headers(n: usize) -> Headers {
