@@ -54,6 +54,25 @@ fi
 if [ -f /etc/postfix/main.cf ]; then $SUDO postfix stop >/dev/null 2>&1 || true; fi
 export KEEL_REQUIRE_POSTFIX=1
 
+# Dovecot for crates/keel/tests/dovecot.rs (private instances on loopback high ports only,
+# never 143/993). The same temporary policy-rc.d keeps the postinst from starting a
+# system instance; one left running from an earlier install is stopped.
+if ! command -v dovecot >/dev/null && [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/lib/dovecot/imap ]; then
+  log "installing dovecot-core dovecot-imapd"
+  made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d; made_policy=1
+  fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dovecot-core dovecot-imapd >/dev/null
+  if [ "$made_policy" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+fi
+if [ -f /run/dovecot/master.pid ]; then $SUDO doveadm stop >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+fi
+export KEEL_REQUIRE_DOVECOT=1
+
 # The RFC 7208 SPF test suite, as Debian's python3-spf ships it (not vendored): unpacked
 # from the package into a cache directory; crates/keel-filter/tests/rfc7208.rs runs it.
 SPF_SUITE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/keel-test/python3-spf
