@@ -45,6 +45,27 @@ impl Mailboxes {
         Ok(modseq)
     }
 
+    /// [`Mailboxes::set_flags`] for several messages of one folder, in one transaction and
+    /// with one notification: each message's modseq, `None` for one that is gone.
+    pub fn set_flags_many(
+        &self,
+        folder_id: i64,
+        updates: &[(u32, Vec<String>)],
+    ) -> MailResult<Vec<Option<u64>>> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .inner
+            .meta
+            .set_flags_many(folder_id, updates)
+            .map_err(|e| not_found_as(e, folder_id))?;
+        if let Ok(account) = self.account_of(folder_id) {
+            self.notify(&account, None);
+        }
+        Ok(out)
+    }
+
     /// Deletes messages for good from the user's point of view (IMAP EXPUNGE, POP3 DELE,
     /// clean-out; missing UIDs are skipped). When the owner's domain keeps deleted items
     /// (guide §7.4), each message becomes a tombstone that "Recover deleted items" can

@@ -131,6 +131,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         change_log_has_one_row_per_modseq,
     ),
     (
+        "set_flags_many_in_one_transaction",
+        set_flags_many_in_one_transaction,
+    ),
+    (
         "tombstones_keep_restore_and_purge",
         tombstones_keep_restore_and_purge,
     ),
@@ -195,6 +199,7 @@ macro_rules! conformance_tests {
             blob_orphan_candidates_are_stored_blobs,
             messages_changed_since_returns_changed_rows,
             change_log_has_one_row_per_modseq,
+            set_flags_many_in_one_transaction,
             tombstones_keep_restore_and_purge,
             messages_added_before_finds_old_entries,
             reindex_rebuilds_derived_data_keeping_uids_and_flags,
@@ -2215,6 +2220,68 @@ pub fn change_log_has_one_row_per_modseq(meta: &dyn MetaStore, blobs: &dyn BlobS
         (1..=top).collect::<Vec<_>>(),
         "one change-log row per modseq"
     );
+}
+
+/// `set_flags_many` (IMAP STORE on a range): a new modseq and change-log row per changed
+/// message, the old modseq for unchanged flags, `None` for a message that is gone, the
+/// unseen counter kept; a folder that is gone is `NotFound`.
+pub fn set_flags_many_in_one_transaction(meta: &dyn MetaStore, blobs: &dyn BlobStore) {
+    let f = meta
+        .create_folder("alice", "INBOX", FolderKind::Mail)
+        .expect("create");
+    meta.append_messages(
+        f.id,
+        &[
+            message(blobs, b"one", &[]),
+            message(blobs, b"two", &["\\Seen"]),
+            message(blobs, b"three", &[]),
+        ],
+    )
+    .expect("append");
+    let before = meta.highest_modseq("alice").expect("modseq");
+    let seen = vec!["\\Seen".to_owned()];
+    let out = meta
+        .set_flags_many(
+            f.id,
+            &[
+                (1, seen.clone()),
+                (2, seen.clone()),
+                (3, seen.clone()),
+                (9, seen),
+            ],
+        )
+        .expect("set_flags_many");
+    assert_eq!(out.len(), 4);
+    assert_eq!(out[0], Some(before + 1));
+    assert!(
+        out[1].is_some_and(|m| m <= before),
+        "unchanged flags keep their modseq"
+    );
+    assert_eq!(out[2], Some(before + 2));
+    assert_eq!(out[3], None, "a message that is gone");
+    let folder = meta
+        .get_folder("alice", "INBOX")
+        .expect("get")
+        .expect("folder");
+    assert_eq!(folder.unseen, 0);
+    assert_eq!(folder.highest_modseq, before + 2);
+    let changed: Vec<(u32, ChangeKind)> = meta
+        .changes_since("alice", before)
+        .expect("changes")
+        .into_iter()
+        .map(|c| (c.uid, c.kind))
+        .collect();
+    assert_eq!(
+        changed,
+        vec![(1, ChangeKind::FlagsChanged), (3, ChangeKind::FlagsChanged)]
+    );
+    let rows = meta.list_messages(f.id).expect("list");
+    assert!(rows.iter().all(|m| m.flags == ["\\Seen"]), "{rows:?}");
+    meta.delete_folder(f.id).expect("delete");
+    assert!(matches!(
+        meta.set_flags_many(f.id, &[(1, Vec::new())]),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -656,6 +656,24 @@ pub trait MetaStore: Send + Sync + 'static {
     /// unchanged nothing is written and the message's current modseq is returned
     /// (RFC 7162 §3.1). `NotFound` if the message does not exist.
     fn set_flags(&self, folder: i64, uid: u32, flags: &[String]) -> StoreResult<u64>;
+    /// [`Self::set_flags`] for several messages of one folder in one transaction (one
+    /// commit for an IMAP `STORE 1:500 +FLAGS (\Seen)`): each message's modseq, `None` for
+    /// a message that is gone; `NotFound` if the folder is gone. The default runs
+    /// [`Self::set_flags`] for each, in separate transactions.
+    fn set_flags_many(
+        &self,
+        folder: i64,
+        updates: &[(u32, Vec<String>)],
+    ) -> StoreResult<Vec<Option<u64>>> {
+        updates
+            .iter()
+            .map(|(uid, flags)| match self.set_flags(folder, *uid, flags) {
+                Ok(m) => Ok(Some(m)),
+                Err(StoreError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
     /// Expunges messages (UIDs that do not exist are skipped); returns the blobs that lost
     /// their last reference.
     fn expunge(&self, folder: i64, uids: &[u32]) -> StoreResult<Vec<BlobId>>;

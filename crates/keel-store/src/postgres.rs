@@ -777,6 +777,53 @@ fn folder_from_row(row: &Row) -> StoreResult<Folder> {
     })
 }
 
+/// Sets one message's flags inside a write transaction; its modseq (unchanged flags keep
+/// the old one, RFC 7162 §3.1), `None` when the message is gone.
+fn set_flags_row(
+    t: &mut Tx<'_>,
+    f: &Folder,
+    uid: u32,
+    flags: &[String],
+) -> StoreResult<Option<u64>> {
+    let folder = f.id;
+    let uid_i = i64::from(uid);
+    let Some(row) = t.opt(
+        "SELECT flags, seen, modseq FROM messages WHERE folder = $1 AND uid = $2",
+        &[&folder, &uid_i],
+    )?
+    else {
+        return Ok(None);
+    };
+    let old_flags = decode_flags(&row, 0)?;
+    let old_seen = col_bool(&row, 1)?;
+    let old_modseq = col_u64(&row, 2)?;
+    let new_flags = normalize_flags(flags);
+    if old_flags == new_flags {
+        return Ok(Some(old_modseq));
+    }
+    let seen = has_seen(&new_flags);
+    let modseq = next_modseq(t, &f.account)?;
+    let modseq_i = to_i64(modseq, "modseq")?;
+    t.exec(
+        "UPDATE messages SET flags = $3, seen = $4, modseq = $5
+         WHERE folder = $1 AND uid = $2",
+        &[
+            &folder,
+            &uid_i,
+            &encode_flags(&new_flags)?,
+            &seen,
+            &modseq_i,
+        ],
+    )?;
+    let delta = i64::from(old_seen) - i64::from(seen);
+    t.exec(
+        "UPDATE folders SET unseen = unseen + $2, highest_modseq = $3 WHERE id = $1",
+        &[&folder, &delta, &modseq_i],
+    )?;
+    log_change(t, &f.account, modseq, folder, uid, ChangeKind::FlagsChanged)?;
+    Ok(Some(modseq))
+}
+
 fn folder_by_id(t: &mut Tx<'_>, id: i64) -> StoreResult<Folder> {
     t.opt(
         &format!("SELECT {FOLDER_COLS} FROM folders WHERE id = $1"),
@@ -1449,44 +1496,25 @@ impl MetaStore for PgStore {
     }
 
     fn set_flags(&self, folder: i64, uid: u32, flags: &[String]) -> StoreResult<u64> {
-        let uid_i = i64::from(uid);
         self.write(|t| {
             let f = folder_by_id(t, folder)?;
-            let row = t
-                .opt(
-                    "SELECT flags, seen, modseq FROM messages WHERE folder = $1 AND uid = $2",
-                    &[&folder, &uid_i],
-                )?
-                .ok_or_else(|| StoreError::NotFound(format!("message {uid} in folder {folder}")))?;
-            let old_flags = decode_flags(&row, 0)?;
-            let old_seen = col_bool(&row, 1)?;
-            let old_modseq = col_u64(&row, 2)?;
-            let new_flags = normalize_flags(flags);
-            if old_flags == new_flags {
-                // Nothing changed: no new modseq (RFC 7162 §3.1).
-                return Ok(old_modseq);
+            set_flags_row(t, &f, uid, flags)?
+                .ok_or_else(|| StoreError::NotFound(format!("message {uid} in folder {folder}")))
+        })
+    }
+
+    fn set_flags_many(
+        &self,
+        folder: i64,
+        updates: &[(u32, Vec<String>)],
+    ) -> StoreResult<Vec<Option<u64>>> {
+        self.write(|t| {
+            let f = folder_by_id(t, folder)?;
+            let mut out = Vec::with_capacity(updates.len());
+            for (uid, flags) in updates {
+                out.push(set_flags_row(t, &f, *uid, flags)?);
             }
-            let seen = has_seen(&new_flags);
-            let modseq = next_modseq(t, &f.account)?;
-            let modseq_i = to_i64(modseq, "modseq")?;
-            t.exec(
-                "UPDATE messages SET flags = $3, seen = $4, modseq = $5
-                 WHERE folder = $1 AND uid = $2",
-                &[
-                    &folder,
-                    &uid_i,
-                    &encode_flags(&new_flags)?,
-                    &seen,
-                    &modseq_i,
-                ],
-            )?;
-            let delta = i64::from(old_seen) - i64::from(seen);
-            t.exec(
-                "UPDATE folders SET unseen = unseen + $2, highest_modseq = $3 WHERE id = $1",
-                &[&folder, &delta, &modseq_i],
-            )?;
-            log_change(t, &f.account, modseq, folder, uid, ChangeKind::FlagsChanged)?;
-            Ok(modseq)
+            Ok(out)
         })
     }
 

@@ -742,6 +742,53 @@ fn expunge_rows(
     unreferenced(c, blobs)
 }
 
+/// Sets one message's flags inside a write transaction; its modseq (unchanged flags keep
+/// the old one, RFC 7162 §3.1), `None` when the message is gone.
+fn set_flags_row(
+    c: &Connection,
+    f: &Folder,
+    uid: u32,
+    flags: &[String],
+) -> StoreResult<Option<u64>> {
+    let folder = f.id;
+    let Some((old_flags, old_seen, old_modseq)) = c
+        .query_row(
+            "SELECT flags, seen, modseq FROM messages WHERE folder = ?1 AND uid = ?2",
+            params![folder, uid],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, u64>(2)?,
+                ))
+            },
+        )
+        .optional()
+        .db()?
+    else {
+        return Ok(None);
+    };
+    let new_flags = normalize_flags(flags);
+    if decode_flags(0, &old_flags).db()? == new_flags {
+        return Ok(Some(old_modseq));
+    }
+    let seen = has_seen(&new_flags);
+    let modseq = next_modseq(c, &f.account)?;
+    c.execute(
+        "UPDATE messages SET flags = ?3, seen = ?4, modseq = ?5 WHERE folder = ?1 AND uid = ?2",
+        params![folder, uid, encode_flags(&new_flags)?, seen, modseq],
+    )
+    .db()?;
+    let delta: i64 = i64::from(old_seen) - i64::from(seen);
+    c.execute(
+        "UPDATE folders SET unseen = unseen + ?2, highest_modseq = ?3 WHERE id = ?1",
+        params![folder, delta, modseq],
+    )
+    .db()?;
+    log_change(c, &f.account, modseq, folder, uid, ChangeKind::FlagsChanged)?;
+    Ok(Some(modseq))
+}
+
 /// Tombstones of `account` expunged at or after `since`, oldest first.
 fn select_tombstones(c: &Connection, account: &str, since: i64) -> StoreResult<Vec<Tombstone>> {
     let mut st = c
@@ -1056,35 +1103,22 @@ impl MetaStore for SqliteStore {
     fn set_flags(&self, folder: i64, uid: u32, flags: &[String]) -> StoreResult<u64> {
         self.write(|c| {
             let f = folder_by_id(c, folder)?;
-            let (old_flags, old_seen, old_modseq): (String, bool, u64) = c
-                .query_row(
-                    "SELECT flags, seen, modseq FROM messages WHERE folder = ?1 AND uid = ?2",
-                    params![folder, uid],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .db()?
-                .ok_or_else(|| StoreError::NotFound(format!("message {uid} in folder {folder}")))?;
-            let new_flags = normalize_flags(flags);
-            if decode_flags(0, &old_flags).db()? == new_flags {
-                // Nothing changed: no new modseq (RFC 7162 §3.1).
-                return Ok(old_modseq);
-            }
-            let seen = has_seen(&new_flags);
-            let modseq = next_modseq(c, &f.account)?;
-            c.execute(
-                "UPDATE messages SET flags = ?3, seen = ?4, modseq = ?5 WHERE folder = ?1 AND uid = ?2",
-                params![folder, uid, encode_flags(&new_flags)?, seen, modseq],
-            )
-            .db()?;
-            let delta: i64 = i64::from(old_seen) - i64::from(seen);
-            c.execute(
-                "UPDATE folders SET unseen = unseen + ?2, highest_modseq = ?3 WHERE id = ?1",
-                params![folder, delta, modseq],
-            )
-            .db()?;
-            log_change(c, &f.account, modseq, folder, uid, ChangeKind::FlagsChanged)?;
-            Ok(modseq)
+            set_flags_row(c, &f, uid, flags)?
+                .ok_or_else(|| StoreError::NotFound(format!("message {uid} in folder {folder}")))
+        })
+    }
+
+    fn set_flags_many(
+        &self,
+        folder: i64,
+        updates: &[(u32, Vec<String>)],
+    ) -> StoreResult<Vec<Option<u64>>> {
+        self.write(|c| {
+            let f = folder_by_id(c, folder)?;
+            updates
+                .iter()
+                .map(|(uid, flags)| set_flags_row(c, &f, *uid, flags))
+                .collect()
         })
     }
 

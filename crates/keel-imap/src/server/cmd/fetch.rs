@@ -279,12 +279,14 @@ impl Session {
             if !todo.is_empty() {
                 let updated = self
                     .blocking(move |mb| {
-                        let mut out = Vec::new();
-                        for (i, uid, fl) in todo {
-                            let modseq = mb.set_flags(folder_id, uid, &fl)?;
-                            out.push((i, fl, modseq));
-                        }
-                        Ok(out)
+                        let updates: Vec<(u32, Vec<String>)> =
+                            todo.iter().map(|(_, uid, fl)| (*uid, fl.clone())).collect();
+                        let modseqs = mb.set_flags_many(folder_id, &updates)?;
+                        Ok(todo
+                            .into_iter()
+                            .zip(modseqs)
+                            .filter_map(|((i, _, fl), m)| m.map(|m| (i, fl, m)))
+                            .collect::<Vec<_>>())
                     })
                     .await?;
                 if let Some(sel) = &mut self.selected {

@@ -99,12 +99,15 @@ impl Session {
         let folder_id = sel.folder_id;
         let updated = self
             .blocking(move |mb| {
-                let mut out = Vec::new();
-                for (i, uid, fl) in todo {
-                    let modseq = mb.set_flags(folder_id, uid, &fl)?;
-                    out.push((i, fl, modseq));
-                }
-                Ok(out)
+                // One transaction for the whole set (a STORE on a range).
+                let updates: Vec<(u32, Vec<String>)> =
+                    todo.iter().map(|(_, uid, fl)| (*uid, fl.clone())).collect();
+                let modseqs = mb.set_flags_many(folder_id, &updates)?;
+                Ok(todo
+                    .into_iter()
+                    .zip(modseqs)
+                    .filter_map(|((i, _, fl), m)| m.map(|m| (i, fl, m)))
+                    .collect::<Vec<_>>())
             })
             .await?;
         let mut changed = std::collections::HashSet::new();
