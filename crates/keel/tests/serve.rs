@@ -2232,6 +2232,21 @@ m.logout()
         log.contains("update FolderAcl set Name='alice@example.com/Projects'"),
         "{log}"
     );
+    // After a RENAME the list names the folder by its new name.
+    let out = s.keel(&["acl", "set", "alice@example.com/Projects", "bob", "read"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (out, err) = run(r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("alice", "Alice-pass-1")
+print(m.rename("Projects", "Work")[0])
+m.logout()
+"#);
+    assert!(out.contains("OK"), "{out}{err}");
+    let (code, body) = curl(&[&base]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("alice@example.com/Work"), "{body}");
+    assert!(!body.contains("alice@example.com/Projects"), "{body}");
 }
 
 /// Issue 4: the special-use folder names of a domain, set with `keel domain set

@@ -149,11 +149,29 @@ fn folder_of(q: &AclQuery) -> ApiResult<String> {
 /// `{"folders": [{"folder", "entries"}]}`.
 fn all_acls(st: &AdminState) -> ApiResult<Value> {
     let docs = st.meta.list_docs(keel_mail::FOLDER_ACL_KIND, None)?;
+    // The document keeps the name the folder had when its ACL was written; the folder's
+    // current name comes from its id (the document's key), so a RENAME shows at once.
+    let mut current: std::collections::HashMap<String, Vec<keel_mail::Folder>> =
+        std::collections::HashMap::new();
+    for d in &docs {
+        let owner = d.body["owner"].as_str().unwrap_or_default().to_owned();
+        if !current.contains_key(&owner) {
+            let list = st.meta.list_folders(&owner)?;
+            current.insert(owner, list);
+        }
+    }
     let mut folders: Vec<Value> = docs
         .into_iter()
-        .map(|d| {
+        .filter_map(|d| {
             let owner = d.body["owner"].as_str().unwrap_or_default();
-            let name = d.body["name"].as_str().unwrap_or_default();
+            let id: i64 = d.key.parse().ok()?;
+            // An ACL left by a folder deleted outside Keel names nothing.
+            let name = current
+                .get(owner)?
+                .iter()
+                .find(|f| f.id == id)?
+                .name
+                .clone();
             let entries: Vec<Value> = d.body["entries"]
                 .as_array()
                 .map(|list| {
@@ -162,7 +180,7 @@ fn all_acls(st: &AdminState) -> ApiResult<Value> {
                         .collect()
                 })
                 .unwrap_or_default();
-            json!({ "folder": format!("{owner}/{name}"), "entries": entries })
+            Some(json!({ "folder": format!("{owner}/{name}"), "entries": entries }))
         })
         .collect();
     folders.sort_by(|a, b| a["folder"].as_str().cmp(&b["folder"].as_str()));
