@@ -155,9 +155,9 @@ fn all_acls(st: &AdminState) -> ApiResult<Value> {
         std::collections::HashMap::new();
     for d in &docs {
         let owner = d.body["owner"].as_str().unwrap_or_default().to_owned();
-        if !current.contains_key(&owner) {
-            let list = st.meta.list_folders(&owner)?;
-            current.insert(owner, list);
+        if let std::collections::hash_map::Entry::Vacant(slot) = current.entry(owner) {
+            let list = st.meta.list_folders(slot.key())?;
+            slot.insert(list);
         }
     }
     let mut folders: Vec<Value> = docs
