@@ -2010,6 +2010,16 @@ impl MetaStore for MemSource {
     fn usage(&self, account: &str) -> crate::StoreResult<Usage> {
         Ok(self.account(account).map(|a| a.usage).unwrap_or_default())
     }
+    fn messages_added_at(&self, folder: i64) -> crate::StoreResult<Vec<i64>> {
+        Ok(self
+            .snap
+            .1
+            .iter()
+            .flat_map(|a| &a.folders)
+            .find(|f| f.folder.id == folder)
+            .map(|f| f.added_at.clone())
+            .unwrap_or_default())
+    }
     fn tombstones(&self, account: &str, since: i64) -> crate::StoreResult<Vec<crate::Tombstone>> {
         Ok(self
             .account(account)

@@ -445,6 +445,10 @@ pub struct FolderDump {
     pub folder: Folder,
     /// Its messages ordered by UID, with their flags and modseqs.
     pub messages: Vec<MessageMeta>,
+    /// When each of `messages` entered the folder (the clean-out's age, guide §7.5), in the
+    /// same order; empty when unknown (the import then uses INTERNALDATE).
+    #[serde(default)]
+    pub added_at: Vec<i64>,
 }
 
 /// Every piece of one account's mail metadata, for copying a store to another backend
@@ -725,6 +729,12 @@ pub trait MetaStore: Send + Sync + 'static {
     fn tombstone_accounts(&self) -> StoreResult<Vec<String>> {
         Err(unsupported("tombstone_accounts"))
     }
+    /// When each message of a folder entered it (Unix seconds), in UID order, for copying
+    /// a store (`keel migrate` keeps the clean-out ages). The default knows none (empty).
+    fn messages_added_at(&self, folder: i64) -> StoreResult<Vec<i64>> {
+        let _ = folder;
+        Ok(Vec::new())
+    }
     /// UIDs of up to `limit` messages of a folder that entered it before `before` (Unix
     /// seconds), those that entered first first (guide §7.5 clean-out: the age of an item is
     /// the time it entered the folder, not INTERNALDATE). A message enters a folder when its
@@ -879,7 +889,12 @@ pub trait MetaStore: Send + Sync + 'static {
         let mut folders = Vec::new();
         for folder in self.list_folders(account)? {
             let messages = self.list_messages(folder.id)?;
-            folders.push(FolderDump { folder, messages });
+            let added_at = self.messages_added_at(folder.id)?;
+            folders.push(FolderDump {
+                folder,
+                messages,
+                added_at,
+            });
         }
         Ok(AccountDump {
             account: account.to_owned(),

@@ -1577,6 +1577,19 @@ impl MetaStore for PgStore {
         })
     }
 
+    fn messages_added_at(&self, folder: i64) -> StoreResult<Vec<i64>> {
+        self.read(|t| {
+            folder_by_id(t, folder)?;
+            t.rows(
+                "SELECT added_at FROM messages WHERE folder = $1 ORDER BY uid",
+                &[&folder],
+            )?
+            .iter()
+            .map(|r| col_i64(r, 0))
+            .collect()
+        })
+    }
+
     fn messages_added_before(
         &self,
         folder: i64,

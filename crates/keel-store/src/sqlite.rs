@@ -1184,6 +1184,19 @@ impl MetaStore for SqliteStore {
         })
     }
 
+    fn messages_added_at(&self, folder: i64) -> StoreResult<Vec<i64>> {
+        self.read(|c| {
+            folder_by_id(c, folder)?;
+            let mut st = c
+                .prepare_cached("SELECT added_at FROM messages WHERE folder = ?1 ORDER BY uid")
+                .db()?;
+            st.query_map([folder], |r| r.get(0))
+                .db()?
+                .collect::<Result<Vec<_>, _>>()
+                .db()
+        })
+    }
+
     fn messages_added_before(
         &self,
         folder: i64,

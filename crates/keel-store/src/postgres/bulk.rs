@@ -292,7 +292,7 @@ fn import_account(t: &mut Tx<'_>, dump: &AccountDump) -> StoreResult<()> {
         t,
         "INSERT INTO messages (folder, uid, blob, size, flags, seen, internal_date, modseq,
                                added_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )?;
     for fd in &dump.folders {
         let f = &fd.folder;
@@ -317,8 +317,15 @@ fn import_account(t: &mut Tx<'_>, dump: &AccountDump) -> StoreResult<()> {
             ],
             conflict("folder", format!("{account}:{} (id {})", f.name, f.id)),
         )?;
-        for m in &fd.messages {
+        // When each entered the folder; INTERNALDATE when the dump does not say.
+        let known = fd.added_at.len() == fd.messages.len();
+        for (i, m) in fd.messages.iter().enumerate() {
             let flags = normalize_flags(&m.flags);
+            let added_at = if known {
+                fd.added_at[i]
+            } else {
+                m.internal_date
+            };
             run(
                 t,
                 &msg_st,
@@ -331,6 +338,7 @@ fn import_account(t: &mut Tx<'_>, dump: &AccountDump) -> StoreResult<()> {
                     &has_seen(&flags),
                     &m.internal_date,
                     &to_i64(m.modseq, "modseq")?,
+                    &added_at,
                 ],
                 conflict("message", format!("{} uid {}", f.id, m.uid)),
             )?;

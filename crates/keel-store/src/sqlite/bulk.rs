@@ -282,7 +282,7 @@ fn import_account(c: &Connection, dump: &AccountDump) -> StoreResult<()> {
         .prepare_cached(
             "INSERT INTO messages (folder, uid, blob, size, flags, seen, internal_date, modseq,
                                added_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .db()?;
     for fd in &dump.folders {
@@ -307,8 +307,15 @@ fn import_account(c: &Connection, dump: &AccountDump) -> StoreResult<()> {
                 "folder",
                 format!("{account}:{} (id {})", f.name, f.id),
             ))?;
-        for m in &fd.messages {
+        // When each entered the folder; INTERNALDATE when the dump does not say.
+        let known = fd.added_at.len() == fd.messages.len();
+        for (i, m) in fd.messages.iter().enumerate() {
             let flags = normalize_flags(&m.flags);
+            let added_at = if known {
+                fd.added_at[i]
+            } else {
+                m.internal_date
+            };
             msg_st
                 .execute(params![
                     f.id,
@@ -318,7 +325,8 @@ fn import_account(c: &Connection, dump: &AccountDump) -> StoreResult<()> {
                     encode_flags(&flags)?,
                     has_seen(&flags),
                     m.internal_date,
-                    to_i64(m.modseq, "modseq")?
+                    to_i64(m.modseq, "modseq")?,
+                    added_at
                 ])
                 .map_err(conflict("message", format!("{} uid {}", f.id, m.uid)))?;
         }
