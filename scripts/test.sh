@@ -18,6 +18,7 @@ command -v mbsync >/dev/null || need_apt+=(isync)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 # Mail retrieval clients of crates/keel/tests/clients.rs.
 command -v fetchmail >/dev/null || need_apt+=(fetchmail)
+command -v offlineimap >/dev/null || need_apt+=(offlineimap3)
 command -v swaks >/dev/null || need_apt+=(swaks)
 # clamd for the antivirus test (its signature database is written by the test itself).
 [ -x /usr/sbin/clamd ] || need_apt+=(clamav-daemon)

@@ -4,7 +4,11 @@
 //! and IMAPS keeping mail on the server, which only works when UIDs (UIDL, IMAP UID) stay
 //! stable across sessions (RFC 1939 §7, RFC 9051 §2.3.1.1).
 //!
-//! The clients are installed by the test command (Debian's fetchmail, PyPI's getmail6).
+//! Also curl's IMAP, IMAPS and POP3 clients, and offlineimap (Debian's offlineimap3)
+//! synchronising a Maildir both ways.
+//!
+//! The clients are installed by the test command (Debian's fetchmail and offlineimap3,
+//! PyPI's getmail6; curl is always there).
 //! When one is missing the test fails if `KEEL_REQUIRE_CLIENTS=1` (the test command sets
 //! it) and otherwise says it skipped.
 
@@ -393,4 +397,227 @@ fn swaks_submits_with_starttls_and_auth_and_sees_the_refusals() {
         "5.7.8",
     );
     assert_eq!(inbox_count(&s), 3, "a refused message was stored");
+}
+
+fn curl(args: &[&str]) -> std::process::Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl runs")
+}
+
+/// curl's IMAP and POP3 clients (issue 4 Tests: "curl"): over IMAPS (certificate checked
+/// against Keel's, the name resolved to loopback) it lists the folders, fetches a message
+/// by UID and runs a custom SEARCH and a STORE; over IMAP with required STARTTLS it examines
+/// INBOX; over POP3 it lists and retrieves; a wrong password fails.
+#[test]
+fn curl_reads_mail_over_imap_imaps_and_pop3() {
+    if !have("curl") {
+        return;
+    }
+    let s = server_with_alice();
+    send(&s, "viacurl", 2);
+    let cert = s.data.join("tls/cert.pem");
+    let cert = cert.to_str().unwrap();
+    let user = format!("alice@example.com:{PASSWORD}");
+    let imaps = s.port("imaps");
+    let resolve = format!("mail.example.com:{imaps}:127.0.0.1");
+    let base = format!("imaps://mail.example.com:{imaps}");
+    let tls = ["--cacert", cert, "--resolve", &resolve, "--user", &user];
+
+    let out = curl(&[&tls[..], &[&format!("{base}/")]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = stdout(&out);
+    assert!(
+        list.contains("INBOX") && list.contains("\"Sent Items\""),
+        "{list}"
+    );
+
+    let out = curl(&[&tls[..], &[&format!("{base}/INBOX;UID=2")]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let msg = stdout(&out);
+    assert!(
+        msg.contains("Subject: viacurl 1") && msg.contains("body 1"),
+        "{msg}"
+    );
+
+    let out = curl(
+        &[
+            &tls[..],
+            &[
+                "-X",
+                "UID SEARCH SUBJECT \"viacurl 0\"",
+                &format!("{base}/INBOX"),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("* SEARCH 1"), "{}", stdout(&out));
+    let out = curl(
+        &[
+            &tls[..],
+            &[
+                "-X",
+                "UID STORE 1 +FLAGS (\\Flagged)",
+                &format!("{base}/INBOX"),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\\Flagged"), "{}", stdout(&out));
+
+    // Plain IMAP port, TLS required by curl (STARTTLS).
+    let imap = s.port("imap");
+    let resolve143 = format!("mail.example.com:{imap}:127.0.0.1");
+    let out = curl(&[
+        "--ssl-reqd",
+        "--cacert",
+        cert,
+        "--resolve",
+        &resolve143,
+        "--user",
+        &user,
+        "-X",
+        "EXAMINE INBOX",
+        &format!("imap://mail.example.com:{imap}/"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("2 EXISTS"), "{}", stdout(&out));
+
+    let pop3 = s.port("pop3");
+    let out = curl(&["--user", &user, &format!("pop3://127.0.0.1:{pop3}/")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
+    let out = curl(&["--user", &user, &format!("pop3://127.0.0.1:{pop3}/1")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Subject: viacurl 0"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = curl(&[
+        "--user",
+        "alice@example.com:wrong-password",
+        &format!("pop3://127.0.0.1:{pop3}/"),
+    ]);
+    assert!(!out.status.success(), "a wrong password is refused");
+}
+
+/// offlineimap (Debian's offlineimap3) synchronises alice's mailbox with a local Maildir
+/// over IMAPS (certificate checked): every folder arrives, a second run fetches only the
+/// new message, and a flag set locally reaches the server (UIDs and flags kept across
+/// sessions, RFC 9051 §2.3.1.1, CONDSTORE not required).
+#[test]
+fn offlineimap_synchronises_a_maildir_both_ways() {
+    if !have("offlineimap") {
+        return;
+    }
+    let s = server_with_alice();
+    send(&s, "viaoffline", 3);
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let maildir = home.join("Mail");
+    // offlineimap checks the name against `remotehost` (127.0.0.1 here), so Keel's
+    // certificate is pinned by its SHA-256 fingerprint instead.
+    let cert = s.data.join("tls/cert.pem");
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fingerprint = stdout(&out)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_lowercase();
+    let conf = home.join("offlineimaprc");
+    std::fs::write(
+        &conf,
+        format!(
+            "[general]\naccounts = keel\nmetadata = {meta}\nui = basic\n\n\
+             [Account keel]\nlocalrepository = local\nremoterepository = remote\n\n\
+             [Repository local]\ntype = Maildir\nlocalfolders = {maildir}\n\n\
+             [Repository remote]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {port}\n\
+             ssl = yes\ncert_fingerprint = {fingerprint}\ntls_level = tls_secure\n\
+             ssl_version = tls1_2\n\
+             remoteuser = alice@example.com\nremotepass = {PASSWORD}\n",
+            meta = home.join("meta").display(),
+            maildir = maildir.display(),
+            port = s.port("imaps"),
+        ),
+    )
+    .unwrap();
+    let sync = || {
+        let out = Command::new("offlineimap")
+            .env("HOME", home)
+            .args(["-o", "-c"])
+            .arg(&conf)
+            .output()
+            .expect("offlineimap runs");
+        assert!(
+            out.status.success(),
+            "offlineimap failed:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    };
+    sync();
+    let inbox_new = maildir.join("INBOX/new");
+    let inbox_cur = maildir.join("INBOX/cur");
+    let count = |d: &Path| std::fs::read_dir(d).map(|rd| rd.count()).unwrap_or(0);
+    assert_eq!(count(&inbox_new) + count(&inbox_cur), 3);
+    assert!(
+        maildir.join("Sent Items").is_dir(),
+        "every folder is synchronised"
+    );
+
+    send(&s, "later", 1);
+    sync();
+    assert_eq!(
+        count(&inbox_new) + count(&inbox_cur),
+        4,
+        "only the new message"
+    );
+
+    // Flag one message locally (Maildir info `:2,F`); the next run stores it on the server.
+    let (dir, name) = [&inbox_new, &inbox_cur]
+        .iter()
+        .find_map(|d| {
+            std::fs::read_dir(d)
+                .ok()?
+                .filter_map(Result::ok)
+                .find(|e| {
+                    std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("viaoffline 0"))
+                })
+                .map(|e| ((*d).clone(), e.file_name().into_string().unwrap()))
+        })
+        .expect("the first message");
+    let base = name.split(":2,").next().unwrap().to_owned();
+    std::fs::rename(dir.join(&name), inbox_cur.join(format!("{base}:2,F"))).unwrap();
+    sync();
+    let script = r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("alice@example.com", sys.argv[2])
+m.select("INBOX", readonly=True)
+print(m.uid("SEARCH", None, "FLAGGED")[1][0].decode())
+m.logout()
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &s.port("imap").to_string(), PASSWORD])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "1",
+        "the local flag reached the server"
+    );
 }
