@@ -26,22 +26,6 @@ const PASSWORD: &str = "Alice-pass-1";
 /// The Dovecot user; mail is read and written as this system user.
 const MAIL_USER: &str = "nobody";
 
-/// A program from PATH or the usual sbin directories (a non-root PATH lacks /usr/sbin).
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// Whether the test can run: Dovecot with its IMAP server installed, and root. Without
 /// them the test is skipped with a message, or fails when `KEEL_REQUIRE_DOVECOT=1`.
 fn dovecot_or_skip(test: &str) -> bool {
@@ -53,29 +37,7 @@ fn dovecot_or_skip(test: &str) -> bool {
         } else {
             None
         };
-    match problem {
-        None => true,
-        Some(why) if std::env::var("KEEL_REQUIRE_DOVECOT").as_deref() == Ok("1") => {
-            panic!("{test}: {why}, and KEEL_REQUIRE_DOVECOT=1")
-        }
-        Some(why) => {
-            // Straight to the stderr handle: the harness captures `eprintln!`.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped {test}: {why} (set KEEL_REQUIRE_DOVECOT=1 to fail instead)"
-            );
-            false
-        }
-    }
-}
-
-/// A free TCP port on 127.0.0.1 (bound once, then released for Dovecot to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+    peer_or_skip(test, problem, "KEEL_REQUIRE_DOVECOT")
 }
 
 fn id_of(flag: &str, user: &str) -> String {

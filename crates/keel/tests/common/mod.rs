@@ -294,3 +294,49 @@ pub fn eventually(t: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// A program from PATH or the usual sbin directories (a non-root PATH lacks /usr/sbin).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+pub fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A free TCP port on 127.0.0.1 (bound once, then released for a peer to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// Whether a test that needs a real peer can run: `problem` says what is missing. A
+/// missing peer skips the test with a message on stderr, or fails it when `require_var`
+/// is `1` (the test command sets it).
+pub fn peer_or_skip(test: &str, problem: Option<&str>, require_var: &str) -> bool {
+    match problem {
+        None => true,
+        Some(why) if std::env::var(require_var).as_deref() == Ok("1") => {
+            panic!("{test}: {why}, and {require_var}=1")
+        }
+        Some(why) => {
+            // Straight to the stderr handle: the test harness captures `eprintln!`, and a
+            // skip must show in the normal output.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped {test}: {why} (set {require_var}=1 to fail instead)"
+            );
+            false
+        }
+    }
+}

@@ -278,16 +278,7 @@ impl Session {
                 .collect();
             if !todo.is_empty() {
                 let updated = self
-                    .blocking(move |mb| {
-                        let updates: Vec<(u32, Vec<String>)> =
-                            todo.iter().map(|(_, uid, fl)| (*uid, fl.clone())).collect();
-                        let modseqs = mb.set_flags_many(folder_id, &updates)?;
-                        Ok(todo
-                            .into_iter()
-                            .zip(modseqs)
-                            .filter_map(|((i, _, fl), m)| m.map(|m| (i, fl, m)))
-                            .collect::<Vec<_>>())
-                    })
+                    .blocking(move |mb| super::store::set_flags_of(mb, folder_id, todo))
                     .await?;
                 if let Some(sel) = &mut self.selected {
                     for (i, fl, modseq) in updated {

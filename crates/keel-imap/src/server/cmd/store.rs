@@ -98,17 +98,7 @@ impl Session {
         }
         let folder_id = sel.folder_id;
         let updated = self
-            .blocking(move |mb| {
-                // One transaction for the whole set (a STORE on a range).
-                let updates: Vec<(u32, Vec<String>)> =
-                    todo.iter().map(|(_, uid, fl)| (*uid, fl.clone())).collect();
-                let modseqs = mb.set_flags_many(folder_id, &updates)?;
-                Ok(todo
-                    .into_iter()
-                    .zip(modseqs)
-                    .filter_map(|((i, _, fl), m)| m.map(|m| (i, fl, m)))
-                    .collect::<Vec<_>>())
-            })
+            .blocking(move |mb| set_flags_of(mb, folder_id, todo))
             .await?;
         let mut changed = std::collections::HashSet::new();
         if let Some(sel) = &mut self.selected {
@@ -158,6 +148,23 @@ impl Session {
             )
         }
     }
+}
+
+/// Sets the flags of `(index, uid, flags)` in one transaction (a STORE on a range, or
+/// FETCH's implicit `\Seen`); returns `(index, flags, modseq)` of the messages still there.
+pub(crate) fn set_flags_of(
+    mb: &keel_mail::Mailboxes,
+    folder_id: i64,
+    todo: Vec<(usize, u32, Vec<String>)>,
+) -> keel_mail::MailResult<Vec<(usize, Vec<String>, u64)>> {
+    let updates: Vec<(u32, Vec<String>)> =
+        todo.iter().map(|(_, uid, fl)| (*uid, fl.clone())).collect();
+    let modseqs = mb.set_flags_many(folder_id, &updates)?;
+    Ok(todo
+        .into_iter()
+        .zip(modseqs)
+        .filter_map(|((i, _, fl), m)| m.map(|m| (i, fl, m)))
+        .collect())
 }
 
 #[cfg(test)]
