@@ -852,6 +852,16 @@ async fn guide_12_5_etrn_download_releases_mail_held_on_the_backup_server() {
 
 /// A minimal ETRN server on loopback: answers the greeting, EHLO, ETRN and QUIT, and
 /// counts the ETRN commands it receives.
+/// Waits up to 10 s until `count` reaches `n`; returns the count then.
+async fn wait_for_count(count: &std::sync::atomic::AtomicUsize, n: usize) -> usize {
+    use std::sync::atomic::Ordering;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count.load(Ordering::SeqCst) < n && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    count.load(Ordering::SeqCst)
+}
+
 async fn etrn_counter() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -925,20 +935,10 @@ async fn guide_20_etrn_download_rounds_only_inside_the_time_interval() {
         vec![TimeItem::absolute(day(2000, 1, 1), day(2100, 1, 1))],
     ))
     .expect("interval");
-    let wait_for = |n: usize| {
-        let count = count.clone();
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while count.load(Ordering::SeqCst) < n && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            count.load(Ordering::SeqCst)
-        }
-    };
     let (stop, rx) = tokio::sync::watch::channel(false);
     let handle = tokio::spawn(e.runner.clone().run(rx));
     assert_eq!(
-        wait_for(1).await,
+        wait_for_count(&count, 1).await,
         1,
         "the start-up round ignores the interval"
     );
@@ -955,7 +955,11 @@ async fn guide_20_etrn_download_rounds_only_inside_the_time_interval() {
     s.etrn_download_time_interval = Some("This century".into());
     keel_smtp::save_settings(&*e.t.meta, &s).expect("save");
     e.t.clock.advance(Duration::from_secs(61));
-    assert_eq!(wait_for(2).await, 2, "no round inside the time interval");
+    assert_eq!(
+        wait_for_count(&count, 2).await,
+        2,
+        "no round inside the time interval"
+    );
     stop.send(true).expect("stop");
     tokio::time::timeout(Duration::from_secs(5), handle)
         .await
@@ -989,26 +993,16 @@ async fn guide_20_etrn_download_at_a_time_of_day() {
     let mut s = keel_smtp::load_settings(&*e.t.meta).expect("settings");
     s.etrn_download_at = vec![at.clone(), "not a time".into()];
     keel_smtp::save_settings(&*e.t.meta, &s).expect("save");
-    let wait_for = |n: usize| {
-        let count = count.clone();
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while count.load(Ordering::SeqCst) < n && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            count.load(Ordering::SeqCst)
-        }
-    };
     let (stop, rx) = tokio::sync::watch::channel(false);
     let handle = tokio::spawn(e.runner.clone().run(rx));
-    assert_eq!(wait_for(1).await, 1, "the start-up round");
+    assert_eq!(wait_for_count(&count, 1).await, 1, "the start-up round");
     // Five minutes on: not yet.
     e.t.clock.advance(Duration::from_secs(300));
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(count.load(Ordering::SeqCst), 1, "sent before {at}");
     // Past the time of day: one round, and only one.
     e.t.clock.advance(Duration::from_secs(360));
-    assert_eq!(wait_for(2).await, 2, "no round at {at}");
+    assert_eq!(wait_for_count(&count, 2).await, 2, "no round at {at}");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
         count.load(Ordering::SeqCst),

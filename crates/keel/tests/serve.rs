@@ -1885,6 +1885,27 @@ fn admin_curl(
     )
 }
 
+/// `METHOD url` with a JSON body and the CSRF token through an [`admin_curl`] session.
+fn send_json(
+    curl: &impl Fn(&[&str]) -> (u16, String),
+    csrf: &str,
+    method: &str,
+    url: &str,
+    json: &str,
+) -> (u16, String) {
+    curl(&[
+        "-X",
+        method,
+        "-H",
+        "content-type: application/json",
+        "-H",
+        &format!("x-csrf-token: {csrf}"),
+        "--data-binary",
+        json,
+        url,
+    ])
+}
+
 /// A counter of a `GET /statistics` answer.
 fn stat(report: &serde_json::Value, key: &str) -> u64 {
     report["groups"]
@@ -2187,19 +2208,7 @@ m.logout()
         all["folders"][0]["entries"][0]["identifier"],
         "bob@example.com"
     );
-    let put = |json: &str| {
-        curl(&[
-            "-X",
-            "PUT",
-            "-H",
-            "content-type: application/json",
-            "-H",
-            &format!("x-csrf-token: {csrf}"),
-            "--data-binary",
-            json,
-            &base,
-        ])
-    };
+    let put = |json: &str| send_json(&curl, &csrf, "PUT", &base, json);
     let (code, body) =
         put(r#"{"folder": "alice@example.com/Projects", "identifier": "bob", "rights": "+qz"}"#);
     assert_eq!(code, 400, "{body}");
@@ -2286,19 +2295,7 @@ fn special_folder_names_per_domain_from_the_cli_and_the_admin_api() {
         "https://127.0.0.1:{}/admin/api/v1/domains/example.com",
         s.port("https")
     );
-    let patch = |json: &str| {
-        curl(&[
-            "-X",
-            "PATCH",
-            "-H",
-            "content-type: application/json",
-            "-H",
-            &format!("x-csrf-token: {csrf}"),
-            "--data-binary",
-            json,
-            &url,
-        ])
-    };
+    let patch = |json: &str| send_json(&curl, &csrf, "PATCH", &url, json);
     let (code, body) = patch(r#"{"settings":{"folder_names":{"trash":"INBOX"}}}"#);
     assert_eq!(code, 400, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -2455,19 +2452,7 @@ m.logout()
     let (code, body) = curl(&[&url]);
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"scope\":\"global\""), "{body}");
-    let put = |json: &str| {
-        curl(&[
-            "-X",
-            "PUT",
-            "-H",
-            "content-type: application/json",
-            "-H",
-            &format!("x-csrf-token: {csrf}"),
-            "--data-binary",
-            json,
-            &url,
-        ])
-    };
+    let put = |json: &str| send_json(&curl, &csrf, "PUT", &url, json);
     let (code, body) = put(r#"{"scope":"everywhere"}"#);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("\"field\":\"scope\""), "{body}");
